@@ -1,0 +1,146 @@
+//! HTTP errors: a status plus JSON `{code, message}`, for every failure on every route.
+//!
+//! Handlers return [`ApiError`], documented per endpoint in the OpenAPI spec. Failures
+//! raised before a handler runs (bad JSON bodies, bad parameters, unknown routes) reach
+//! [`render_error`], which gives them the same shape with a code derived from the status.
+
+use poem::{Response, http::StatusCode};
+use poem_openapi::{ApiResponse, Object, payload::Json};
+
+use crate::access::Denied;
+use crate::auth::AuthError;
+use crate::store::StoreError;
+
+/// The body of every error response.
+#[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, for example `forbidden` or `token_expired`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// Typed API errors.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// The request is malformed.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing or invalid credentials.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// The caller's role may not do this.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No such resource.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The request conflicts with the current state.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The request is well-formed but its values are not acceptable.
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    /// Too many requests; retry after the given number of seconds.
+    #[oai(status = 429)]
+    TooManyRequests(
+        Json<ErrorBody>,
+        #[oai(header = "Retry-After")] u64,
+    ),
+    /// A backing engine (store or bus) is unavailable.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+/// Builds the JSON body.
+fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        code: code.to_string(),
+        message: message.into(),
+    })
+}
+
+impl ApiError {
+    /// 400.
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest(body(code, message))
+    }
+    /// 401.
+    pub fn unauthorized(code: &str, message: impl Into<String>) -> Self {
+        ApiError::Unauthorized(body(code, message))
+    }
+    /// 403.
+    pub fn forbidden(code: &str, message: impl Into<String>) -> Self {
+        ApiError::Forbidden(body(code, message))
+    }
+    /// 404.
+    pub fn not_found(code: &str, message: impl Into<String>) -> Self {
+        ApiError::NotFound(body(code, message))
+    }
+    /// 422.
+    pub fn unprocessable(code: &str, message: impl Into<String>) -> Self {
+        ApiError::Unprocessable(body(code, message))
+    }
+    /// 503.
+    pub fn unavailable(code: &str, message: impl Into<String>) -> Self {
+        ApiError::Unavailable(body(code, message))
+    }
+
+    /// Maps an access-rule refusal: unknown things are 404, invalid names 422, the rest 403.
+    pub fn denied(d: Denied) -> Self {
+        match d.code {
+            "unknown_channel" => ApiError::not_found(d.code, d.message),
+            "invalid_channel" | "reserved_channel" => ApiError::unprocessable(d.code, d.message),
+            _ => ApiError::forbidden(d.code, d.message),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        ApiError::unauthorized(e.code(), e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        ApiError::unavailable("store_unavailable", "the store is unavailable; nothing was saved")
+    }
+}
+
+/// A JSON error response outside poem-openapi (WebSocket upgrade, catch-all).
+pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"code": code, "message": message});
+    Response::builder()
+        .status(status)
+        .content_type("application/json; charset=utf-8")
+        .body(body.to_string())
+}
+
+/// Gives every error that escaped a handler the `{code, message}` shape.
+pub async fn render_error(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    };
+    let message = if status.is_server_error() {
+        "internal error".to_string()
+    } else {
+        err.to_string()
+    };
+    json_error(status, code, &message)
+}

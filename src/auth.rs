@@ -1,0 +1,484 @@
+//! Identity: JWT verification (with a moka cache), token minting, and the role model.
+//!
+//! The accepted algorithm is pinned by [`Config::jwt_alg`]; the token header can only
+//! make verification fail, never choose the key or the algorithm. Errors carry a stable
+//! machine code and a message that never reveals key material.
+
+use std::{fmt, path::Path, sync::Arc, time::Duration};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use moka::{Expiry, future::Cache};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, JwtAlg};
+
+/// Tokens longer than this are refused before any parsing (header bombs, memory abuse).
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The four roles, ordered by privilege. `Guest` never appears in a token: it is what a
+/// connection without a token becomes when guests are allowed.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    poem_openapi::Enum,
+)]
+#[serde(rename_all = "lowercase")]
+#[oai(rename_all = "lowercase")]
+pub enum Role {
+    Guest = 0,
+    Free = 1,
+    Member = 2,
+    Admin = 3,
+}
+
+impl Role {
+    /// All roles, in group-index order.
+    pub const ALL: [Role; 4] = [Role::Guest, Role::Free, Role::Member, Role::Admin];
+
+    /// The lowercase wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Guest => "guest",
+            Role::Free => "free",
+            Role::Member => "member",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Index of this role's subscriber group inside a channel.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Inverse of [`Role::index`]; out-of-range values fall back to the least privilege.
+    pub fn from_index(i: u8) -> Role {
+        match i {
+            1 => Role::Free,
+            2 => Role::Member,
+            3 => Role::Admin,
+            _ => Role::Guest,
+        }
+    }
+
+    /// Parses a role that a token may carry (never `guest`).
+    pub fn parse_token_role(s: &str) -> Option<Role> {
+        match s {
+            "free" => Some(Role::Free),
+            "member" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// Members and admins see member-only content.
+    pub fn is_member_or_admin(self) -> bool {
+        matches!(self, Role::Member | Role::Admin)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A verified caller. Cheap to clone: the cache hands out `Arc<Identity>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Stable user id from `sub`; for guests a per-connection placeholder.
+    pub sub: Arc<str>,
+    /// Display name (`name` claim, else `sub`).
+    pub name: Arc<str>,
+    pub role: Role,
+    /// Token expiry (unix seconds); `None` for guests and API keys.
+    pub exp: Option<u64>,
+}
+
+impl Identity {
+    /// A tokenless read-only viewer.
+    pub fn guest(conn_id: u64) -> Self {
+        let sub: Arc<str> = Arc::from(format!("guest-{conn_id}"));
+        Identity {
+            name: Arc::from("guest"),
+            sub,
+            role: Role::Guest,
+            exp: None,
+        }
+    }
+
+    /// Whether this identity came from a token (guests have no `sub` of their own).
+    pub fn is_guest(&self) -> bool {
+        self.role == Role::Guest
+    }
+}
+
+/// Why a token was refused. Each variant has a stable `code()` used in HTTP and WS errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("a token is required")]
+    MissingToken,
+    #[error("the token is larger than 8 KiB")]
+    TokenTooLarge,
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token signature or algorithm is not accepted")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token issuer is not accepted")]
+    BadIssuer,
+    #[error("the token audience is not accepted")]
+    BadAudience,
+    #[error("the token has no sub claim")]
+    MissingSub,
+    #[error("the token has no valid role claim (free, member or admin)")]
+    BadRole,
+    #[error("the header and query tokens differ")]
+    Conflict,
+}
+
+impl AuthError {
+    /// Machine-readable code for clients.
+    pub fn code(self) -> &'static str {
+        match self {
+            AuthError::MissingToken => "missing_token",
+            AuthError::TokenTooLarge => "token_too_large",
+            AuthError::Malformed => "invalid_token",
+            AuthError::BadSignature => "bad_signature",
+            AuthError::Expired => "token_expired",
+            AuthError::NotYetValid => "token_not_yet_valid",
+            AuthError::BadIssuer => "bad_issuer",
+            AuthError::BadAudience => "bad_audience",
+            AuthError::MissingSub => "missing_sub",
+            AuthError::BadRole => "invalid_role",
+            AuthError::Conflict => "token_conflict",
+        }
+    }
+}
+
+/// The claims we read. Everything optional so that each missing piece gets its own code.
+#[derive(Debug, Deserialize)]
+struct RawClaims {
+    sub: Option<String>,
+    role: Option<String>,
+    name: Option<String>,
+    exp: u64,
+}
+
+/// The claims we mint.
+#[derive(Debug, Serialize)]
+struct MintClaims<'a> {
+    sub: &'a str,
+    role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    iat: u64,
+    exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+}
+
+/// Expires each cached identity when its token does.
+struct ExpireAtExp;
+
+impl Expiry<Arc<str>, Arc<Identity>> for ExpireAtExp {
+    fn expire_after_create(
+        &self,
+        _key: &Arc<str>,
+        value: &Arc<Identity>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        let now = now_secs();
+        Some(Duration::from_secs(
+            value.exp.unwrap_or(now).saturating_sub(now),
+        ))
+    }
+}
+
+/// Verifies tokens with the configured key and algorithm, caching successes until `exp`.
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+    cache: Cache<Arc<str>, Arc<Identity>>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("algorithms", &self.validation.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Maps our pinned algorithm onto jsonwebtoken's.
+fn algorithm(alg: JwtAlg) -> Algorithm {
+    match alg {
+        JwtAlg::HS256 => Algorithm::HS256,
+        JwtAlg::RS256 => Algorithm::RS256,
+        JwtAlg::ES256 => Algorithm::ES256,
+        JwtAlg::EdDSA => Algorithm::EdDSA,
+    }
+}
+
+/// Current unix time in seconds.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Current unix time in milliseconds.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Key material resolved from config: the HS256 secret (possibly generated) or PEM files.
+#[derive(Clone)]
+pub struct Keys {
+    alg: JwtAlg,
+    secret: Option<Vec<u8>>,
+    public_pem: Option<Vec<u8>>,
+    private_pem: Option<Vec<u8>>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway_s: u64,
+}
+
+impl Keys {
+    /// Loads the keys. For HS256 without a configured secret, reads or creates
+    /// `data_dir/jwt-secret` (mode 0600) so that tokens survive restarts.
+    pub fn load(cfg: &Config) -> Result<Keys, String> {
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|e| format!("cannot read key file {}: {e}", p.display()))
+        };
+        let secret = match (cfg.jwt_alg, &cfg.jwt_secret) {
+            (JwtAlg::HS256, Some(s)) => Some(s.as_bytes().to_vec()),
+            (JwtAlg::HS256, None) => Some(load_or_create_secret(&cfg.data_dir)?),
+            _ => None,
+        };
+        Ok(Keys {
+            alg: cfg.jwt_alg,
+            secret,
+            public_pem: cfg.jwt_public_key.as_deref().map(read).transpose()?,
+            private_pem: cfg.jwt_private_key.as_deref().map(read).transpose()?,
+            issuer: cfg.jwt_issuer.clone(),
+            audience: cfg.jwt_audience.clone(),
+            leeway_s: cfg.jwt_leeway_s,
+        })
+    }
+
+    /// Builds the verifier for the pinned algorithm.
+    pub fn verifier(&self) -> Result<Verifier, String> {
+        let key = match self.alg {
+            JwtAlg::HS256 => {
+                DecodingKey::from_secret(self.secret.as_deref().ok_or("missing HS256 secret")?)
+            }
+            alg => {
+                let pem = self
+                    .public_pem
+                    .as_deref()
+                    .ok_or("missing jwt_public_key")?;
+                match alg {
+                    JwtAlg::RS256 => DecodingKey::from_rsa_pem(pem),
+                    JwtAlg::ES256 => DecodingKey::from_ec_pem(pem),
+                    _ => DecodingKey::from_ed_pem(pem),
+                }
+                .map_err(|e| format!("invalid jwt_public_key: {e}"))?
+            }
+        };
+        let mut validation = Validation::new(algorithm(self.alg));
+        validation.leeway = self.leeway_s;
+        validation.validate_nbf = true;
+        validation.validate_aud = self.audience.is_some();
+        if let Some(aud) = &self.audience {
+            validation.set_audience(&[aud]);
+            validation.required_spec_claims.insert("aud".into());
+        }
+        if let Some(iss) = &self.issuer {
+            validation.set_issuer(&[iss]);
+            validation.required_spec_claims.insert("iss".into());
+        }
+        let cache = Cache::builder()
+            .max_capacity(64 * 1024 * 1024)
+            .weigher(|k: &Arc<str>, _v: &Arc<Identity>| k.len() as u32 + 128)
+            .expire_after(ExpireAtExp)
+            .build();
+        Ok(Verifier {
+            key,
+            validation,
+            cache,
+        })
+    }
+
+    /// Builds the signer, used by `danmaku token` and demo mode.
+    pub fn signer(&self) -> Result<Signer, String> {
+        let key = match self.alg {
+            JwtAlg::HS256 => {
+                EncodingKey::from_secret(self.secret.as_deref().ok_or("missing HS256 secret")?)
+            }
+            alg => {
+                let pem = self.private_pem.as_deref().ok_or(
+                    "minting tokens with an asymmetric algorithm needs jwt_private_key (PEM)",
+                )?;
+                match alg {
+                    JwtAlg::RS256 => EncodingKey::from_rsa_pem(pem),
+                    JwtAlg::ES256 => EncodingKey::from_ec_pem(pem),
+                    _ => EncodingKey::from_ed_pem(pem),
+                }
+                .map_err(|e| format!("invalid jwt_private_key: {e}"))?
+            }
+        };
+        Ok(Signer {
+            key,
+            header: Header::new(algorithm(self.alg)),
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+        })
+    }
+}
+
+/// Reads `data_dir/jwt-secret`, creating it with 32 random bytes (hex) on first start.
+fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>, String> {
+    let path = data_dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(_) => return Err(format!("{} is too short (< 32 bytes)", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    write_private(&path, secret.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    tracing::warn!(path = %path.display(), "generated a new HS256 secret into the data dir");
+    Ok(secret.into_bytes())
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+impl Verifier {
+    /// Verifies a token, answering from the cache when the same token was seen before.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(AuthError::TokenTooLarge);
+        }
+        if token.is_empty() {
+            return Err(AuthError::MissingToken);
+        }
+        if let Some(id) = self.cache.get(token).await {
+            // The cache expires entries at `exp`, but check anyway: never trust timing.
+            if id.exp.is_some_and(|exp| exp + self.validation.leeway > now_secs()) {
+                return Ok(id);
+            }
+            self.cache.invalidate(token).await;
+            return Err(AuthError::Expired);
+        }
+        let identity = Arc::new(self.verify_uncached(token)?);
+        self.cache.insert(Arc::from(token), identity.clone()).await;
+        Ok(identity)
+    }
+
+    /// Full signature and claims check.
+    fn verify_uncached(&self, token: &str) -> Result<Identity, AuthError> {
+        let data = jsonwebtoken::decode::<RawClaims>(token, &self.key, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                ErrorKind::InvalidIssuer => AuthError::BadIssuer,
+                ErrorKind::InvalidAudience => AuthError::BadAudience,
+                ErrorKind::MissingRequiredClaim(c) if c == "iss" => AuthError::BadIssuer,
+                ErrorKind::MissingRequiredClaim(c) if c == "aud" => AuthError::BadAudience,
+                ErrorKind::InvalidSignature
+                | ErrorKind::InvalidAlgorithm
+                | ErrorKind::InvalidAlgorithmName
+                | ErrorKind::MissingAlgorithm
+                | ErrorKind::UnsupportedAlgorithm => AuthError::BadSignature,
+                _ => AuthError::Malformed,
+            })?;
+        let claims = data.claims;
+        let sub = claims
+            .sub
+            .filter(|s| !s.is_empty() && s.len() <= 128)
+            .ok_or(AuthError::MissingSub)?;
+        let role = claims
+            .role
+            .as_deref()
+            .and_then(Role::parse_token_role)
+            .ok_or(AuthError::BadRole)?;
+        let name = claims
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| n.chars().take(64).collect::<String>())
+            .unwrap_or_else(|| sub.clone());
+        Ok(Identity {
+            sub: Arc::from(sub),
+            name: Arc::from(name),
+            role,
+            exp: Some(claims.exp),
+        })
+    }
+}
+
+/// Mints tokens with the configured private key or secret.
+pub struct Signer {
+    key: EncodingKey,
+    header: Header,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl Signer {
+    /// Signs a token for `sub` with `role`, valid for `ttl`.
+    pub fn mint(
+        &self,
+        sub: &str,
+        role: Role,
+        name: Option<&str>,
+        ttl: Duration,
+    ) -> Result<String, String> {
+        if role == Role::Guest {
+            return Err("guest tokens do not exist: connect without a token".into());
+        }
+        let now = now_secs();
+        let claims = MintClaims {
+            sub,
+            role,
+            name,
+            iat: now,
+            exp: now + ttl.as_secs().max(1),
+            iss: self.issuer.as_deref(),
+            aud: self.audience.as_deref(),
+        };
+        jsonwebtoken::encode(&self.header, &claims, &self.key).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,244 @@
+//! Configuration: defaults, then an optional TOML file, then `DANMAKU_*` env vars and flags.
+//!
+//! Every knob lives in [`Config`]; the README's configuration table mirrors it. Flags and
+//! env vars are parsed by clap (each flag has its env var), so precedence is
+//! flag > env > file > default.
+
+use std::{net::SocketAddr, path::PathBuf, str::FromStr};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// The JWT algorithms an operator may pin. The token's own `alg` header is never trusted:
+/// a token whose header names any other algorithm is rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlg {
+    HS256,
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+impl FromStr for JwtAlg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_uppercase().as_str() {
+            "HS256" => Ok(Self::HS256),
+            "RS256" => Ok(Self::RS256),
+            "ES256" => Ok(Self::ES256),
+            "EDDSA" => Ok(Self::EdDSA),
+            other => Err(format!(
+                "unsupported JWT algorithm {other:?} (HS256, RS256, ES256 or EdDSA)"
+            )),
+        }
+    }
+}
+
+/// The whole server configuration, with production-minded defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP/WebSocket server listens on.
+    pub bind: SocketAddr,
+    /// Directory for the SQLite database and the generated HS256 secret.
+    pub data_dir: PathBuf,
+    /// Enables `POST /api/demo/token`, which hands out tokens to anyone. Never in production.
+    pub demo: bool,
+    /// Lets connections without a token in as read-only guests.
+    pub allow_guests: bool,
+    /// The one JWT algorithm accepted.
+    pub jwt_alg: JwtAlg,
+    /// HS256 shared secret. When unset, one is generated once into `data_dir/jwt-secret`.
+    pub jwt_secret: Option<String>,
+    /// PEM public key for RS256/ES256/EdDSA verification.
+    pub jwt_public_key: Option<PathBuf>,
+    /// PEM private key, only needed to mint tokens (`danmaku token`, demo mode) with an
+    /// asymmetric algorithm.
+    pub jwt_private_key: Option<PathBuf>,
+    /// Required `iss` claim, when set.
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    pub jwt_audience: Option<String>,
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
+    pub jwt_leeway_s: u64,
+    /// Keys accepted in `X-Api-Key` for server-to-server admin calls.
+    pub api_keys: Vec<String>,
+    /// Interval of server pings, also announced to clients in `welcome`.
+    pub heartbeat_s: u64,
+    /// A socket silent for this long is closed with 4002.
+    pub idle_timeout_s: u64,
+    /// Seconds a socket may live past its token's `exp` before it is closed with 4001.
+    pub token_grace_s: u64,
+    /// Maximum queued outgoing messages per socket before it is dropped as slow (4008).
+    pub outbox_max_msgs: usize,
+    /// Maximum queued outgoing bytes per socket before it is dropped as slow (4008).
+    pub outbox_max_bytes: usize,
+    /// Largest accepted incoming WebSocket message; bigger ones are closed with 1009.
+    pub ws_max_message: usize,
+    /// Invalid frames tolerated per minute before a socket is closed with 1008.
+    pub ws_max_errors_per_min: u32,
+    /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` overrides it.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".parse().expect("valid default address"),
+            data_dir: PathBuf::from("./data"),
+            demo: false,
+            allow_guests: true,
+            jwt_alg: JwtAlg::HS256,
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwt_private_key: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_leeway_s: 5,
+            api_keys: Vec::new(),
+            heartbeat_s: 25,
+            idle_timeout_s: 60,
+            token_grace_s: 10,
+            outbox_max_msgs: 1024,
+            outbox_max_bytes: 1 << 20,
+            ws_max_message: 16 * 1024,
+            ws_max_errors_per_min: 20,
+            log: "info".to_string(),
+        }
+    }
+}
+
+/// Command-line flags shared by every subcommand that needs configuration. Each flag has a
+/// `DANMAKU_*` env var; unset ones leave the file or default value alone.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "DANMAKU_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[arg(long, env = "DANMAKU_BIND")]
+    pub bind: Option<SocketAddr>,
+    #[arg(long, env = "DANMAKU_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Allow connections without a token (true/false).
+    #[arg(long, env = "DANMAKU_ALLOW_GUESTS")]
+    pub allow_guests: Option<bool>,
+    #[arg(long, env = "DANMAKU_JWT_ALG")]
+    pub jwt_alg: Option<JwtAlg>,
+    #[arg(long, env = "DANMAKU_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    #[arg(long, env = "DANMAKU_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+    #[arg(long, env = "DANMAKU_JWT_PRIVATE_KEY")]
+    pub jwt_private_key: Option<PathBuf>,
+    #[arg(long, env = "DANMAKU_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    #[arg(long, env = "DANMAKU_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    #[arg(long, env = "DANMAKU_JWT_LEEWAY_S")]
+    pub jwt_leeway_s: Option<u64>,
+    /// Comma-separated admin API keys for `X-Api-Key`.
+    #[arg(long, env = "DANMAKU_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Option<Vec<String>>,
+    #[arg(long, env = "DANMAKU_HEARTBEAT_S")]
+    pub heartbeat_s: Option<u64>,
+    #[arg(long, env = "DANMAKU_IDLE_TIMEOUT_S")]
+    pub idle_timeout_s: Option<u64>,
+    #[arg(long, env = "DANMAKU_TOKEN_GRACE_S")]
+    pub token_grace_s: Option<u64>,
+    #[arg(long, env = "DANMAKU_OUTBOX_MAX_MSGS")]
+    pub outbox_max_msgs: Option<usize>,
+    #[arg(long, env = "DANMAKU_OUTBOX_MAX_BYTES")]
+    pub outbox_max_bytes: Option<usize>,
+    #[arg(long, env = "DANMAKU_WS_MAX_MESSAGE")]
+    pub ws_max_message: Option<usize>,
+    #[arg(long, env = "DANMAKU_WS_MAX_ERRORS_PER_MIN")]
+    pub ws_max_errors_per_min: Option<u32>,
+    #[arg(long, env = "DANMAKU_LOG")]
+    pub log: Option<String>,
+}
+
+/// Copies every `Some` field of the args onto the config.
+macro_rules! overlay {
+    ($cfg:ident, $args:ident, $($field:ident),* $(,)?) => {
+        $( if let Some(v) = $args.$field { $cfg.$field = v; } )*
+    };
+}
+
+impl ConfigArgs {
+    /// Builds the effective config: defaults, then the TOML file, then flags/env.
+    pub fn load(self) -> Result<Config, String> {
+        let mut cfg = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+                toml::from_str::<Config>(&text)
+                    .map_err(|e| format!("invalid config file {}: {e}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        let args = self;
+        overlay!(
+            cfg,
+            args,
+            bind,
+            data_dir,
+            allow_guests,
+            jwt_alg,
+            jwt_leeway_s,
+            api_keys,
+            heartbeat_s,
+            idle_timeout_s,
+            token_grace_s,
+            outbox_max_msgs,
+            outbox_max_bytes,
+            ws_max_message,
+            ws_max_errors_per_min,
+            log,
+        );
+        for (slot, value) in [
+            (&mut cfg.jwt_secret, args.jwt_secret),
+            (&mut cfg.jwt_issuer, args.jwt_issuer),
+            (&mut cfg.jwt_audience, args.jwt_audience),
+        ] {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+        if args.jwt_public_key.is_some() {
+            cfg.jwt_public_key = args.jwt_public_key;
+        }
+        if args.jwt_private_key.is_some() {
+            cfg.jwt_private_key = args.jwt_private_key;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+impl Config {
+    /// Rejects combinations that would start a server that cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.jwt_alg != JwtAlg::HS256 && self.jwt_public_key.is_none() {
+            return Err(format!(
+                "jwt_alg {:?} needs jwt_public_key (a PEM file)",
+                self.jwt_alg
+            ));
+        }
+        if let Some(secret) = &self.jwt_secret
+            && secret.len() < 32
+        {
+            return Err("jwt_secret must be at least 32 bytes".into());
+        }
+        if self.heartbeat_s == 0 || self.idle_timeout_s <= self.heartbeat_s {
+            return Err("idle_timeout_s must be greater than heartbeat_s > 0".into());
+        }
+        if self.outbox_max_msgs == 0 || self.outbox_max_bytes == 0 {
+            return Err("outbox limits must be positive".into());
+        }
+        if self.ws_max_message < 1024 {
+            return Err("ws_max_message must be at least 1024 bytes".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,28 @@
+//! danmaku: live video comments and role-aware live pushes over WebSocket.
+//!
+//! The modules follow the path of a message, from the wire inwards:
+//!
+//! - [`ws`] and [`api`] are the transports. `ws` upgrades `GET /ws`, runs one task per
+//!   socket and speaks the JSON protocol documented in `openapi/asyncapi.yaml`. `api` is
+//!   the poem-openapi REST surface under `/api` (documented in `openapi/openapi.json`).
+//! - [`hub`] owns sessions, channels and fan-out: who is connected, who listens where,
+//!   and which sockets an event may reach. It encodes each event once and shares the bytes.
+//! - [`access`] holds the rules that decide whether a role may join a channel or reach an
+//!   audience; every transport asks it, none decides on its own.
+//! - [`bus`] carries published events to every node's hub (in-process by default) and
+//!   assigns each channel's `seq`.
+//! - [`store`] persists what must survive a restart (SQLite by default).
+//! - [`auth`] verifies and mints JWTs; the accepted algorithm comes from config only.
+//! - [`config`], [`metrics`] and [`server`] wire it together; `server` owns startup and
+//!   the explicit shutdown sequence.
+
+pub mod access;
+pub mod api;
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod hub;
+pub mod metrics;
+pub mod server;
+pub mod store;
+pub mod ws;

@@ -1,0 +1,123 @@
+//! The `danmaku` binary: `serve`, `token` and `openapi`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use danmaku::{
+    auth::{Keys, Role},
+    config::ConfigArgs,
+    server::{Server, termination},
+};
+use tracing_subscriber::EnvFilter;
+
+/// Live video comments and role-aware pushes over WebSocket.
+#[derive(Parser)]
+#[command(name = "danmaku", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server.
+    Serve {
+        /// Enable `POST /api/demo/token` and the demo logins of the page. Never in production.
+        #[arg(long, env = "DANMAKU_DEMO")]
+        demo: bool,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print a JWT signed with the configured key.
+    Token {
+        #[arg(long)]
+        sub: String,
+        /// free, member or admin.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime, for example `1h`, `30m`, `7d`.
+        #[arg(long, default_value = "1h")]
+        ttl: humantime::Duration,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print the OpenAPI spec (the committed `openapi/openapi.json`).
+    Openapi,
+}
+
+fn init_logs(level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Openapi => {
+            println!("{}", danmaku::api::spec_json());
+            ExitCode::SUCCESS
+        }
+        Cmd::Token {
+            sub,
+            role,
+            name,
+            ttl,
+            config,
+        } => {
+            init_logs("warn");
+            let result = (|| {
+                let role = Role::parse_token_role(&role)
+                    .ok_or_else(|| format!("unknown role {role:?}: use free, member or admin"))?;
+                let cfg = config.load()?;
+                let signer = Keys::load(&cfg)?.signer()?;
+                signer.mint(&sub, role, name.as_deref(), ttl.into())
+            })();
+            match result {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Cmd::Serve { demo, config } => {
+            let cfg = match config.load() {
+                Ok(mut cfg) => {
+                    cfg.demo |= demo;
+                    cfg
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logs(&cfg.log);
+            if cfg.demo {
+                tracing::warn!("demo mode: POST /api/demo/token hands out tokens to anyone");
+            }
+            let server = match Server::bind(cfg).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("cannot start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match server.run(termination()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("server error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Process-wide counters, rendered in Prometheus text format at `GET /metrics`.
+//!
+//! Plain relaxed atomics: incrementing one costs a few nanoseconds and never takes a lock,
+//! so the fan-out path can count what it does.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use crate::auth::{AuthError, Role};
+
+/// Auth failure reasons, in label order.
+const AUTH_CODES: [AuthError; 11] = [
+    AuthError::MissingToken,
+    AuthError::TokenTooLarge,
+    AuthError::Malformed,
+    AuthError::BadSignature,
+    AuthError::Expired,
+    AuthError::NotYetValid,
+    AuthError::BadIssuer,
+    AuthError::BadAudience,
+    AuthError::MissingSub,
+    AuthError::BadRole,
+    AuthError::Conflict,
+];
+
+/// All counters and gauges of the process.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Open sockets per role (gauge).
+    pub connections: [AtomicI64; 4],
+    /// Sockets opened since start.
+    pub connections_total: AtomicU64,
+    /// Messages queued to sockets by fan-out.
+    pub delivered: AtomicU64,
+    /// Events published (once per event, not per socket).
+    pub published: AtomicU64,
+    /// Sockets closed because they could not keep up.
+    pub slow_disconnects: AtomicU64,
+    /// Client operations received over WebSocket.
+    pub ws_ops: AtomicU64,
+    /// Invalid client frames (bad JSON, unknown op, binary).
+    pub ws_bad_frames: AtomicU64,
+    /// Token rejections, by [`AuthError`] (index in `AUTH_CODES`).
+    auth_failures: [AtomicU64; 11],
+}
+
+impl Metrics {
+    /// Counts a rejected token or API key.
+    pub fn auth_failure(&self, err: AuthError) {
+        if let Some(i) = AUTH_CODES.iter().position(|c| *c == err) {
+            self.auth_failures[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A socket of `role` opened.
+    pub fn conn_opened(&self, role: Role) {
+        self.connections[role.index()].fetch_add(1, Relaxed);
+        self.connections_total.fetch_add(1, Relaxed);
+    }
+
+    /// A socket of `role` closed.
+    pub fn conn_closed(&self, role: Role) {
+        self.connections[role.index()].fetch_sub(1, Relaxed);
+    }
+
+    /// A socket changed role through a token refresh.
+    pub fn conn_role_changed(&self, from: Role, to: Role) {
+        self.connections[from.index()].fetch_sub(1, Relaxed);
+        self.connections[to.index()].fetch_add(1, Relaxed);
+    }
+
+    /// Total auth failures, all reasons.
+    pub fn auth_failures_total(&self) -> u64 {
+        self.auth_failures.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    /// Renders the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        let _ = writeln!(
+            out,
+            "# HELP danmaku_connections Open WebSocket connections by role.\n# TYPE danmaku_connections gauge"
+        );
+        for role in Role::ALL {
+            let _ = writeln!(
+                out,
+                "danmaku_connections{{role=\"{}\"}} {}",
+                role,
+                self.connections[role.index()].load(Relaxed)
+            );
+        }
+        let counters: [(&str, &str, &AtomicU64); 6] = [
+            (
+                "danmaku_connections_total",
+                "WebSocket connections accepted since start.",
+                &self.connections_total,
+            ),
+            (
+                "danmaku_events_published_total",
+                "Events published, counted once per event.",
+                &self.published,
+            ),
+            (
+                "danmaku_events_delivered_total",
+                "Event copies queued to sockets.",
+                &self.delivered,
+            ),
+            (
+                "danmaku_slow_disconnects_total",
+                "Sockets closed because their outbox overflowed.",
+                &self.slow_disconnects,
+            ),
+            (
+                "danmaku_ws_ops_total",
+                "Client operations received over WebSocket.",
+                &self.ws_ops,
+            ),
+            (
+                "danmaku_ws_bad_frames_total",
+                "Invalid client frames received.",
+                &self.ws_bad_frames,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP danmaku_auth_failures_total Rejected tokens and API keys by reason.\n# TYPE danmaku_auth_failures_total counter"
+        );
+        for (i, code) in AUTH_CODES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "danmaku_auth_failures_total{{reason=\"{}\"}} {}",
+                code.code(),
+                self.auth_failures[i].load(Relaxed)
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,237 @@
+//! The JSON frames of WebSocket protocol v1 (documented in `openapi/asyncapi.yaml`).
+//!
+//! Client frames are parsed leniently into one struct and then checked per op, so every
+//! error reply can echo the client's `id`. Server frames are built here and nowhere else.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::auth::{Identity, Role};
+
+/// Protocol version announced in `welcome`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Most channels one socket may join explicitly.
+pub const MAX_SUBSCRIPTIONS: usize = 64;
+
+/// A client frame, before per-op validation.
+#[derive(Debug, Deserialize)]
+pub struct ClientFrame {
+    pub op: Option<String>,
+    /// Echoed in the reply; a number or a string.
+    #[serde(default)]
+    pub id: Option<Value>,
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Recovery position (`{"seq": N, "epoch": "..."}`); accepted and reported as not
+    /// recovered until replay windows exist.
+    #[serde(default)]
+    pub since: Option<Value>,
+}
+
+/// A client operation, validated.
+#[derive(Debug, PartialEq)]
+pub enum Op {
+    Subscribe { channel: String, since: bool },
+    Unsubscribe { channel: String },
+    Refresh { token: String },
+    Ping,
+}
+
+/// A typed protocol error: a code for machines and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtoError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ProtoError {
+    /// Builds an error.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        ProtoError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses a text frame into its echo id and operation.
+pub fn parse(text: &str) -> (Option<Value>, Result<Op, ProtoError>) {
+    let frame: ClientFrame = match serde_json::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            // Try to salvage the id so the error reply can still be matched.
+            let id = serde_json::from_str::<Value>(text)
+                .ok()
+                .and_then(|v| v.get("id").cloned())
+                .filter(valid_id);
+            let err = if e.is_data() {
+                ProtoError::new("bad_request", format!("invalid frame: {e}"))
+            } else {
+                ProtoError::new("bad_json", "frames must be JSON objects")
+            };
+            return (id, Err(err));
+        }
+    };
+    let id = frame.id.clone();
+    if let Some(id) = &id
+        && !valid_id(id)
+    {
+        return (
+            None,
+            Err(ProtoError::new(
+                "bad_request",
+                "id must be a number or a string of at most 64 bytes",
+            )),
+        );
+    }
+    (id, to_op(frame))
+}
+
+/// Echo ids are numbers or short strings.
+fn valid_id(id: &Value) -> bool {
+    match id {
+        Value::Number(_) => true,
+        Value::String(s) => s.len() <= 64,
+        _ => false,
+    }
+}
+
+/// Per-op validation.
+fn to_op(frame: ClientFrame) -> Result<Op, ProtoError> {
+    let need_channel = |c: Option<String>| {
+        c.ok_or_else(|| ProtoError::new("bad_request", "this op needs a channel"))
+    };
+    match frame.op.as_deref() {
+        Some("subscribe") => Ok(Op::Subscribe {
+            channel: need_channel(frame.channel)?,
+            since: frame.since.is_some(),
+        }),
+        Some("unsubscribe") => Ok(Op::Unsubscribe {
+            channel: need_channel(frame.channel)?,
+        }),
+        Some("refresh") => Ok(Op::Refresh {
+            token: frame
+                .token
+                .ok_or_else(|| ProtoError::new("bad_request", "refresh needs a token"))?,
+        }),
+        Some("ping") => Ok(Op::Ping),
+        Some(other) => Err(ProtoError::new(
+            "unknown_op",
+            format!(
+                "unknown op {:?}: use subscribe, unsubscribe, refresh or ping",
+                truncate(other, 32)
+            ),
+        )),
+        None => Err(ProtoError::new("bad_request", "frames need an op")),
+    }
+}
+
+/// Shortens untrusted text before it is echoed back.
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// The user block of `welcome` and refresh replies.
+#[derive(Debug, Serialize)]
+pub struct UserInfo<'a> {
+    /// `null` for guests.
+    pub sub: Option<&'a str>,
+    pub name: &'a str,
+    pub role: Role,
+}
+
+impl<'a> UserInfo<'a> {
+    /// Describes an identity for its own socket.
+    pub fn of(who: &'a Identity) -> Self {
+        UserInfo {
+            sub: (!who.is_guest()).then_some(&*who.sub),
+            name: &who.name,
+            role: who.role,
+        }
+    }
+}
+
+/// Encodes any serializable server frame.
+fn encode<T: Serialize>(v: &T) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(v).unwrap_or_default())
+}
+
+/// `{"type":"welcome",...}`, the first frame on every socket.
+pub fn welcome(conn: u64, who: &Identity, heartbeat_s: u64) -> Utf8Bytes {
+    encode(&serde_json::json!({
+        "type": "welcome",
+        "protocol": PROTOCOL_VERSION,
+        "conn": conn.to_string(),
+        "user": UserInfo::of(who),
+        "heartbeat_s": heartbeat_s,
+    }))
+}
+
+/// `{"type":"reply","id":..,"ok":true, ...extra}`.
+pub fn reply_ok(id: Option<Value>, extra: Value) -> Utf8Bytes {
+    let mut obj = serde_json::Map::new();
+    obj.insert("type".into(), "reply".into());
+    obj.insert("id".into(), id.unwrap_or(Value::Null));
+    obj.insert("ok".into(), true.into());
+    if let Value::Object(extra) = extra {
+        obj.extend(extra);
+    }
+    encode(&Value::Object(obj))
+}
+
+/// `{"type":"reply","id":..,"ok":false,"error":{"code","message"}}`.
+pub fn reply_err(id: Option<Value>, err: &ProtoError) -> Utf8Bytes {
+    encode(&serde_json::json!({
+        "type": "reply",
+        "id": id,
+        "ok": false,
+        "error": {"code": err.code, "message": err.message},
+    }))
+}
+
+/// `{"type":"unsubscribed",...}`: the server removed a subscription (after a downgrade).
+pub fn unsubscribed(channel: &str, reason: &str, message: &str) -> Utf8Bytes {
+    encode(&serde_json::json!({
+        "type": "unsubscribed",
+        "channel": channel,
+        "reason": reason,
+        "message": message,
+    }))
+}
+
+/// `{"type":"token_expired","grace_s":N}`: refresh now or be closed with 4001.
+pub fn token_expired(grace_s: u64) -> Utf8Bytes {
+    encode(&serde_json::json!({"type": "token_expired", "grace_s": grace_s}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ops_and_echoes_ids() {
+        let (id, op) = parse(r#"{"op":"subscribe","id":7,"channel":"news"}"#);
+        assert_eq!(id, Some(Value::from(7)));
+        assert_eq!(
+            op.unwrap(),
+            Op::Subscribe {
+                channel: "news".into(),
+                since: false
+            }
+        );
+        let (id, op) = parse(r#"{"op":"dance","id":"a"}"#);
+        assert_eq!(id, Some(Value::from("a")));
+        assert_eq!(op.unwrap_err().code, "unknown_op");
+        let (_, op) = parse("nope");
+        assert_eq!(op.unwrap_err().code, "bad_json");
+        let (id, op) = parse(r#"{"op":"subscribe","id":3,"channel":5}"#);
+        assert_eq!(id, Some(Value::from(3)));
+        assert_eq!(op.unwrap_err().code, "bad_request");
+        let (_, op) = parse(r#"[1,2]"#);
+        assert_eq!(op.unwrap_err().code, "bad_request");
+    }
+}

@@ -1,0 +1,462 @@
+//! One task per socket: reads client ops, drains the outbox, keeps the heartbeat and the
+//! token deadline, and closes with a documented code.
+//!
+//! The task owns the socket outright (no split, no lock). Every outgoing frame, replies
+//! included, goes through the connection's bounded outbox, so per-socket order is the
+//! order in which frames were queued. Writes drain up to [`BATCH`] queued frames into
+//! tungstenite's write buffer and flush once: one syscall for many messages.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use futures_util::{SinkExt, StreamExt};
+use poem::Upgraded;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        Error as WsError, Message, Utf8Bytes,
+        error::CapacityError,
+        protocol::{CloseFrame, Role as WsRole, WebSocketConfig, frame::coding::CloseCode},
+    },
+};
+
+use super::protocol::{self, MAX_SUBSCRIPTIONS, Op, ProtoError};
+use crate::{
+    access::{self, BROADCAST},
+    auth::Identity,
+    hub::conn::{Conn, close},
+    server::State,
+};
+
+/// Most queued frames written per flush.
+const BATCH: usize = 64;
+
+/// A write that cannot complete in this time means the peer is gone or stalled.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds the tungstenite config: small buffers keep per-socket memory low.
+pub fn ws_config(max_message: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_write_buffer_size(1 << 20)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
+}
+
+/// Why the loop ended: the close code and reason to send.
+struct Exit {
+    code: u16,
+    reason: &'static str,
+}
+
+/// A connection's mutable state, owned by its task.
+struct Session {
+    state: Arc<State>,
+    conn: Arc<Conn>,
+    identity: Arc<Identity>,
+    /// Channels joined, including `broadcast` and the personal channel.
+    channels: Vec<Arc<str>>,
+    /// When the current token expires (`None` for guests).
+    expires: Option<Instant>,
+    /// Whether the `token_expired` notice went out for the current token.
+    expiry_noticed: bool,
+    last_seen: Instant,
+    errors_in_window: u32,
+    window_start: Instant,
+}
+
+/// Converts a unix-seconds deadline into an `Instant`.
+fn instant_at(unix_s: u64) -> Instant {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    Instant::now() + Duration::from_secs(unix_s.saturating_sub(now))
+}
+
+/// Runs a session to completion.
+pub async fn run(state: Arc<State>, io: Upgraded, identity: Arc<Identity>, conn_id: u64) {
+    let mut ws = WebSocketStream::from_raw_socket(
+        io,
+        WsRole::Server,
+        Some(ws_config(state.cfg.ws_max_message)),
+    )
+    .await;
+    let (conn, mut rx) = state
+        .hub
+        .register(conn_id, identity.sub.clone(), identity.role);
+    tracing::info!(conn = conn_id, sub = %identity.sub, role = %identity.role, "ws open");
+
+    let mut session = Session {
+        expires: identity.exp.map(instant_at),
+        state,
+        conn,
+        identity,
+        channels: Vec::new(),
+        expiry_noticed: false,
+        last_seen: Instant::now(),
+        errors_in_window: 0,
+        window_start: Instant::now(),
+    };
+    session.join_automatic();
+    let welcome = protocol::welcome(
+        conn_id,
+        &session.identity,
+        session.state.cfg.heartbeat_s,
+    );
+    session.conn.push(&welcome);
+
+    let exit = session.run_loop(&mut ws, &mut rx).await;
+
+    let code = session.conn.close_requested().unwrap_or(exit.code);
+    let reason = if code == exit.code { exit.reason } else { reason_of(code) };
+    session.conn.request_close(code);
+    let close_frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    };
+    // Best effort: a stalled peer will not read it, so do not wait long.
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(close_frame))).await;
+    session
+        .state
+        .hub
+        .unregister(&session.conn, &session.channels);
+    tracing::info!(
+        conn = conn_id,
+        sub = %session.identity.sub,
+        role = %session.identity.role,
+        code,
+        reason,
+        "ws close"
+    );
+}
+
+/// The reason text sent with each server-initiated close code.
+fn reason_of(code: u16) -> &'static str {
+    match code {
+        close::GOING_AWAY => "server shutting down",
+        close::SLOW => "slow consumer: outbox overflow",
+        close::TOKEN_EXPIRED => "token expired",
+        close::IDLE => "idle timeout",
+        close::POLICY => "too many invalid frames",
+        close::TOO_BIG => "message too big",
+        close::UNSUPPORTED => "binary frames are not supported",
+        close::INTERNAL => "internal error",
+        _ => "",
+    }
+}
+
+impl Session {
+    /// Joins `broadcast` and, for users, the personal channel.
+    fn join_automatic(&mut self) {
+        let role = self.identity.role;
+        let broadcast: Arc<str> = Arc::from(BROADCAST);
+        self.state.hub.subscribe(&self.conn, &broadcast, role);
+        self.channels.push(broadcast);
+        if !self.identity.is_guest() {
+            let personal = access::user_channel(&self.identity.sub);
+            self.state.hub.subscribe(&self.conn, &personal, role);
+            self.channels.push(personal);
+        }
+    }
+
+    /// The main select loop.
+    async fn run_loop(
+        &mut self,
+        ws: &mut WebSocketStream<Upgraded>,
+        rx: &mut mpsc::Receiver<Utf8Bytes>,
+    ) -> Exit {
+        let cfg = &self.state.cfg;
+        let heartbeat = Duration::from_secs(cfg.heartbeat_s);
+        let idle_timeout = Duration::from_secs(cfg.idle_timeout_s);
+        let mut ticker = tokio::time::interval_at(
+            tokio::time::Instant::now() + heartbeat,
+            heartbeat,
+        );
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown = self.state.shutdown.clone();
+        let far = Duration::from_secs(365 * 24 * 3600);
+        let deadline = tokio::time::sleep(far);
+        tokio::pin!(deadline);
+        self.reset_deadline(deadline.as_mut(), far);
+
+        loop {
+            tokio::select! {
+                biased;
+                code = self.conn.closing() => {
+                    return Exit { code, reason: reason_of(code) };
+                }
+                _ = shutdown.changed() => {
+                    return Exit { code: close::GOING_AWAY, reason: reason_of(close::GOING_AWAY) };
+                }
+                frame = rx.recv() => {
+                    let Some(frame) = frame else {
+                        return Exit { code: close::INTERNAL, reason: reason_of(close::INTERNAL) };
+                    };
+                    let conn = self.conn.clone();
+                    tokio::select! {
+                        res = tokio::time::timeout(WRITE_TIMEOUT, write_batch(ws, frame, rx, &conn)) => {
+                            match res {
+                                Ok(Ok(())) => {}
+                                Ok(Err(_)) | Err(_) => {
+                                    return Exit { code: close::SLOW, reason: "write failed or timed out" };
+                                }
+                            }
+                        }
+                        code = conn.closing() => {
+                            return Exit { code, reason: reason_of(code) };
+                        }
+                    }
+                }
+                msg = ws.next() => {
+                    match msg {
+                        None => return Exit { code: close::NORMAL, reason: "" },
+                        Some(Ok(msg)) => {
+                            self.last_seen = Instant::now();
+                            if let Some(exit) = self.on_message(msg).await {
+                                return exit;
+                            }
+                            // A refresh may have moved the token deadline.
+                            self.reset_deadline(deadline.as_mut(), far);
+                        }
+                        Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                            return Exit { code: close::TOO_BIG, reason: reason_of(close::TOO_BIG) };
+                        }
+                        Some(Err(e)) => {
+                            tracing::debug!(conn = self.conn.id, error = %e, "ws read error");
+                            return Exit { code: close::NORMAL, reason: "" };
+                        }
+                    }
+                }
+                _ = ticker.tick() => {
+                    if self.last_seen.elapsed() > idle_timeout {
+                        return Exit { code: close::IDLE, reason: reason_of(close::IDLE) };
+                    }
+                    let ping = tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::Ping(Default::default())));
+                    if !matches!(ping.await, Ok(Ok(()))) {
+                        return Exit { code: close::SLOW, reason: "ping write failed" };
+                    }
+                }
+                _ = &mut deadline => {
+                    if self.expiry_noticed {
+                        return Exit { code: close::TOKEN_EXPIRED, reason: reason_of(close::TOKEN_EXPIRED) };
+                    }
+                    self.expiry_noticed = true;
+                    self.conn.push(&protocol::token_expired(self.state.cfg.token_grace_s));
+                    self.reset_deadline(deadline.as_mut(), far);
+                }
+            }
+        }
+    }
+
+    /// Points the deadline timer at the next token event: the expiry notice, or the close
+    /// after the grace period.
+    fn reset_deadline(&self, deadline: std::pin::Pin<&mut tokio::time::Sleep>, far: Duration) {
+        let at = match self.expires {
+            None => Instant::now() + far,
+            Some(exp) if !self.expiry_noticed => exp,
+            Some(exp) => exp + Duration::from_secs(self.state.cfg.token_grace_s),
+        };
+        deadline.reset(tokio::time::Instant::from_std(at));
+    }
+
+    /// Handles one inbound frame. Returns an exit when the socket must close.
+    async fn on_message(&mut self, msg: Message) -> Option<Exit> {
+        match msg {
+            Message::Text(text) => {
+                self.state
+                    .metrics
+                    .ws_ops
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (id, op) = protocol::parse(&text);
+                let reply = match op {
+                    Ok(op) => self.on_op(id.clone(), op).await,
+                    Err(e) => Err(e),
+                };
+                match reply {
+                    Ok(Some(frame)) => {
+                        self.conn.push(&frame);
+                        None
+                    }
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::debug!(conn = self.conn.id, sub = %self.identity.sub, code = e.code, "ws op refused");
+                        self.conn.push(&protocol::reply_err(id, &e));
+                        self.count_error(matches!(e.code, "bad_json" | "bad_request" | "unknown_op"))
+                    }
+                }
+            }
+            Message::Binary(_) => Some(Exit {
+                code: close::UNSUPPORTED,
+                reason: reason_of(close::UNSUPPORTED),
+            }),
+            Message::Close(_) => Some(Exit {
+                code: close::NORMAL,
+                reason: "",
+            }),
+            // tungstenite answers pings itself; pongs only prove liveness.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
+        }
+    }
+
+    /// Counts invalid frames in a one-minute window; too many close the socket (1008).
+    fn count_error(&mut self, invalid_frame: bool) -> Option<Exit> {
+        if invalid_frame {
+            self.state
+                .metrics
+                .ws_bad_frames
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if self.window_start.elapsed() > Duration::from_secs(60) {
+            self.window_start = Instant::now();
+            self.errors_in_window = 0;
+        }
+        self.errors_in_window += 1;
+        (self.errors_in_window > self.state.cfg.ws_max_errors_per_min).then_some(Exit {
+            code: close::POLICY,
+            reason: reason_of(close::POLICY),
+        })
+    }
+
+    /// Executes one validated op and builds its success reply.
+    /// `Ok(None)` means the reply was queued already.
+    async fn on_op(&mut self, id: Option<Value>, op: Op) -> Result<Option<Utf8Bytes>, ProtoError> {
+        tracing::debug!(conn = self.conn.id, sub = %self.identity.sub, role = %self.identity.role, ?op, "ws op");
+        match op {
+            Op::Ping => Ok(Some(protocol::reply_ok(id, json!({"op": "ping"})))),
+            Op::Subscribe { channel, since } => {
+                if self.channels.iter().any(|c| **c == *channel) {
+                    return Err(ProtoError::new(
+                        "already_subscribed",
+                        format!("already subscribed to {channel}"),
+                    ));
+                }
+                let tier = self
+                    .state
+                    .directory
+                    .check(&self.identity, &channel)
+                    .map_err(|d| ProtoError::new(d.code, d.message))?;
+                if self.channels.len() >= MAX_SUBSCRIPTIONS + 2 {
+                    return Err(ProtoError::new(
+                        "too_many_subscriptions",
+                        format!("at most {MAX_SUBSCRIPTIONS} channels per socket"),
+                    ));
+                }
+                let name: Arc<str> = Arc::from(channel.as_str());
+                // Queue the reply before joining: no await separates the two, so the
+                // client sees the reply before any event of the channel.
+                let mut extra = json!({"op": "subscribe", "channel": channel, "tier": tier});
+                if since {
+                    extra["recovered"] = Value::Bool(false);
+                }
+                self.conn.push(&protocol::reply_ok(id, extra));
+                self.state.hub.subscribe(&self.conn, &name, self.identity.role);
+                self.channels.push(name);
+                Ok(None)
+            }
+            Op::Unsubscribe { channel } => {
+                let pos = self
+                    .channels
+                    .iter()
+                    .position(|c| **c == *channel)
+                    .ok_or_else(|| ProtoError::new("not_subscribed", format!("not subscribed to {channel}")))?;
+                if matches!(access::parse_channel(&channel), Ok(access::ChannelKind::Broadcast | access::ChannelKind::User(_))) {
+                    return Err(ProtoError::new(
+                        "reserved_channel",
+                        "automatic channels cannot be left",
+                    ));
+                }
+                let name = self.channels.swap_remove(pos);
+                self.state.hub.unsubscribe(self.conn.id, &name, self.identity.role);
+                Ok(Some(protocol::reply_ok(
+                    id,
+                    json!({"op": "unsubscribe", "channel": channel}),
+                )))
+            }
+            Op::Refresh { token } => self.refresh(id, &token).await.map(Some),
+        }
+    }
+
+    /// Replaces the token: same user, possibly another role.
+    async fn refresh(&mut self, id: Option<Value>, token: &str) -> Result<Utf8Bytes, ProtoError> {
+        if self.identity.is_guest() {
+            return Err(ProtoError::new(
+                "sub_mismatch",
+                "guest sockets cannot log in; reconnect with a token",
+            ));
+        }
+        let new = match self.state.verifier.verify(token).await {
+            Ok(new) => new,
+            Err(e) => {
+                self.state.metrics.auth_failure(e);
+                return Err(ProtoError::new(e.code(), e.to_string()));
+            }
+        };
+        if new.sub != self.identity.sub {
+            return Err(ProtoError::new(
+                "sub_mismatch",
+                "a refresh must keep the same sub",
+            ));
+        }
+        let (from, to) = (self.identity.role, new.role);
+        self.identity = new;
+        self.expires = self.identity.exp.map(instant_at);
+        self.expiry_noticed = false;
+        if from != to {
+            self.conn.set_role(to);
+            self.state.metrics.conn_role_changed(from, to);
+            let mut kept = Vec::with_capacity(self.channels.len());
+            for name in std::mem::take(&mut self.channels) {
+                let automatic = matches!(
+                    access::parse_channel(&name),
+                    Ok(access::ChannelKind::Broadcast | access::ChannelKind::User(_))
+                );
+                match self.state.directory.check(&self.identity, &name) {
+                    Err(denied) if !automatic => {
+                        self.state.hub.unsubscribe(self.conn.id, &name, from);
+                        self.conn
+                            .push(&protocol::unsubscribed(&name, denied.code, &denied.message));
+                    }
+                    _ => {
+                        self.state.hub.change_group(&self.conn, &name, from, to);
+                        kept.push(name);
+                    }
+                }
+            }
+            self.channels = kept;
+            tracing::info!(conn = self.conn.id, sub = %self.identity.sub, %from, %to, "ws role changed by refresh");
+        }
+        Ok(protocol::reply_ok(
+            id,
+            json!({"op": "refresh", "user": protocol::UserInfo::of(&self.identity)}),
+        ))
+    }
+}
+
+/// Writes `first` and whatever else is queued (up to [`BATCH`]), then flushes once.
+async fn write_batch(
+    ws: &mut WebSocketStream<Upgraded>,
+    first: Utf8Bytes,
+    rx: &mut mpsc::Receiver<Utf8Bytes>,
+    conn: &Conn,
+) -> Result<(), WsError> {
+    let mut bytes = 0;
+    let mut next = Some(first);
+    let mut n = 0;
+    while let Some(frame) = next.take() {
+        bytes += frame.len();
+        ws.feed(Message::Text(frame)).await?;
+        n += 1;
+        if n < BATCH {
+            next = rx.try_recv().ok();
+        }
+    }
+    let res = ws.flush().await;
+    conn.written(bytes);
+    res
+}
