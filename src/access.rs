@@ -17,9 +17,7 @@ pub const MAX_CHANNEL_LEN: usize = 128;
 pub const BROADCAST: &str = "broadcast";
 
 /// Who may join a channel.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, poem_openapi::Enum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, poem_openapi::Enum)]
 #[serde(rename_all = "lowercase")]
 #[oai(rename_all = "lowercase")]
 pub enum Tier {

@@ -290,10 +290,7 @@ impl Keys {
                 DecodingKey::from_secret(self.secret.as_deref().ok_or("missing HS256 secret")?)
             }
             alg => {
-                let pem = self
-                    .public_pem
-                    .as_deref()
-                    .ok_or("missing jwt_public_key")?;
+                let pem = self.public_pem.as_deref().ok_or("missing jwt_public_key")?;
                 match alg {
                     JwtAlg::RS256 => DecodingKey::from_rsa_pem(pem),
                     JwtAlg::ES256 => DecodingKey::from_ec_pem(pem),
@@ -397,7 +394,10 @@ impl Verifier {
         }
         if let Some(id) = self.cache.get(token).await {
             // The cache expires entries at `exp`, but check anyway: never trust timing.
-            if id.exp.is_some_and(|exp| exp + self.validation.leeway > now_secs()) {
+            if id
+                .exp
+                .is_some_and(|exp| exp + self.validation.leeway > now_secs())
+            {
                 return Ok(id);
             }
             self.cache.invalidate(token).await;
@@ -410,20 +410,22 @@ impl Verifier {
 
     /// Full signature and claims check.
     fn verify_uncached(&self, token: &str) -> Result<Identity, AuthError> {
-        let data = jsonwebtoken::decode::<RawClaims>(token, &self.key, &self.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-                ErrorKind::InvalidIssuer => AuthError::BadIssuer,
-                ErrorKind::InvalidAudience => AuthError::BadAudience,
-                ErrorKind::MissingRequiredClaim(c) if c == "iss" => AuthError::BadIssuer,
-                ErrorKind::MissingRequiredClaim(c) if c == "aud" => AuthError::BadAudience,
-                ErrorKind::InvalidSignature
-                | ErrorKind::InvalidAlgorithm
-                | ErrorKind::InvalidAlgorithmName
-                | ErrorKind::MissingAlgorithm
-                | ErrorKind::UnsupportedAlgorithm => AuthError::BadSignature,
-                _ => AuthError::Malformed,
+        let data =
+            jsonwebtoken::decode::<RawClaims>(token, &self.key, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => AuthError::Expired,
+                    ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                    ErrorKind::InvalidIssuer => AuthError::BadIssuer,
+                    ErrorKind::InvalidAudience => AuthError::BadAudience,
+                    ErrorKind::MissingRequiredClaim(c) if c == "iss" => AuthError::BadIssuer,
+                    ErrorKind::MissingRequiredClaim(c) if c == "aud" => AuthError::BadAudience,
+                    ErrorKind::InvalidSignature
+                    | ErrorKind::InvalidAlgorithm
+                    | ErrorKind::InvalidAlgorithmName
+                    | ErrorKind::MissingAlgorithm
+                    | ErrorKind::UnsupportedAlgorithm => AuthError::BadSignature,
+                    _ => AuthError::Malformed,
+                }
             })?;
         let claims = data.claims;
         let sub = claims

@@ -138,7 +138,12 @@ pub struct ConfigArgs {
     #[arg(long, env = "DANMAKU_JWT_LEEWAY_S")]
     pub jwt_leeway_s: Option<u64>,
     /// Comma-separated admin API keys for `X-Api-Key`.
-    #[arg(long, env = "DANMAKU_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DANMAKU_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub api_keys: Option<Vec<String>>,
     #[arg(long, env = "DANMAKU_HEARTBEAT_S")]
     pub heartbeat_s: Option<u64>,

@@ -58,7 +58,8 @@ pub async fn build(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<S
         },
         metrics.clone(),
     ));
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&cfg.data_dir).map_err(|e| e.to_string())?);
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&cfg.data_dir).map_err(|e| e.to_string())?);
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
     let directory = Directory::default();
     let decls = store.list_channels().await.map_err(|e| e.to_string())?;
@@ -89,7 +90,10 @@ fn readyz(state: Data<&Arc<State>>) -> (StatusCode, String) {
     if *state.shutdown.borrow() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down".into())
     } else if !state.bus.is_ready() {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("bus {} not ready", state.bus.name()))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("bus {} not ready", state.bus.name()),
+        )
     } else {
         (StatusCode::OK, "ready".into())
     }

@@ -1,1 +1,9 @@
+//! One integration-test binary (fast links on small machines). Every test starts the real
+//! server on `127.0.0.1:0` and talks to it over real sockets.
 
+mod api;
+mod auth;
+mod common;
+mod matrix;
+mod slow;
+mod ws;

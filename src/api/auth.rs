@@ -65,7 +65,9 @@ fn register_schemes(registry: &mut Registry) {
         BEARER,
         MetaSecurityScheme {
             ty: "http",
-            description: Some("A JWT signed with the configured key; its `role` claim decides access."),
+            description: Some(
+                "A JWT signed with the configured key; its `role` claim decides access.",
+            ),
             name: None,
             key_in: None,
             scheme: Some("bearer"),
@@ -106,7 +108,10 @@ async fn resolve(req: &Request) -> Result<Option<Caller>, ApiError> {
             Ok(Some(Caller::Service))
         } else {
             state.metrics.auth_failure(AuthError::BadSignature);
-            Err(ApiError::unauthorized("bad_api_key", "the API key is not accepted"))
+            Err(ApiError::unauthorized(
+                "bad_api_key",
+                "the API key is not accepted",
+            ))
         };
     }
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {

@@ -169,13 +169,22 @@ impl ChannelsApi {
     ) -> Result<Json<Presence>, ApiError> {
         let who = effective_identity(&auth.0);
         if who.role != Role::Admin {
-            state.directory.check(&who, &name).map_err(ApiError::denied)?;
+            state
+                .directory
+                .check(&who, &name)
+                .map_err(ApiError::denied)?;
         } else {
             access::parse_channel(&name).map_err(ApiError::denied)?;
         }
         let counts = state.hub.counts(&name);
-        let users = (who.role == Role::Admin)
-            .then(|| state.hub.users(&name).iter().map(|u| u.to_string()).collect());
+        let users = (who.role == Role::Admin).then(|| {
+            state
+                .hub
+                .users(&name)
+                .iter()
+                .map(|u| u.to_string())
+                .collect()
+        });
         Ok(Json(Presence {
             channel: name.0,
             total: counts.iter().sum::<usize>() as u64,

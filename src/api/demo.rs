@@ -77,7 +77,10 @@ impl AuthApi {
                 "guests have no token: connect without one",
             ));
         }
-        let name = body.name.as_deref().map(|n| n.chars().take(64).collect::<String>());
+        let name = body
+            .name
+            .as_deref()
+            .map(|n| n.chars().take(64).collect::<String>());
         let signer = state
             .signer
             .as_ref()

@@ -43,10 +43,7 @@ pub enum ApiError {
     Unprocessable(Json<ErrorBody>),
     /// Too many requests; retry after the given number of seconds.
     #[oai(status = 429)]
-    TooManyRequests(
-        Json<ErrorBody>,
-        #[oai(header = "Retry-After")] u64,
-    ),
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
     /// A backing engine (store or bus) is unavailable.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
@@ -105,7 +102,10 @@ impl From<AuthError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store error");
-        ApiError::unavailable("store_unavailable", "the store is unavailable; nothing was saved")
+        ApiError::unavailable(
+            "store_unavailable",
+            "the store is unavailable; nothing was saved",
+        )
     }
 }
 

@@ -89,7 +89,9 @@ fn check(event: &str, payload: &serde_json::Value) -> Result<(), ApiError> {
             format!("{event} is a protocol frame type"),
         ));
     }
-    let size = serde_json::to_vec(payload).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(payload)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_PAYLOAD {
         return Err(ApiError::unprocessable(
             "payload_too_large",
@@ -181,7 +183,16 @@ impl PushApi {
         check(&b.event, &b.payload)?;
         let t = target(b.audience, b.users)?;
         let id = push_id();
-        let p = publish(&state, &id, Arc::from(BROADCAST), b.event, b.payload, t, &auth.0.label()).await?;
+        let p = publish(
+            &state,
+            &id,
+            Arc::from(BROADCAST),
+            b.event,
+            b.payload,
+            t,
+            &auth.0.label(),
+        )
+        .await?;
         Ok(reply(id, p))
     }
 
@@ -198,7 +209,16 @@ impl PushApi {
         check(&b.event, &b.payload)?;
         let t = target(b.audience, b.users)?.only_role(role.0);
         let id = push_id();
-        let p = publish(&state, &id, Arc::from(BROADCAST), b.event, b.payload, t, &auth.0.label()).await?;
+        let p = publish(
+            &state,
+            &id,
+            Arc::from(BROADCAST),
+            b.event,
+            b.payload,
+            t,
+            &auth.0.label(),
+        )
+        .await?;
         Ok(reply(id, p))
     }
 
@@ -216,7 +236,16 @@ impl PushApi {
         check_users(std::slice::from_ref(&sub.0))?;
         let t = target(b.audience, b.users)?;
         let id = push_id();
-        let p = publish(&state, &id, access::user_channel(&sub), b.event, b.payload, t, &auth.0.label()).await?;
+        let p = publish(
+            &state,
+            &id,
+            access::user_channel(&sub),
+            b.event,
+            b.payload,
+            t,
+            &auth.0.label(),
+        )
+        .await?;
         Ok(reply(id, p))
     }
 
@@ -280,7 +309,16 @@ impl PushApi {
         let mut t = target(b.audience, b.users)?;
         t.mask &= tier.mask();
         let id = push_id();
-        let p = publish(&state, &id, Arc::from(channel.0.as_str()), b.event, b.payload, t, &auth.0.label()).await?;
+        let p = publish(
+            &state,
+            &id,
+            Arc::from(channel.0.as_str()),
+            b.event,
+            b.payload,
+            t,
+            &auth.0.label(),
+        )
+        .await?;
         Ok(reply(id, p))
     }
 }

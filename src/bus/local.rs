@@ -49,7 +49,10 @@ impl Bus for LocalBus {
         let encoded = Encoded::encode(msg, seq, now_millis());
         let out = self.hub.deliver(&encoded);
         drop(last);
-        self.hub.metrics().published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.hub
+            .metrics()
+            .published
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Published {
             seq,
             delivered: out.delivered,

@@ -66,13 +66,7 @@ impl Hub {
         sub: Arc<str>,
         role: Role,
     ) -> (Arc<Conn>, mpsc::Receiver<Utf8Bytes>) {
-        let (conn, rx) = Conn::new(
-            id,
-            sub,
-            role,
-            self.limits.max_msgs,
-            self.limits.max_bytes,
-        );
+        let (conn, rx) = Conn::new(id, sub, role, self.limits.max_msgs, self.limits.max_bytes);
         self.conns.pin().insert(id, conn.clone());
         self.metrics.conn_opened(role);
         (conn, rx)

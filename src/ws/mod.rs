@@ -86,7 +86,11 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Resolves the identity of a WebSocket request: a verified token, or a guest.
-async fn authenticate(state: &State, req: &Request, conn_id: u64) -> Result<Arc<Identity>, AuthError> {
+async fn authenticate(
+    state: &State,
+    req: &Request,
+    conn_id: u64,
+) -> Result<Arc<Identity>, AuthError> {
     match request_token(req)? {
         Some(token) => state.verifier.verify(&token).await,
         None if state.cfg.allow_guests => Ok(Arc::new(Identity::guest(conn_id))),
@@ -116,7 +120,7 @@ fn is_upgrade(req: &Request) -> bool {
 #[handler]
 pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
     let state = state.0.clone();
-    if !is_upgrade(&req) {
+    if !is_upgrade(req) {
         return json_error(
             StatusCode::UPGRADE_REQUIRED,
             "not_websocket",
@@ -138,7 +142,7 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
         );
     };
     let conn_id = state.hub.next_conn_id();
-    let identity = match authenticate(&state, &req, conn_id).await {
+    let identity = match authenticate(&state, req, conn_id).await {
         Ok(id) => id,
         Err(e) => {
             state.metrics.auth_failure(e);

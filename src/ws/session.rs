@@ -104,17 +104,17 @@ pub async fn run(state: Arc<State>, io: Upgraded, identity: Arc<Identity>, conn_
         window_start: Instant::now(),
     };
     session.join_automatic();
-    let welcome = protocol::welcome(
-        conn_id,
-        &session.identity,
-        session.state.cfg.heartbeat_s,
-    );
+    let welcome = protocol::welcome(conn_id, &session.identity, session.state.cfg.heartbeat_s);
     session.conn.push(&welcome);
 
     let exit = session.run_loop(&mut ws, &mut rx).await;
 
     let code = session.conn.close_requested().unwrap_or(exit.code);
-    let reason = if code == exit.code { exit.reason } else { reason_of(code) };
+    let reason = if code == exit.code {
+        exit.reason
+    } else {
+        reason_of(code)
+    };
     session.conn.request_close(code);
     let close_frame = CloseFrame {
         code: CloseCode::from(code),
@@ -174,10 +174,8 @@ impl Session {
         let cfg = &self.state.cfg;
         let heartbeat = Duration::from_secs(cfg.heartbeat_s);
         let idle_timeout = Duration::from_secs(cfg.idle_timeout_s);
-        let mut ticker = tokio::time::interval_at(
-            tokio::time::Instant::now() + heartbeat,
-            heartbeat,
-        );
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.state.shutdown.clone();
         let far = Duration::from_secs(365 * 24 * 3600);
@@ -287,7 +285,10 @@ impl Session {
                     Err(e) => {
                         tracing::debug!(conn = self.conn.id, sub = %self.identity.sub, code = e.code, "ws op refused");
                         self.conn.push(&protocol::reply_err(id, &e));
-                        self.count_error(matches!(e.code, "bad_json" | "bad_request" | "unknown_op"))
+                        self.count_error(matches!(
+                            e.code,
+                            "bad_json" | "bad_request" | "unknown_op"
+                        ))
                     }
                 }
             }
@@ -355,7 +356,9 @@ impl Session {
                     extra["recovered"] = Value::Bool(false);
                 }
                 self.conn.push(&protocol::reply_ok(id, extra));
-                self.state.hub.subscribe(&self.conn, &name, self.identity.role);
+                self.state
+                    .hub
+                    .subscribe(&self.conn, &name, self.identity.role);
                 self.channels.push(name);
                 Ok(None)
             }
@@ -364,15 +367,22 @@ impl Session {
                     .channels
                     .iter()
                     .position(|c| **c == *channel)
-                    .ok_or_else(|| ProtoError::new("not_subscribed", format!("not subscribed to {channel}")))?;
-                if matches!(access::parse_channel(&channel), Ok(access::ChannelKind::Broadcast | access::ChannelKind::User(_))) {
+                    .ok_or_else(|| {
+                        ProtoError::new("not_subscribed", format!("not subscribed to {channel}"))
+                    })?;
+                if matches!(
+                    access::parse_channel(&channel),
+                    Ok(access::ChannelKind::Broadcast | access::ChannelKind::User(_))
+                ) {
                     return Err(ProtoError::new(
                         "reserved_channel",
                         "automatic channels cannot be left",
                     ));
                 }
                 let name = self.channels.swap_remove(pos);
-                self.state.hub.unsubscribe(self.conn.id, &name, self.identity.role);
+                self.state
+                    .hub
+                    .unsubscribe(self.conn.id, &name, self.identity.role);
                 Ok(Some(protocol::reply_ok(
                     id,
                     json!({"op": "unsubscribe", "channel": channel}),
@@ -419,8 +429,11 @@ impl Session {
                 match self.state.directory.check(&self.identity, &name) {
                     Err(denied) if !automatic => {
                         self.state.hub.unsubscribe(self.conn.id, &name, from);
-                        self.conn
-                            .push(&protocol::unsubscribed(&name, denied.code, &denied.message));
+                        self.conn.push(&protocol::unsubscribed(
+                            &name,
+                            denied.code,
+                            &denied.message,
+                        ));
                     }
                     _ => {
                         self.state.hub.change_group(&self.conn, &name, from, to);
