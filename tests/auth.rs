@@ -236,7 +236,7 @@ async fn issuer_and_audience_are_enforced_when_configured() {
     .await;
     assert_refused(
         &app,
-        &hs256(&json!({"sub": "a", "role": "free", "exp": now() + 3600})),
+        &hs256(&json!({"sub": "a", "role": "free", "exp": now() + 3600, "aud": "danmaku"})),
         "bad_issuer",
         "missing iss",
     )
