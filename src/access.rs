@@ -238,12 +238,30 @@ pub fn check_subscribe(
 
 /// Declared channel tiers, mirrored in memory from the store so that subscribe checks never
 /// wait on the database. Writes go to the store first, then here.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Directory {
     declared: papaya::HashMap<String, Tier>,
+    /// The video catalog's tiers.
+    videos: papaya::HashMap<String, Tier>,
+    /// Whether videos missing from the catalog are open (as free videos).
+    open_unknown_videos: bool,
 }
 
 impl Directory {
+    /// An empty directory.
+    pub fn new(open_unknown_videos: bool) -> Self {
+        Directory {
+            declared: papaya::HashMap::new(),
+            videos: papaya::HashMap::new(),
+            open_unknown_videos,
+        }
+    }
+
+    /// Records a catalog entry already stored.
+    pub fn set_video(&self, id: &str, tier: Tier) {
+        self.videos.pin().insert(id.to_string(), tier);
+    }
+
     /// Replaces the mirror with what the store holds (at startup).
     pub fn load<I: IntoIterator<Item = (String, Tier)>>(&self, decls: I) {
         let map = self.declared.pin();
@@ -268,18 +286,32 @@ impl Directory {
         self.declared.pin().get(name).copied()
     }
 
-    /// The tier of a video room. Until the video catalog exists every video is free.
-    pub fn video_tier(&self, _video: &str) -> Tier {
-        Tier::Free
+    /// The tier of a video room: from the catalog, else free when unknown videos are
+    /// open, else `None` (unknown).
+    pub fn video_tier(&self, video: &str) -> Option<Tier> {
+        match self.videos.pin().get(video) {
+            Some(t) => Some(*t),
+            None if self.open_unknown_videos => Some(Tier::Free),
+            None => None,
+        }
     }
 
     /// Decides whether `who` may subscribe to `name` (see [`check_subscribe`]).
     pub fn check(&self, who: &Identity, name: &str) -> Result<Tier, Denied> {
         let video_tier = match parse_channel(name)? {
-            ChannelKind::Video(id) => self.video_tier(&id),
+            ChannelKind::Video(id) => self.video_tier(&id).ok_or_else(|| {
+                Denied::new("unknown_video", format!("video {id} is not in the catalog"))
+            })?,
             _ => Tier::Free,
         };
-        check_subscribe(who, name, self.declared(name), video_tier)
+        let result = check_subscribe(who, name, self.declared(name), video_tier);
+        // A member-only video room refuses with the code the danmaku API uses.
+        match (parse_channel(name), result) {
+            (Ok(ChannelKind::Video(_)), Err(d)) if d.code == "forbidden" => {
+                Err(Denied::new("member_only", d.message))
+            }
+            (_, r) => r,
+        }
     }
 }
 

@@ -80,6 +80,16 @@ pub struct Config {
     pub ws_max_errors_per_min: u32,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` overrides it.
     pub log: String,
+    /// Videos missing from the catalog behave as free videos (so any page can host
+    /// comments). When false they answer 404 `unknown_video`.
+    pub open_unknown_videos: bool,
+    /// Words refused in comments (case-insensitive, after full/half-width folding).
+    pub block_words: Vec<String>,
+    /// Comments per second per room that reach guests and free users in a flood
+    /// (members and admins always get every comment). 0 disables sampling.
+    pub free_feed_rate: u32,
+    /// Posting privileges per role (TOML `[policy.free]`, `[policy.member]`, `[policy.admin]`).
+    pub policy: crate::danmaku::rules::Policy,
 }
 
 impl Default for Config {
@@ -105,6 +115,10 @@ impl Default for Config {
             ws_max_message: 16 * 1024,
             ws_max_errors_per_min: 20,
             log: "info".to_string(),
+            open_unknown_videos: true,
+            block_words: Vec::new(),
+            free_feed_rate: 20,
+            policy: crate::danmaku::rules::Policy::default(),
         }
     }
 }
@@ -161,6 +175,13 @@ pub struct ConfigArgs {
     pub ws_max_errors_per_min: Option<u32>,
     #[arg(long, env = "DANMAKU_LOG")]
     pub log: Option<String>,
+    #[arg(long, env = "DANMAKU_OPEN_UNKNOWN_VIDEOS")]
+    pub open_unknown_videos: Option<bool>,
+    /// Comma-separated blocked words.
+    #[arg(long, env = "DANMAKU_BLOCK_WORDS", value_delimiter = ',')]
+    pub block_words: Option<Vec<String>>,
+    #[arg(long, env = "DANMAKU_FREE_FEED_RATE")]
+    pub free_feed_rate: Option<u32>,
 }
 
 /// Copies every `Some` field of the args onto the config.
@@ -200,6 +221,9 @@ impl ConfigArgs {
             ws_max_message,
             ws_max_errors_per_min,
             log,
+            open_unknown_videos,
+            block_words,
+            free_feed_rate,
         );
         for (slot, value) in [
             (&mut cfg.jwt_secret, args.jwt_secret),

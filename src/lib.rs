@@ -7,6 +7,8 @@
 //!   the poem-openapi REST surface under `/api` (documented in `openapi/openapi.json`).
 //! - [`hub`] owns sessions, channels and fan-out: who is connected, who listens where,
 //!   and which sockets an event may reach. It encodes each event once and shares the bytes.
+//! - [`danmaku`] holds the comment rules and runs posting, history and moderation in
+//!   the mandated order (validate → store → acknowledge → publish).
 //! - [`access`] holds the rules that decide whether a role may join a channel or reach an
 //!   audience; every transport asks it, none decides on its own.
 //! - [`bus`] carries published events to every node's hub (in-process by default) and
@@ -21,6 +23,7 @@ pub mod api;
 pub mod auth;
 pub mod bus;
 pub mod config;
+pub mod danmaku;
 pub mod hub;
 pub mod metrics;
 pub mod server;

@@ -40,6 +40,10 @@ pub struct Metrics {
     pub ws_ops: AtomicU64,
     /// Invalid client frames (bad JSON, unknown op, binary).
     pub ws_bad_frames: AtomicU64,
+    /// Comments kept out of the free feed by flood control.
+    pub sampled_out: AtomicU64,
+    /// Comments accepted and stored.
+    pub danmaku_posted: AtomicU64,
     /// Token rejections, by [`AuthError`] (index in `AUTH_CODES`).
     auth_failures: [AtomicU64; 11],
 }
@@ -89,7 +93,17 @@ impl Metrics {
                 self.connections[role.index()].load(Relaxed)
             );
         }
-        let counters: [(&str, &str, &AtomicU64); 6] = [
+        let counters: [(&str, &str, &AtomicU64); 8] = [
+            (
+                "danmaku_comments_posted_total",
+                "Comments accepted and durably stored.",
+                &self.danmaku_posted,
+            ),
+            (
+                "danmaku_free_feed_sampled_out_total",
+                "Comments kept out of the guest/free feed by flood control.",
+                &self.sampled_out,
+            ),
             (
                 "danmaku_connections_total",
                 "WebSocket connections accepted since start.",

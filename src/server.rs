@@ -36,6 +36,8 @@ pub struct State {
     pub bus: Arc<dyn Bus>,
     pub store: Arc<dyn Store>,
     pub directory: Directory,
+    /// Posting, history and moderation of comments.
+    pub danmaku: crate::danmaku::Service,
     pub metrics: Arc<Metrics>,
     /// Flips to true when shutdown starts; sessions watch it.
     pub shutdown: watch::Receiver<bool>,
@@ -61,9 +63,20 @@ pub async fn build(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<S
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&cfg.data_dir).map_err(|e| e.to_string())?);
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
-    let directory = Directory::default();
+    let directory = Directory::new(cfg.open_unknown_videos);
     let decls = store.list_channels().await.map_err(|e| e.to_string())?;
     directory.load(decls.into_iter().map(|d| (d.name, d.tier)));
+    for v in store.list_videos().await.map_err(|e| e.to_string())? {
+        directory.set_video(&v.id, v.tier);
+    }
+    let danmaku = crate::danmaku::Service::new(
+        cfg.policy.clone(),
+        &cfg.block_words,
+        cfg.free_feed_rate,
+        store.clone(),
+        metrics.clone(),
+    )
+    .await?;
     tracing::info!(store = store.name(), bus = bus.name(), "engines ready");
     Ok(Arc::new(State {
         cfg,
@@ -73,6 +86,7 @@ pub async fn build(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<S
         bus,
         store,
         directory,
+        danmaku,
         metrics,
         shutdown,
     }))
@@ -117,6 +131,14 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
         .nest("/docs", ui)
         .at("/openapi.json", spec)
         .at("/ws", get(ws::upgrade))
+        .at(
+            "/dplayer/v3/",
+            get(api::dplayer::list).post(api::dplayer::post),
+        )
+        .at(
+            "/dplayer/v3",
+            get(api::dplayer::list).post(api::dplayer::post),
+        )
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/metrics", get(metrics_text))

@@ -204,3 +204,64 @@ security_extractor!(MaybeAuthed, true, |req| async {
     resolve(req).await.map(MaybeAuthed)
 }
 .await);
+
+/// Finds the token of a request: `Authorization: Bearer` or `?access_token=`. Both may be
+/// given only if they agree.
+pub fn request_token(req: &Request) -> Result<Option<String>, AuthError> {
+    let header = match req.headers().get(header::AUTHORIZATION) {
+        Some(v) => {
+            if v.len() > MAX_TOKEN_LEN + 16 {
+                return Err(AuthError::TokenTooLarge);
+            }
+            let v = v.to_str().map_err(|_| AuthError::Malformed)?;
+            let token = v
+                .strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .ok_or(AuthError::Malformed)?;
+            Some(token.trim().to_string())
+        }
+        None => None,
+    };
+    let query = match req.uri().query() {
+        Some(q) if q.len() > 4 * MAX_TOKEN_LEN => return Err(AuthError::TokenTooLarge),
+        Some(q) => q
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "access_token")
+            .map(|(_, v)| percent_decode(v)),
+        None => None,
+    };
+    match (header, query) {
+        (Some(h), Some(q)) if h != q => Err(AuthError::Conflict),
+        (Some(h), _) => Ok(Some(h)),
+        (None, q) => Ok(q),
+    }
+}
+
+/// Minimal percent-decoding for the token query parameter (JWTs are URL-safe already,
+/// but clients may still escape them).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 3;
+                }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -7,8 +7,10 @@
 pub mod auth;
 pub mod channels;
 pub mod demo;
+pub mod dplayer;
 pub mod error;
 pub mod push;
+pub mod videos;
 
 use poem_openapi::{OpenApiService, Tags};
 
@@ -21,15 +23,27 @@ pub enum ApiTags {
     Push,
     /// Identity helpers (demo tokens, who am I).
     Auth,
+    /// The video catalog, comments (danmaku), moderation and bilibili XML.
+    Videos,
 }
 
 /// The combined API type.
-pub type Api = (channels::ChannelsApi, push::PushApi, demo::AuthApi);
+pub type Api = (
+    channels::ChannelsApi,
+    push::PushApi,
+    videos::VideosApi,
+    demo::AuthApi,
+);
 
 /// Builds the OpenAPI service, served under `/api`.
 pub fn service() -> OpenApiService<Api, ()> {
     OpenApiService::new(
-        (channels::ChannelsApi, push::PushApi, demo::AuthApi),
+        (
+            channels::ChannelsApi,
+            push::PushApi,
+            videos::VideosApi,
+            demo::AuthApi,
+        ),
         "danmaku",
         env!("CARGO_PKG_VERSION"),
     )

@@ -303,7 +303,9 @@ impl PushApi {
                     format!("channel {} is not declared", *channel),
                 )
             })?,
-            ChannelKind::Video(v) => state.directory.video_tier(&v),
+            ChannelKind::Video(v) => state.directory.video_tier(&v).ok_or_else(|| {
+                ApiError::not_found("unknown_video", format!("video {v} is not in the catalog"))
+            })?,
             ChannelKind::User(_) | ChannelKind::Broadcast => access::Tier::Free,
         };
         let mut t = target(b.audience, b.users)?;

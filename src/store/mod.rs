@@ -3,6 +3,7 @@
 //! The store holds what must survive a restart: channel declarations now, comments and
 //! schedules as the product grows. [`sqlite::SqliteStore`] is the embedded default.
 
+pub mod danmaku;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -29,7 +30,7 @@ pub enum StoreError {
 
 /// Durable storage.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: danmaku::DanmakuStore + Send + Sync + 'static {
     /// Declares or re-tiers a channel. Returns true when it did not exist before.
     async fn put_channel(&self, name: &str, tier: Tier) -> Result<bool, StoreError>;
 

@@ -2,8 +2,12 @@
 //!
 //! Durability settings: `journal_mode=WAL` with `synchronous=FULL`, so a transaction is on
 //! disk (WAL fsynced) before the call returns, and only then is anything acknowledged.
-//! The connection lives behind a mutex and is used from `spawn_blocking`, keeping the
-//! async workers free while SQLite waits on the disk.
+//!
+//! Writes go through one writer thread that does **group commit**: it takes every write
+//! queued while the previous commit was syncing, runs them in one transaction, commits
+//! once (one fsync), and only then answers each caller. Ingest therefore scales with
+//! concurrency instead of being capped at one fsync per comment. Reads use a second
+//! connection behind a mutex on the blocking pool (WAL lets them run beside the writer).
 
 use std::{
     path::Path,
@@ -17,16 +21,102 @@ use super::{ChannelDecl, Store, StoreError};
 use crate::{access::Tier, auth::now_millis};
 
 /// Schema migrations, applied in order; `user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE channels (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE channels (
         name TEXT PRIMARY KEY NOT NULL,
         tier TEXT NOT NULL CHECK (tier IN ('free', 'member', 'admin')),
         updated_at INTEGER NOT NULL
-    ) STRICT;"];
+    ) STRICT;",
+    "CREATE TABLE videos (
+        id TEXT PRIMARY KEY NOT NULL,
+        title TEXT NOT NULL,
+        tier TEXT NOT NULL CHECK (tier IN ('free', 'member', 'admin')),
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE danmaku (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        video TEXT NOT NULL,
+        time_ms INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        color INTEGER NOT NULL,
+        size TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        sub TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        deleted_at INTEGER
+    ) STRICT;
+    CREATE INDEX danmaku_video_time ON danmaku (video, time_ms);
+    CREATE TABLE mutes (
+        sub TEXT PRIMARY KEY NOT NULL,
+        until_ms INTEGER NOT NULL
+    ) STRICT;",
+];
+
+/// Most writes committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// A write job: runs inside the batch transaction and returns what to do once the
+/// transaction's fate is known.
+type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+
+/// Called with the commit result after the batch transaction ends.
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// The embedded store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    writer: tokio::sync::mpsc::Sender<Job>,
+}
+
+/// Opens a connection with the durability pragmas.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(unavailable)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(unavailable)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(unavailable)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(unavailable)?;
+    Ok(conn)
+}
+
+/// The writer thread: batches queued jobs into one transaction each.
+fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        // If BEGIN fails, each job's savepoint still runs as its own transaction.
+        let in_txn = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "store: cannot begin a batch; committing jobs one by one");
+                false
+            }
+        };
+        let completions: Vec<Completion> = jobs.into_iter().map(|job| job(&conn)).collect();
+        let result = if in_txn {
+            conn.execute_batch("COMMIT").map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                e.to_string()
+            })
+        } else {
+            Ok(())
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, batch = completions.len(), "store: commit failed");
+        }
+        for done in completions {
+            done(result.clone());
+        }
+    }
 }
 
 impl SqliteStore {
@@ -36,24 +126,63 @@ impl SqliteStore {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
         let path = dir.join("danmaku.db");
-        let mut conn = Connection::open(&path).map_err(unavailable)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(unavailable)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(unavailable)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(unavailable)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(unavailable)?;
+        let mut conn = connect(&path)?;
         migrate(&mut conn)?;
-        tracing::info!(path = %path.display(), "sqlite store open (WAL, synchronous=FULL)");
+        let write_conn = connect(&path)?;
+        let (writer, rx) = tokio::sync::mpsc::channel::<Job>(8192);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(write_conn, rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
+        tracing::info!(path = %path.display(), "sqlite store open (WAL, synchronous=FULL, group commit)");
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            writer,
         })
     }
 
-    /// Runs `f` with the connection on the blocking pool.
-    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs `f` inside the next group-commit transaction and returns its result once the
+    /// transaction is durably committed. If the commit fails, the caller gets an error
+    /// even though `f` succeeded: nothing is acknowledged that is not on disk.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            // A failed job must not poison the batch: each runs in its own savepoint.
+            let result = match conn.execute_batch("SAVEPOINT job") {
+                Ok(()) => match f(conn) {
+                    Ok(v) => conn
+                        .execute_batch("RELEASE job")
+                        .map(|_| v)
+                        .map_err(unavailable),
+                    Err(e) => {
+                        let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                        Err(e)
+                    }
+                },
+                Err(e) => Err(unavailable(e)),
+            };
+            Box::new(move |committed: Result<(), String>| {
+                let outcome = match (committed, result) {
+                    (Ok(()), r) => r,
+                    (Err(e), _) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+                };
+                let _ = tx.send(outcome);
+            })
+        });
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the writer dropped the job".into()))?
+    }
+
+    /// Runs `f` with the read connection on the blocking pool.
+    pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -69,7 +198,7 @@ impl SqliteStore {
 }
 
 /// Maps any SQLite error to `Unavailable`.
-fn unavailable(e: rusqlite::Error) -> StoreError {
+pub(crate) fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
@@ -97,8 +226,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 impl Store for SqliteStore {
     async fn put_channel(&self, name: &str, tier: Tier) -> Result<bool, StoreError> {
         let name = name.to_string();
-        self.with(move |c| {
-            let tx = c.transaction().map_err(unavailable)?;
+        self.write(move |tx| {
             let existed = tx
                 .query_row("SELECT 1 FROM channels WHERE name = ?1", [&name], |_| Ok(()))
                 .optional()
@@ -110,7 +238,6 @@ impl Store for SqliteStore {
                 params![name, tier.as_str(), now_millis() as i64],
             )
             .map_err(unavailable)?;
-            tx.commit().map_err(unavailable)?;
             Ok(!existed)
         })
         .await
@@ -118,7 +245,7 @@ impl Store for SqliteStore {
 
     async fn delete_channel(&self, name: &str) -> Result<bool, StoreError> {
         let name = name.to_string();
-        self.with(move |c| {
+        self.write(move |c| {
             c.execute("DELETE FROM channels WHERE name = ?1", [&name])
                 .map(|n| n > 0)
                 .map_err(unavailable)
@@ -157,6 +284,8 @@ impl Store for SqliteStore {
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
+        // Everything queued before this no-op is committed once it returns.
+        self.write(|_| Ok(())).await?;
         self.with(|c| {
             c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
                 .map_err(unavailable)

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::auth::{Identity, Role};
+use crate::{
+    auth::{Identity, Role},
+    danmaku::rules::Draft,
+};
 
 /// Protocol version announced in `welcome`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -30,15 +33,44 @@ pub struct ClientFrame {
     /// recovered until replay windows exist.
     #[serde(default)]
     pub since: Option<Value>,
+    /// `danmaku` op: the video id.
+    #[serde(default)]
+    pub video: Option<String>,
+    /// `danmaku` op: the comment text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// `danmaku` op: video position in seconds.
+    #[serde(default)]
+    pub time: Option<f64>,
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub color: Option<String>,
+    #[serde(default)]
+    pub size: Option<String>,
+    #[serde(default)]
+    pub audience: Option<String>,
 }
 
 /// A client operation, validated.
 #[derive(Debug, PartialEq)]
 pub enum Op {
-    Subscribe { channel: String, since: bool },
-    Unsubscribe { channel: String },
-    Refresh { token: String },
+    Subscribe {
+        channel: String,
+        since: bool,
+    },
+    Unsubscribe {
+        channel: String,
+    },
+    Refresh {
+        token: String,
+    },
     Ping,
+    /// Post a comment (same rules as `POST /api/videos/{id}/danmaku`).
+    Danmaku {
+        video: String,
+        draft: Draft,
+    },
 }
 
 /// A typed protocol error: a code for machines and a message for people.
@@ -46,6 +78,8 @@ pub enum Op {
 pub struct ProtoError {
     pub code: &'static str,
     pub message: String,
+    /// For `cooldown`: milliseconds until the next post is allowed.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ProtoError {
@@ -54,6 +88,7 @@ impl ProtoError {
         ProtoError {
             code,
             message: message.into(),
+            retry_after_ms: None,
         }
     }
 }
@@ -119,10 +154,25 @@ fn to_op(frame: ClientFrame) -> Result<Op, ProtoError> {
                 .ok_or_else(|| ProtoError::new("bad_request", "refresh needs a token"))?,
         }),
         Some("ping") => Ok(Op::Ping),
+        Some("danmaku") => Ok(Op::Danmaku {
+            video: frame
+                .video
+                .ok_or_else(|| ProtoError::new("bad_request", "danmaku needs a video"))?,
+            draft: Draft {
+                text: frame
+                    .text
+                    .ok_or_else(|| ProtoError::new("bad_request", "danmaku needs a text"))?,
+                time: frame.time.unwrap_or(0.0),
+                mode: frame.mode,
+                color: frame.color,
+                size: frame.size,
+                audience: frame.audience,
+            },
+        }),
         Some(other) => Err(ProtoError::new(
             "unknown_op",
             format!(
-                "unknown op {:?}: use subscribe, unsubscribe, refresh or ping",
+                "unknown op {:?}: use subscribe, unsubscribe, refresh, ping or danmaku",
                 truncate(other, 32)
             ),
         )),
@@ -185,11 +235,15 @@ pub fn reply_ok(id: Option<Value>, extra: Value) -> Utf8Bytes {
 
 /// `{"type":"reply","id":..,"ok":false,"error":{"code","message"}}`.
 pub fn reply_err(id: Option<Value>, err: &ProtoError) -> Utf8Bytes {
+    let mut error = serde_json::json!({"code": err.code, "message": err.message});
+    if let Some(ms) = err.retry_after_ms {
+        error["retry_after_ms"] = ms.into();
+    }
     encode(&serde_json::json!({
         "type": "reply",
         "id": id,
         "ok": false,
-        "error": {"code": err.code, "message": err.message},
+        "error": error,
     }))
 }
 

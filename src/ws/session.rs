@@ -285,10 +285,11 @@ impl Session {
                     Err(e) => {
                         tracing::debug!(conn = self.conn.id, sub = %self.identity.sub, code = e.code, "ws op refused");
                         self.conn.push(&protocol::reply_err(id, &e));
-                        self.count_error(matches!(
-                            e.code,
-                            "bad_json" | "bad_request" | "unknown_op"
-                        ))
+                        if matches!(e.code, "bad_json" | "bad_request" | "unknown_op") {
+                            self.count_invalid()
+                        } else {
+                            None
+                        }
                     }
                 }
             }
@@ -306,13 +307,12 @@ impl Session {
     }
 
     /// Counts invalid frames in a one-minute window; too many close the socket (1008).
-    fn count_error(&mut self, invalid_frame: bool) -> Option<Exit> {
-        if invalid_frame {
-            self.state
-                .metrics
-                .ws_bad_frames
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+    /// Refused but well-formed ops (forbidden, cooldown...) do not count.
+    fn count_invalid(&mut self) -> Option<Exit> {
+        self.state
+            .metrics
+            .ws_bad_frames
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if self.window_start.elapsed() > Duration::from_secs(60) {
             self.window_start = Instant::now();
             self.errors_in_window = 0;
@@ -389,6 +389,29 @@ impl Session {
                 )))
             }
             Op::Refresh { token } => self.refresh(id, &token).await.map(Some),
+            Op::Danmaku { video, draft } => {
+                let state = self.state.clone();
+                let accepted = state
+                    .danmaku
+                    .post(&state.directory, &self.identity, &video, &draft)
+                    .await
+                    .map_err(|r| ProtoError {
+                        code: r.code,
+                        message: r.message,
+                        retry_after_ms: r.retry_after_ms,
+                    })?;
+                tracing::info!(conn = self.conn.id, id = accepted.stored.id, %video, sub = %self.identity.sub, "danmaku posted (ws)");
+                // Acknowledge first, then publish (the sender's sockets are excluded).
+                self.conn.push(&protocol::reply_ok(
+                    id,
+                    json!({"op": "danmaku", "danmaku": accepted.view}),
+                ));
+                state
+                    .danmaku
+                    .publish(state.bus.as_ref(), accepted.event)
+                    .await;
+                Ok(None)
+            }
         }
     }
 

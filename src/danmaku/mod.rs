@@ -1,0 +1,450 @@
+//! Danmaku: the comment rules and the posting, history and moderation flows.
+//!
+//! [`rules`] holds the pure checks. [`Service`] runs a post in the mandated order:
+//! validate → store durably → acknowledge → publish, and the same for deletions. REST,
+//! WebSocket and the DPlayer endpoint all go through it, so one rule set applies.
+
+pub mod feed;
+pub mod formats;
+pub mod rules;
+
+use std::sync::Arc;
+
+use moka::{future::Cache, ops::compute::CompResult, ops::compute::Op};
+use serde::Serialize;
+
+use self::{
+    feed::FreeFeed,
+    rules::{BlockList, Draft, Policy, Reject, check_video_id, format_color},
+};
+use crate::{
+    access::{Audience, Directory, Tier, role_bit},
+    auth::{Identity, Role, now_millis},
+    bus::Bus,
+    hub::event::{Publish, Target},
+    metrics::Metrics,
+    store::{
+        Store,
+        danmaku::{HistoryQuery, NewDanmaku, StoredDanmaku},
+    },
+};
+
+/// Default and maximum page sizes of the history API.
+pub const DEFAULT_LIMIT: usize = 1000;
+/// The largest history page.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// How long an author may recall their own comment.
+pub const RECALL_WINDOW_MS: u64 = 120_000;
+
+/// The public view of a comment: what viewers receive. Never carries the author's `sub`.
+#[derive(Debug, Clone, Serialize, poem_openapi::Object)]
+pub struct View {
+    /// Store-assigned id, strictly increasing.
+    pub id: i64,
+    pub video: String,
+    /// Video position in seconds.
+    pub time: f64,
+    pub text: String,
+    pub mode: rules::Mode,
+    /// `#rrggbb`.
+    pub color: String,
+    pub size: rules::Size,
+    pub audience: Audience,
+    pub user: ViewUser,
+    /// Unix milliseconds.
+    pub created_at: u64,
+}
+
+/// The author as viewers see them: a display name only.
+#[derive(Debug, Clone, Serialize, poem_openapi::Object)]
+pub struct ViewUser {
+    pub name: String,
+}
+
+impl View {
+    /// Builds the public view of a stored comment.
+    pub fn of(s: &StoredDanmaku) -> View {
+        View {
+            id: s.id,
+            video: s.d.video.clone(),
+            time: s.d.time_ms as f64 / 1000.0,
+            text: s.d.text.clone(),
+            mode: s.d.mode,
+            color: format_color(s.d.color),
+            size: s.d.size,
+            audience: s.d.audience,
+            user: ViewUser {
+                name: s.d.name.clone(),
+            },
+            created_at: s.d.created_at,
+        }
+    }
+}
+
+/// The result of an accepted post: the stored comment, and the event to publish once the
+/// caller has acknowledged it.
+#[derive(Debug)]
+pub struct Accepted {
+    pub stored: StoredDanmaku,
+    pub view: View,
+    pub event: Publish,
+}
+
+/// Posting, history and moderation, shared by every transport.
+pub struct Service {
+    policy: Policy,
+    blocked: BlockList,
+    /// Last post time (unix ms) per user, for cooldowns.
+    cooldowns: Cache<Arc<str>, u64>,
+    /// Muted users and the end of their mute (unix ms), mirrored from the store.
+    mutes: papaya::HashMap<String, u64>,
+    /// Default history pages per (video, members view), invalidated on insert and delete.
+    history_cache: Cache<(String, bool), Arc<Vec<View>>>,
+    feed: FreeFeed,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").finish_non_exhaustive()
+    }
+}
+
+/// The channel of a video's room.
+pub fn room(video: &str) -> Arc<str> {
+    Arc::from(format!("video:{video}"))
+}
+
+impl Service {
+    /// Builds the service and loads the mutes in force.
+    pub async fn new(
+        policy: Policy,
+        block_words: &[String],
+        free_feed_rate: u32,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Service, String> {
+        let longest = [&policy.free, &policy.member, &policy.admin]
+            .iter()
+            .map(|p| p.cooldown_ms)
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let svc = Service {
+            policy,
+            blocked: BlockList::new(block_words),
+            cooldowns: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(std::time::Duration::from_millis(longest))
+                .build(),
+            mutes: papaya::HashMap::new(),
+            history_cache: Cache::builder()
+                .max_capacity(1024)
+                .time_to_live(std::time::Duration::from_secs(300))
+                .build(),
+            feed: FreeFeed::new(free_feed_rate),
+            store,
+            metrics,
+        };
+        let mutes = svc
+            .store
+            .list_mutes(now_millis())
+            .await
+            .map_err(|e| e.to_string())?;
+        for (sub, until) in mutes {
+            svc.mutes.pin().insert(sub, until);
+        }
+        Ok(svc)
+    }
+
+    /// The tier of a video's room, or 404 when unknown videos are closed.
+    pub fn video_tier(&self, dir: &Directory, video: &str) -> Result<Tier, Reject> {
+        check_video_id(video)?;
+        dir.video_tier(video).ok_or_else(|| {
+            Reject::new(
+                404,
+                "unknown_video",
+                format!("video {video} is not in the catalog"),
+            )
+        })
+    }
+
+    /// Refuses a role that may not read a video of `tier`.
+    pub fn check_read(tier: Tier, role: Role) -> Result<(), Reject> {
+        if tier.admits(role) {
+            Ok(())
+        } else {
+            Err(Reject::new(403, "member_only", "this video is for members"))
+        }
+    }
+
+    /// Validates and stores a post. Publishing is left to the caller, after it has
+    /// acknowledged: see [`Service::publish`].
+    pub async fn post(
+        &self,
+        dir: &Directory,
+        who: &Identity,
+        video: &str,
+        draft: &Draft,
+    ) -> Result<Accepted, Reject> {
+        let valid = rules::validate(draft, who.role, &self.policy, &self.blocked)?;
+        let tier = self.video_tier(dir, video)?;
+        Self::check_read(tier, who.role)?;
+        let now = now_millis();
+        if let Some(until) = self.mutes.pin().get(&*who.sub).copied()
+            && until > now
+        {
+            return Err(Reject::new(
+                403,
+                "muted",
+                format!(
+                    "you are muted for {} more seconds",
+                    (until - now).div_ceil(1000)
+                ),
+            ));
+        }
+        self.take_cooldown(who, now).await?;
+        let stored = self
+            .store
+            .insert_danmaku(NewDanmaku {
+                video: video.to_string(),
+                time_ms: valid.time_ms,
+                text: valid.text,
+                mode: valid.mode,
+                color: valid.color,
+                size: valid.size,
+                audience: valid.audience,
+                sub: who.sub.to_string(),
+                name: who.name.to_string(),
+                created_at: now,
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "danmaku insert failed");
+                Reject::new(
+                    503,
+                    "store_unavailable",
+                    "the comment was not stored; retry",
+                )
+            })?;
+        self.invalidate(video).await;
+        self.metrics
+            .danmaku_posted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let view = View::of(&stored);
+        let mut target = Target::audience(stored.d.audience);
+        target.mask &= tier.mask();
+        target.except = Some(who.sub.clone());
+        let free_groups = role_bit(Role::Guest) | role_bit(Role::Free);
+        if target.mask & free_groups != 0 && !self.feed.admit(video, now) {
+            target.mask &= !free_groups;
+            self.metrics
+                .sampled_out
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let data = serde_json::to_value(&view).unwrap_or_default();
+        tracing::debug!(id = stored.id, video, sub = %who.sub, "danmaku stored");
+        Ok(Accepted {
+            stored,
+            view,
+            event: Publish {
+                channel: room(video),
+                event: "danmaku".into(),
+                data,
+                target,
+            },
+        })
+    }
+
+    /// Publishes an accepted post's event (after the caller acknowledged it).
+    pub async fn publish(&self, bus: &dyn Bus, event: Publish) {
+        if let Err(e) = bus.publish(event).await {
+            // The comment is stored; viewers will find it in history.
+            tracing::error!(error = %e, "danmaku publish failed");
+        }
+    }
+
+    /// Atomically checks and records the poster's cooldown.
+    async fn take_cooldown(&self, who: &Identity, now: u64) -> Result<(), Reject> {
+        let cooldown = self.policy.of(who.role).map(|p| p.cooldown_ms).unwrap_or(0);
+        if cooldown == 0 {
+            return Ok(());
+        }
+        let result = self
+            .cooldowns
+            .entry(who.sub.clone())
+            .and_compute_with(|entry| {
+                let op = match entry {
+                    Some(e) if now.saturating_sub(*e.value()) < cooldown => Op::Nop,
+                    _ => Op::Put(now),
+                };
+                std::future::ready(op)
+            })
+            .await;
+        match result {
+            CompResult::Unchanged(e) => {
+                let wait = cooldown - now.saturating_sub(*e.value());
+                let mut r = Reject::new(
+                    429,
+                    "cooldown",
+                    format!("slow down: next comment in {:.1} s", wait as f64 / 1000.0),
+                );
+                r.retry_after_ms = Some(wait);
+                Err(r)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Mutes (or, with 0 seconds, unmutes) a user. Stored first, then mirrored.
+    pub async fn mute(&self, sub: &str, seconds: u64) -> Result<u64, Reject> {
+        let until = if seconds == 0 {
+            0
+        } else {
+            now_millis() + seconds.saturating_mul(1000)
+        };
+        self.store.put_mute(sub, until).await.map_err(|e| {
+            tracing::error!(error = %e, "mute failed");
+            Reject::new(503, "store_unavailable", "the mute was not stored; retry")
+        })?;
+        if until == 0 {
+            self.mutes.pin().remove(sub);
+        } else {
+            self.mutes.pin().insert(sub.to_string(), until);
+        }
+        Ok(until)
+    }
+
+    /// Reads a history window as `role` may see it.
+    pub async fn history(
+        &self,
+        dir: &Directory,
+        role: Role,
+        mut q: HistoryQuery,
+    ) -> Result<Arc<Vec<View>>, Reject> {
+        let tier = self.video_tier(dir, &q.video)?;
+        Self::check_read(tier, role)?;
+        q.members = role.is_member_or_admin();
+        q.limit = q.limit.clamp(1, MAX_LIMIT);
+        let cacheable = q.from_ms.is_none()
+            && q.to_ms.is_none()
+            && q.after_id.is_none()
+            && q.limit == DEFAULT_LIMIT
+            && !q.newest;
+        let key = (q.video.clone(), q.members);
+        if cacheable && let Some(hit) = self.history_cache.get(&key).await {
+            return Ok(hit);
+        }
+        let rows = self.store.history(q).await.map_err(|e| {
+            tracing::error!(error = %e, "history read failed");
+            Reject::new(503, "store_unavailable", "history is unavailable; retry")
+        })?;
+        let views = Arc::new(rows.iter().map(View::of).collect::<Vec<_>>());
+        if cacheable {
+            self.history_cache.insert(key, views.clone()).await;
+        }
+        Ok(views)
+    }
+
+    /// Reads a history window with authors, for exports (hashing needs `sub`).
+    pub async fn history_rows(
+        &self,
+        dir: &Directory,
+        role: Role,
+        mut q: HistoryQuery,
+    ) -> Result<Vec<StoredDanmaku>, Reject> {
+        let tier = self.video_tier(dir, &q.video)?;
+        Self::check_read(tier, role)?;
+        q.members = role.is_member_or_admin();
+        q.limit = q.limit.clamp(1, MAX_LIMIT);
+        self.store.history(q).await.map_err(|e| {
+            tracing::error!(error = %e, "history read failed");
+            Reject::new(503, "store_unavailable", "history is unavailable; retry")
+        })
+    }
+
+    /// Deletes a comment: the author within the recall window, or an admin at any time.
+    /// Returns the event announcing the deletion, for the caller to publish.
+    pub async fn delete(
+        &self,
+        dir: &Directory,
+        who_sub: Option<&str>,
+        role: Role,
+        id: i64,
+    ) -> Result<Publish, Reject> {
+        let unavailable = |e: crate::store::StoreError| {
+            tracing::error!(error = %e, "delete failed");
+            Reject::new(
+                503,
+                "store_unavailable",
+                "the deletion was not stored; retry",
+            )
+        };
+        let not_found = || Reject::new(404, "unknown_danmaku", format!("no comment {id}"));
+        let stored = self
+            .store
+            .get_danmaku(id)
+            .await
+            .map_err(unavailable)?
+            .filter(|s| s.deleted_at.is_none())
+            .ok_or_else(not_found)?;
+        let now = now_millis();
+        let is_author = who_sub.is_some_and(|s| s == stored.d.sub);
+        if role != Role::Admin {
+            if !is_author {
+                return Err(Reject::new(
+                    403,
+                    "forbidden",
+                    "only the author or an admin may delete a comment",
+                ));
+            }
+            if now.saturating_sub(stored.d.created_at) > RECALL_WINDOW_MS {
+                return Err(Reject::new(
+                    403,
+                    "recall_expired",
+                    "authors may recall a comment within 2 minutes",
+                ));
+            }
+        }
+        if !self
+            .store
+            .tombstone_danmaku(id, now)
+            .await
+            .map_err(unavailable)?
+        {
+            return Err(not_found());
+        }
+        self.invalidate(&stored.d.video).await;
+        let tier = dir.video_tier(&stored.d.video).unwrap_or(Tier::Free);
+        let mut target = Target::audience(stored.d.audience);
+        target.mask &= tier.mask();
+        tracing::info!(id, video = %stored.d.video, by = ?who_sub, %role, "danmaku deleted");
+        Ok(Publish {
+            channel: room(&stored.d.video),
+            event: "danmaku_deleted".into(),
+            data: serde_json::json!({"id": id, "video": stored.d.video}),
+            target,
+        })
+    }
+
+    /// Drops the cached pages of a video after a bulk change (imports).
+    pub async fn forget_cached(&self, video: &str) {
+        self.invalidate(video).await;
+    }
+
+    /// Drops the cached default pages of a video.
+    async fn invalidate(&self, video: &str) {
+        for members in [false, true] {
+            self.history_cache
+                .invalidate(&(video.to_string(), members))
+                .await;
+        }
+    }
+
+    /// The policy in force (for docs and the page).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}

@@ -1,0 +1,511 @@
+//! The posting rules: field validation, text normalisation, role privileges, block list.
+//!
+//! Pure functions over a [`Draft`] and the poster's role, so that REST, WebSocket and the
+//! DPlayer endpoint apply one rule set, and unit tests can exercise every branch.
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::{access::Audience, auth::Role};
+
+/// How a comment moves across the player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, poem_openapi::Enum)]
+#[serde(rename_all = "lowercase")]
+#[oai(rename_all = "lowercase")]
+pub enum Mode {
+    /// Right to left.
+    Scroll,
+    /// Pinned at the top.
+    Top,
+    /// Pinned at the bottom.
+    Bottom,
+}
+
+impl Mode {
+    /// Wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Scroll => "scroll",
+            Mode::Top => "top",
+            Mode::Bottom => "bottom",
+        }
+    }
+
+    /// Parses a stored or submitted name.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "scroll" => Some(Mode::Scroll),
+            "top" => Some(Mode::Top),
+            "bottom" => Some(Mode::Bottom),
+            _ => None,
+        }
+    }
+}
+
+/// Font size class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, poem_openapi::Enum)]
+#[serde(rename_all = "lowercase")]
+#[oai(rename_all = "lowercase")]
+pub enum Size {
+    Small,
+    Normal,
+    Large,
+}
+
+impl Size {
+    /// Wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Size::Small => "small",
+            Size::Normal => "normal",
+            Size::Large => "large",
+        }
+    }
+
+    /// Parses a stored or submitted name.
+    pub fn parse(s: &str) -> Option<Size> {
+        match s {
+            "small" => Some(Size::Small),
+            "normal" => Some(Size::Normal),
+            "large" => Some(Size::Large),
+            _ => None,
+        }
+    }
+}
+
+/// White, the only colour of non-members and the default.
+pub const WHITE: u32 = 0xffffff;
+
+/// Longest video id accepted.
+pub const MAX_VIDEO_ID: usize = 64;
+
+/// Latest accepted video position: 24 hours.
+pub const MAX_TIME_S: f64 = 86_400.0;
+
+/// What a role may do when posting.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolePolicy {
+    /// Whether this role may post at all.
+    pub can_post: bool,
+    /// Modes other than scroll are allowed.
+    pub styled_modes: bool,
+    /// Colours other than white are allowed.
+    pub any_color: bool,
+    /// Longest text, in characters after normalisation.
+    pub max_len: usize,
+    /// Minimum time between two posts of one user, in milliseconds (0: none).
+    pub cooldown_ms: u64,
+    /// May post with `audience: members`.
+    pub members_audience: bool,
+}
+
+/// The privileges of every role; defaults modelled on bilibili.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    pub free: RolePolicy,
+    pub member: RolePolicy,
+    pub admin: RolePolicy,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            free: RolePolicy {
+                can_post: true,
+                styled_modes: false,
+                any_color: false,
+                max_len: 30,
+                cooldown_ms: 3000,
+                members_audience: false,
+            },
+            member: RolePolicy {
+                can_post: true,
+                styled_modes: true,
+                any_color: true,
+                max_len: 100,
+                cooldown_ms: 1000,
+                members_audience: true,
+            },
+            admin: RolePolicy {
+                can_post: true,
+                styled_modes: true,
+                any_color: true,
+                max_len: 100,
+                cooldown_ms: 0,
+                members_audience: true,
+            },
+        }
+    }
+}
+
+impl Policy {
+    /// The policy of a role; guests never post.
+    pub fn of(&self, role: Role) -> Option<&RolePolicy> {
+        match role {
+            Role::Guest => None,
+            Role::Free => Some(&self.free),
+            Role::Member => Some(&self.member),
+            Role::Admin => Some(&self.admin),
+        }
+        .filter(|p| p.can_post)
+    }
+}
+
+/// A comment as submitted, before validation. Optional fields take defaults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Draft {
+    pub text: String,
+    /// Video position in seconds.
+    pub time: f64,
+    pub mode: Option<String>,
+    /// `#rrggbb`.
+    pub color: Option<String>,
+    pub size: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// A validated comment, ready to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Valid {
+    pub text: String,
+    pub time_ms: u64,
+    pub mode: Mode,
+    pub color: u32,
+    pub size: Size,
+    pub audience: Audience,
+}
+
+/// A refused post: HTTP status, code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    /// For 429: milliseconds until the next post is allowed.
+    pub retry_after_ms: Option<u64>,
+}
+
+impl Reject {
+    /// Builds a rejection.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Reject {
+            status,
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+}
+
+/// Validates a video id (used in paths and channel names).
+pub fn check_video_id(id: &str) -> Result<(), Reject> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_VIDEO_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Reject::new(
+            422,
+            "invalid_video",
+            format!("video ids are 1 to {MAX_VIDEO_ID} characters of letters, digits and - _ ."),
+        ))
+    }
+}
+
+/// Whether a character is removed from comment text: controls and bidi overrides.
+fn is_stripped(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// Trims, NFC-normalises and strips control characters. Newlines and tabs become spaces.
+pub fn normalize_text(raw: &str) -> String {
+    let nfc: String = raw
+        .nfc()
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .filter(|c| !is_stripped(*c))
+        .collect();
+    nfc.trim().to_string()
+}
+
+/// Folds full-width forms to half-width and lowercases, for block-list matching.
+pub fn fold(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            c => c,
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// A compiled block list: folded words matched as substrings of the folded text.
+#[derive(Debug, Clone, Default)]
+pub struct BlockList {
+    words: Vec<String>,
+}
+
+impl BlockList {
+    /// Compiles the configured words (empty ones are ignored).
+    pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(words: I) -> Self {
+        BlockList {
+            words: words
+                .into_iter()
+                .map(|w| fold(&normalize_text(w.as_ref())))
+                .filter(|w| !w.is_empty())
+                .collect(),
+        }
+    }
+
+    /// Whether the text contains a blocked word.
+    pub fn blocks(&self, text: &str) -> bool {
+        if self.words.is_empty() {
+            return false;
+        }
+        let folded = fold(text);
+        self.words.iter().any(|w| folded.contains(w.as_str()))
+    }
+}
+
+/// Parses `#rrggbb` (case-insensitive).
+pub fn parse_color(s: &str) -> Option<u32> {
+    let hex = s.strip_prefix('#')?;
+    if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(hex, 16).ok()
+}
+
+/// Formats a colour as `#rrggbb`.
+pub fn format_color(c: u32) -> String {
+    format!("#{:06x}", c & 0xffffff)
+}
+
+/// Applies every field rule and the role's privileges.
+pub fn validate(
+    draft: &Draft,
+    role: Role,
+    policy: &Policy,
+    blocked: &BlockList,
+) -> Result<Valid, Reject> {
+    let rp = policy.of(role).ok_or_else(|| {
+        Reject::new(
+            401,
+            "login_required",
+            "sign in to post comments (guests may only read)",
+        )
+    })?;
+    if !draft.time.is_finite() || draft.time < 0.0 || draft.time > MAX_TIME_S {
+        return Err(Reject::new(
+            422,
+            "invalid_time",
+            "time is the video position in seconds, from 0 to 86400",
+        ));
+    }
+    let mode = match draft.mode.as_deref() {
+        None => Mode::Scroll,
+        Some(m) => Mode::parse(m)
+            .ok_or_else(|| Reject::new(422, "invalid_mode", "mode is scroll, top or bottom"))?,
+    };
+    let color = match draft.color.as_deref() {
+        None => WHITE,
+        Some(c) => {
+            parse_color(c).ok_or_else(|| Reject::new(422, "invalid_color", "color is #rrggbb"))?
+        }
+    };
+    let size = match draft.size.as_deref() {
+        None => Size::Normal,
+        Some(s) => Size::parse(s)
+            .ok_or_else(|| Reject::new(422, "invalid_size", "size is small, normal or large"))?,
+    };
+    let audience = match draft.audience.as_deref() {
+        None | Some("everyone") => Audience::Everyone,
+        Some("members") => Audience::Members,
+        Some(_) => {
+            return Err(Reject::new(
+                422,
+                "invalid_audience",
+                "a comment's audience is everyone or members",
+            ));
+        }
+    };
+    let text = normalize_text(&draft.text);
+    let len = text.chars().count();
+    if len == 0 {
+        return Err(Reject::new(422, "text_empty", "the comment is empty"));
+    }
+    if len > rp.max_len {
+        return Err(Reject::new(
+            422,
+            "text_too_long",
+            format!("a {role}'s comment is at most {} characters", rp.max_len),
+        ));
+    }
+    if (mode != Mode::Scroll && !rp.styled_modes) || (color != WHITE && !rp.any_color) {
+        return Err(Reject::new(
+            403,
+            "member_style",
+            "top/bottom modes and colours are for members",
+        ));
+    }
+    if audience == Audience::Members && !rp.members_audience {
+        return Err(Reject::new(
+            403,
+            "member_audience",
+            "members-only comments are for members",
+        ));
+    }
+    if blocked.blocks(&text) {
+        return Err(Reject::new(
+            422,
+            "blocked",
+            "the comment contains a blocked word",
+        ));
+    }
+    Ok(Valid {
+        text,
+        time_ms: (draft.time * 1000.0).round() as u64,
+        mode,
+        color,
+        size,
+        audience,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(text: &str) -> Draft {
+        Draft {
+            text: text.into(),
+            time: 12.5,
+            ..Draft::default()
+        }
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let v = validate(
+            &draft(" hi "),
+            Role::Free,
+            &Policy::default(),
+            &BlockList::default(),
+        )
+        .unwrap();
+        assert_eq!(v.text, "hi");
+        assert_eq!(v.time_ms, 12_500);
+        assert_eq!(
+            (v.mode, v.color, v.size),
+            (Mode::Scroll, WHITE, Size::Normal)
+        );
+        assert_eq!(v.audience, Audience::Everyone);
+    }
+
+    #[test]
+    fn text_is_normalised_and_stripped() {
+        assert_eq!(normalize_text("e\u{301}\u{7}x\u{202e}y\n"), "\u{e9}xy");
+        assert_eq!(normalize_text("\u{0}\u{1b}  "), "");
+    }
+
+    #[test]
+    fn role_privileges() {
+        let p = Policy::default();
+        let b = BlockList::default();
+        let mut d = draft("x");
+        d.mode = Some("top".into());
+        assert_eq!(
+            validate(&d, Role::Free, &p, &b).unwrap_err().code,
+            "member_style"
+        );
+        assert!(validate(&d, Role::Member, &p, &b).is_ok());
+        let mut d = draft("x");
+        d.color = Some("#FF0000".into());
+        assert_eq!(
+            validate(&d, Role::Free, &p, &b).unwrap_err().code,
+            "member_style"
+        );
+        assert_eq!(validate(&d, Role::Member, &p, &b).unwrap().color, 0xff0000);
+        let mut d = draft("x");
+        d.audience = Some("members".into());
+        assert_eq!(
+            validate(&d, Role::Free, &p, &b).unwrap_err().code,
+            "member_audience"
+        );
+        assert_eq!(
+            validate(&draft("x"), Role::Guest, &p, &b)
+                .unwrap_err()
+                .status,
+            401
+        );
+        assert_eq!(
+            validate(&draft(&"a".repeat(31)), Role::Free, &p, &b)
+                .unwrap_err()
+                .code,
+            "text_too_long"
+        );
+        assert!(validate(&draft(&"a".repeat(100)), Role::Member, &p, &b).is_ok());
+    }
+
+    #[test]
+    fn block_list_folds_width_and_case() {
+        let b = BlockList::new(["spam"]);
+        assert!(b.blocks("buy ＳＰＡＭ now"));
+        assert!(b.blocks("SpAm"));
+        assert!(!b.blocks("sp am"));
+        let mut d = draft("ｓｐａｍ!");
+        d.time = 1.0;
+        assert_eq!(
+            validate(&d, Role::Admin, &Policy::default(), &b)
+                .unwrap_err()
+                .code,
+            "blocked"
+        );
+    }
+
+    #[test]
+    fn bad_fields_are_422() {
+        let p = Policy::default();
+        let b = BlockList::default();
+        for (field, code) in [
+            ("mode", "invalid_mode"),
+            ("color", "invalid_color"),
+            ("size", "invalid_size"),
+            ("audience", "invalid_audience"),
+        ] {
+            let mut d = draft("x");
+            let bad = Some("nope".to_string());
+            match field {
+                "mode" => d.mode = bad,
+                "color" => d.color = bad,
+                "size" => d.size = bad,
+                _ => d.audience = bad,
+            }
+            let e = validate(&d, Role::Admin, &p, &b).unwrap_err();
+            assert_eq!((e.status, e.code), (422, code));
+        }
+        let mut d = draft("x");
+        d.time = -1.0;
+        assert_eq!(
+            validate(&d, Role::Admin, &p, &b).unwrap_err().code,
+            "invalid_time"
+        );
+        d.time = f64::NAN;
+        assert_eq!(
+            validate(&d, Role::Admin, &p, &b).unwrap_err().code,
+            "invalid_time"
+        );
+    }
+}

@@ -1,0 +1,317 @@
+//! Durable comments, the video catalog and mutes: the trait and its SQLite engine.
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{
+    StoreError,
+    sqlite::{SqliteStore, unavailable},
+};
+use crate::{
+    access::{Audience, Tier},
+    danmaku::rules::{Mode, Size},
+};
+
+/// A comment to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDanmaku {
+    pub video: String,
+    pub time_ms: u64,
+    pub text: String,
+    pub mode: Mode,
+    pub color: u32,
+    pub size: Size,
+    pub audience: Audience,
+    /// The author's user id; never sent to other viewers.
+    pub sub: String,
+    /// The author's display name at posting time.
+    pub name: String,
+    /// Unix milliseconds.
+    pub created_at: u64,
+}
+
+/// A stored comment with its store-assigned, strictly increasing id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDanmaku {
+    pub id: i64,
+    pub d: NewDanmaku,
+    /// Set once deleted (a tombstone stays in the store).
+    pub deleted_at: Option<u64>,
+}
+
+/// A history window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub video: String,
+    /// Inclusive lower bound of video time, ms.
+    pub from_ms: Option<u64>,
+    /// Exclusive upper bound of video time, ms.
+    pub to_ms: Option<u64>,
+    /// Only comments with a greater id (incremental loads).
+    pub after_id: Option<i64>,
+    pub limit: usize,
+    /// Include members-only comments.
+    pub members: bool,
+    /// Return the newest `limit` (by id) instead of the first by video time; the result
+    /// is still ordered by video time.
+    pub newest: bool,
+}
+
+/// A catalog entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Video {
+    pub id: String,
+    pub title: String,
+    pub tier: Tier,
+    pub updated_at: u64,
+}
+
+/// Storage for comments, videos and mutes.
+#[async_trait]
+pub trait DanmakuStore: Send + Sync {
+    /// Stores one comment durably and returns it with its id.
+    async fn insert_danmaku(&self, d: NewDanmaku) -> Result<StoredDanmaku, StoreError>;
+    /// Stores many comments in one transaction (imports).
+    async fn insert_many(&self, ds: Vec<NewDanmaku>) -> Result<usize, StoreError>;
+    /// Live comments of a window, ordered by video time then id.
+    async fn history(&self, q: HistoryQuery) -> Result<Vec<StoredDanmaku>, StoreError>;
+    /// One comment, tombstoned or not.
+    async fn get_danmaku(&self, id: i64) -> Result<Option<StoredDanmaku>, StoreError>;
+    /// Marks a comment deleted. Returns false if it was missing or already deleted.
+    async fn tombstone_danmaku(&self, id: i64, at: u64) -> Result<bool, StoreError>;
+    /// Creates or updates a catalog entry. Returns true when created.
+    async fn put_video(&self, v: Video) -> Result<bool, StoreError>;
+    /// The whole catalog, by id.
+    async fn list_videos(&self) -> Result<Vec<Video>, StoreError>;
+    /// Mutes `sub` until `until_ms` (unix ms).
+    async fn put_mute(&self, sub: &str, until_ms: u64) -> Result<(), StoreError>;
+    /// Mutes still in force at `now_ms`.
+    async fn list_mutes(&self, now_ms: u64) -> Result<Vec<(String, u64)>, StoreError>;
+}
+
+/// The columns read back for a comment, in order.
+const COLUMNS: &str =
+    "id, video, time_ms, text, mode, color, size, audience, sub, name, created_at, deleted_at";
+
+/// Decodes a row selected with [`COLUMNS`].
+fn row_to_danmaku(r: &Row<'_>) -> rusqlite::Result<StoredDanmaku> {
+    let bad = |i: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("bad {what}").into(),
+        )
+    };
+    let mode: String = r.get(4)?;
+    let size: String = r.get(6)?;
+    let audience: String = r.get(7)?;
+    Ok(StoredDanmaku {
+        id: r.get(0)?,
+        d: NewDanmaku {
+            video: r.get(1)?,
+            time_ms: r.get::<_, i64>(2)? as u64,
+            text: r.get(3)?,
+            mode: Mode::parse(&mode).ok_or_else(|| bad(4, "mode"))?,
+            color: r.get::<_, i64>(5)? as u32,
+            size: Size::parse(&size).ok_or_else(|| bad(6, "size"))?,
+            audience: match audience.as_str() {
+                "members" => Audience::Members,
+                "free" => Audience::Free,
+                _ => Audience::Everyone,
+            },
+            sub: r.get(8)?,
+            name: r.get(9)?,
+            created_at: r.get::<_, i64>(10)? as u64,
+        },
+        deleted_at: r.get::<_, Option<i64>>(11)?.map(|v| v as u64),
+    })
+}
+
+/// Inserts one comment on `c` and returns its id.
+fn insert_row(c: &rusqlite::Connection, d: &NewDanmaku) -> Result<i64, StoreError> {
+    c.prepare_cached(
+        "INSERT INTO danmaku (video, time_ms, text, mode, color, size, audience, sub, name, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            d.video,
+            d.time_ms as i64,
+            d.text,
+            d.mode.as_str(),
+            d.color as i64,
+            d.size.as_str(),
+            d.audience.as_str(),
+            d.sub,
+            d.name,
+            d.created_at as i64,
+        ])
+    })
+    .map_err(unavailable)?;
+    Ok(c.last_insert_rowid())
+}
+
+#[async_trait]
+impl DanmakuStore for SqliteStore {
+    async fn insert_danmaku(&self, d: NewDanmaku) -> Result<StoredDanmaku, StoreError> {
+        self.write(move |c| {
+            let id = insert_row(c, &d)?;
+            Ok(StoredDanmaku {
+                id,
+                d,
+                deleted_at: None,
+            })
+        })
+        .await
+    }
+
+    async fn insert_many(&self, ds: Vec<NewDanmaku>) -> Result<usize, StoreError> {
+        self.write(move |c| {
+            for d in &ds {
+                insert_row(c, d)?;
+            }
+            Ok(ds.len())
+        })
+        .await
+    }
+
+    async fn history(&self, q: HistoryQuery) -> Result<Vec<StoredDanmaku>, StoreError> {
+        self.with(move |c| {
+            let order = if q.newest { "id DESC" } else { "time_ms, id" };
+            let sql = format!(
+                "SELECT {COLUMNS} FROM danmaku
+                 WHERE video = ?1 AND deleted_at IS NULL
+                   AND time_ms >= ?2 AND time_ms < ?3 AND id > ?4
+                   AND (?5 OR audience <> 'members')
+                 ORDER BY {order} LIMIT ?6"
+            );
+            let mut st = c.prepare_cached(&sql).map_err(unavailable)?;
+            let rows = st
+                .query_map(
+                    params![
+                        q.video,
+                        q.from_ms.unwrap_or(0) as i64,
+                        q.to_ms.map(|t| t as i64).unwrap_or(i64::MAX),
+                        q.after_id.unwrap_or(0),
+                        q.members,
+                        q.limit as i64,
+                    ],
+                    row_to_danmaku,
+                )
+                .map_err(unavailable)?;
+            let mut out = rows
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if q.newest {
+                out.sort_by_key(|d| (d.d.time_ms, d.id));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get_danmaku(&self, id: i64) -> Result<Option<StoredDanmaku>, StoreError> {
+        self.with(move |c| {
+            c.query_row(
+                &format!("SELECT {COLUMNS} FROM danmaku WHERE id = ?1"),
+                [id],
+                row_to_danmaku,
+            )
+            .optional()
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn tombstone_danmaku(&self, id: i64, at: u64) -> Result<bool, StoreError> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE danmaku SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                params![id, at as i64],
+            )
+            .map(|n| n > 0)
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn put_video(&self, v: Video) -> Result<bool, StoreError> {
+        self.write(move |c| {
+            let existed = c
+                .query_row("SELECT 1 FROM videos WHERE id = ?1", [&v.id], |_| Ok(()))
+                .optional()
+                .map_err(unavailable)?
+                .is_some();
+            c.execute(
+                "INSERT INTO videos (id, title, tier, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET title = excluded.title, tier = excluded.tier,
+                   updated_at = excluded.updated_at",
+                params![v.id, v.title, v.tier.as_str(), v.updated_at as i64],
+            )
+            .map_err(unavailable)?;
+            Ok(!existed)
+        })
+        .await
+    }
+
+    async fn list_videos(&self) -> Result<Vec<Video>, StoreError> {
+        self.with(|c| {
+            let mut st = c
+                .prepare("SELECT id, title, tier, updated_at FROM videos ORDER BY id")
+                .map_err(unavailable)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, title, tier, updated_at) = row.map_err(unavailable)?;
+                let tier = Tier::parse(&tier)
+                    .ok_or_else(|| StoreError::Corrupt(format!("bad tier {tier:?} for {id}")))?;
+                out.push(Video {
+                    id,
+                    title,
+                    tier,
+                    updated_at: updated_at as u64,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_mute(&self, sub: &str, until_ms: u64) -> Result<(), StoreError> {
+        let sub = sub.to_string();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO mutes (sub, until_ms) VALUES (?1, ?2)
+                 ON CONFLICT (sub) DO UPDATE SET until_ms = excluded.until_ms",
+                params![sub, until_ms as i64],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn list_mutes(&self, now_ms: u64) -> Result<Vec<(String, u64)>, StoreError> {
+        self.with(move |c| {
+            let mut st = c
+                .prepare("SELECT sub, until_ms FROM mutes WHERE until_ms > ?1")
+                .map_err(unavailable)?;
+            let rows = st
+                .query_map([now_ms as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+}
