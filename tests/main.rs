@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod common;
+mod danmaku;
 mod matrix;
 mod slow;
 mod ws;
