@@ -437,11 +437,12 @@ impl Verifier {
             .as_deref()
             .and_then(Role::parse_token_role)
             .ok_or(AuthError::BadRole)?;
+        // Without a `name` claim, viewers see a pseudonym: never the raw `sub`.
         let name = claims
             .name
             .filter(|n| !n.trim().is_empty())
             .map(|n| n.chars().take(64).collect::<String>())
-            .unwrap_or_else(|| sub.clone());
+            .unwrap_or_else(|| pseudonym(&sub));
         Ok(Identity {
             sub: Arc::from(sub),
             name: Arc::from(name),
@@ -449,6 +450,13 @@ impl Verifier {
             exp: Some(claims.exp),
         })
     }
+}
+
+/// A stable display name derived from a user id, for tokens without a `name` claim.
+pub fn pseudonym(sub: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(sub.as_bytes());
+    format!("user-{}", hex::encode(&digest[..3]))
 }
 
 /// Mints tokens with the configured private key or secret.

@@ -15,12 +15,14 @@
 //!   assigns each channel's `seq`.
 //! - [`store`] persists what must survive a restart (SQLite by default).
 //! - [`auth`] verifies and mints JWTs; the accepted algorithm comes from config only.
+//! - [`bench`] is `danmaku bench`, the load generator (a client of the server).
 //! - [`config`], [`metrics`] and [`server`] wire it together; `server` owns startup and
 //!   the explicit shutdown sequence.
 
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod bus;
 pub mod config;
 pub mod danmaku;

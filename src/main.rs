@@ -45,6 +45,13 @@ enum Cmd {
     },
     /// Print the OpenAPI spec (the committed `openapi/openapi.json`).
     Openapi,
+    /// Load-test a running server (fanout, rooms, idle, ingest, mixed).
+    Bench {
+        #[command(flatten)]
+        bench: danmaku::bench::BenchArgs,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 fn init_logs(level: &str) {
@@ -89,6 +96,22 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Bench { bench, config } => {
+            init_logs("warn");
+            let signer = config
+                .load()
+                .and_then(|cfg| Keys::load(&cfg))
+                .and_then(|k| k.signer())
+                .ok();
+            match danmaku::bench::run(bench, signer).await {
+                Ok(r) if r.ok => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::from(3),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Cmd::Serve { demo, config } => {
             let cfg = match config.load() {
                 Ok(mut cfg) => {
@@ -101,6 +124,8 @@ async fn main() -> ExitCode {
                 }
             };
             init_logs(&cfg.log);
+            let nofile = danmaku::bench::raise_nofile_limit();
+            tracing::info!(nofile, "open-file limit");
             if cfg.demo {
                 tracing::warn!("demo mode: POST /api/demo/token hands out tokens to anyone");
             }

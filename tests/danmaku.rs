@@ -763,3 +763,28 @@ async fn bilibili_xml_exports_strictly_and_round_trips() {
     let (_, c) = history(&app, None, "x3", "").await;
     assert_eq!(c["count"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authors_without_a_name_claim_get_a_pseudonym_not_their_sub() {
+    let app = TestApp::start().await;
+    let token = app
+        .signer
+        .mint(
+            "u-8731",
+            Role::Member,
+            None,
+            std::time::Duration::from_secs(600),
+        )
+        .unwrap();
+    let mut viewer = app.ws_as("v", Role::Free).await;
+    viewer.subscribe("video:p").await;
+    let (status, d, _) = post(&app, Some(&token), "p", json!({"text": "hi"})).await;
+    assert_eq!(status, 201);
+    let name = d["user"]["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("user-") && !name.contains("8731"),
+        "{name}"
+    );
+    let (_, ev) = viewer.until(|v| v["type"] == "danmaku").await;
+    assert!(!ev.to_string().contains("u-8731"), "{ev}");
+}

@@ -108,10 +108,10 @@ impl TestApp {
         }
     }
 
-    /// Mints a one-hour token.
+    /// Mints a one-hour token whose display name is the sub.
     pub fn token(&self, sub: &str, role: Role) -> String {
         self.signer
-            .mint(sub, role, None, Duration::from_secs(3600))
+            .mint(sub, role, Some(sub), Duration::from_secs(3600))
             .expect("mint")
     }
 
