@@ -267,6 +267,10 @@ async function connect() {
   state.rtt = null;
   state.lastClose = null;
   state.pending.clear();
+  // Errors belong to the previous socket (maybe another identity); resubscribing after the
+  // welcome reports any that still apply.
+  state.channelErrors.clear();
+  setJoinError(null);
   for (const entry of state.wanted.values()) entry.status = 'pending';
   renderConn();
   renderIdentity();
@@ -709,6 +713,31 @@ function tierAdmits(tier, role) {
   return true;
 }
 
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** A padlock drawn in SVG (no emoji font needed), with a tooltip. */
+function lockIcon(title) {
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 16 16');
+  svg.setAttribute('width', '14');
+  svg.setAttribute('height', '14');
+  svg.setAttribute('aria-hidden', 'true');
+  const shackle = document.createElementNS(SVG_NS, 'path');
+  shackle.setAttribute('d', 'M5 7V5a3 3 0 0 1 6 0v2');
+  shackle.setAttribute('fill', 'none');
+  shackle.setAttribute('stroke', 'currentColor');
+  shackle.setAttribute('stroke-width', '1.6');
+  const body = document.createElementNS(SVG_NS, 'rect');
+  body.setAttribute('x', '3');
+  body.setAttribute('y', '7');
+  body.setAttribute('width', '10');
+  body.setAttribute('height', '7');
+  body.setAttribute('rx', '1.5');
+  body.setAttribute('fill', 'currentColor');
+  svg.append(shackle, body);
+  return el('span', { class: 'lock', title, role: 'img', 'aria-label': 'locked' }, svg);
+}
+
 function tierTag(tier) {
   return tier ? el('span', { class: 'tag', dataset: { tier }, text: tier }) : null;
 }
@@ -732,7 +761,7 @@ function renderChannelList() {
     }
     return el('li', { class: 'chan', dataset: { channel: c.name, tier, locked: String(locked) } },
       el('div', { class: 'chan-main' },
-        locked ? el('span', { class: 'lock', title: `${tier} tier: your role (${role}) may not join`, 'aria-label': 'locked', text: '🔒' }) : null,
+        locked ? lockIcon(`${tier} tier: your role (${role}) may not join`) : null,
         el('span', { class: 'chan-name', text: c.name }),
         tierTag(tier),
         el('span', { class: 'spacer' }),
@@ -890,6 +919,10 @@ function onEvent(f) {
     ts: Number(f.ts) || null,
     body: pretty(push ? data.payload : data),
   });
+  if (f.type === 'danmaku_deleted') {
+    if (isObject(data)) removeDanmaku(data.id);
+    return;
+  }
   if (f.type === 'danmaku') {
     // Posted comments carry {text, color, mode}; an admin push carries them in payload.
     const d = isObject(data) && typeof data.text === 'string' ? data : (push ? data.payload : null);
@@ -1036,6 +1069,7 @@ function drawDanmaku(d) {
   if (color) item.style.color = color;
   const mode = d.mode === 'top' || d.mode === 'bottom' ? d.mode : 'scroll';
   item.dataset.mode = mode;
+  if (typeof d.id === 'number' || typeof d.id === 'string') item.dataset.id = String(d.id);
   overlay.append(item);
 
   if (mode !== 'scroll') {
@@ -1045,7 +1079,8 @@ function drawDanmaku(d) {
   const width = overlay.clientWidth;
   const itemWidth = item.offsetWidth;
   const laneHeight = item.offsetHeight || 32;
-  const lanes = Math.max(1, Math.floor((overlay.clientHeight - 8) / laneHeight));
+  // Leave the bottom strip free, where the native video controls sit.
+  const lanes = Math.max(1, Math.floor((overlay.clientHeight - 48) / laneHeight));
   const now = performance.now();
   let lane = 0;
   for (let i = 0; i < lanes; i++) {
@@ -1063,6 +1098,14 @@ function drawDanmaku(d) {
   item.style.setProperty('--duration', `${duration.toFixed(2)}s`);
   item.addEventListener('animationend', () => item.remove(), { once: true });
   item.classList.add('scrolling');
+}
+
+/** Removes a comment from the overlay after `danmaku_deleted`; unknown ids are ignored. */
+function removeDanmaku(id) {
+  if (typeof id !== 'number' && typeof id !== 'string') return;
+  for (const item of [...$('overlay').children]) {
+    if (item.dataset.id === String(id)) item.remove();
+  }
 }
 
 // ---------------------------------------------------------------------------------------
