@@ -88,6 +88,10 @@ pub struct Config {
     /// Comments per second per room that reach guests and free users in a flood
     /// (members and admins always get every comment). 0 disables sampling.
     pub free_feed_rate: u32,
+    /// Events kept per channel for recovery (`subscribe` with `since`).
+    pub replay_window_events: usize,
+    /// Seconds an event stays in its channel's replay window.
+    pub replay_window_s: u64,
     /// Posting privileges per role (TOML `[policy.free]`, `[policy.member]`, `[policy.admin]`).
     pub policy: crate::danmaku::rules::Policy,
 }
@@ -118,6 +122,8 @@ impl Default for Config {
             open_unknown_videos: true,
             block_words: Vec::new(),
             free_feed_rate: 20,
+            replay_window_events: 256,
+            replay_window_s: 300,
             policy: crate::danmaku::rules::Policy::default(),
         }
     }
@@ -182,6 +188,10 @@ pub struct ConfigArgs {
     pub block_words: Option<Vec<String>>,
     #[arg(long, env = "DANMAKU_FREE_FEED_RATE")]
     pub free_feed_rate: Option<u32>,
+    #[arg(long, env = "DANMAKU_REPLAY_WINDOW_EVENTS")]
+    pub replay_window_events: Option<usize>,
+    #[arg(long, env = "DANMAKU_REPLAY_WINDOW_S")]
+    pub replay_window_s: Option<u64>,
 }
 
 /// Copies every `Some` field of the args onto the config.
@@ -224,6 +234,8 @@ impl ConfigArgs {
             open_unknown_videos,
             block_words,
             free_feed_rate,
+            replay_window_events,
+            replay_window_s,
         );
         for (slot, value) in [
             (&mut cfg.jwt_secret, args.jwt_secret),

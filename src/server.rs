@@ -18,7 +18,10 @@ use crate::{
     access::Directory,
     api,
     auth::{Keys, Signer, Verifier},
-    bus::{Bus, local::LocalBus},
+    bus::{
+        Bus,
+        local::{LocalBus, Window},
+    },
     config::Config,
     hub::{Hub, OutboxLimits, conn::close},
     metrics::Metrics,
@@ -62,7 +65,29 @@ pub async fn build(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<S
     ));
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&cfg.data_dir).map_err(|e| e.to_string())?);
-    let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
+    let local = Arc::new(LocalBus::new(
+        hub.clone(),
+        Window {
+            events: cfg.replay_window_events,
+            max_age_ms: cfg.replay_window_s.saturating_mul(1000),
+        },
+    ));
+    {
+        // Idle channel logs are swept once a minute; the task ends with the bus.
+        let weak = Arc::downgrade(&local);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(bus) = weak.upgrade() else { break };
+                let swept = bus.sweep();
+                if swept > 0 {
+                    tracing::debug!(swept, "idle channel logs swept");
+                }
+            }
+        });
+    }
+    let bus: Arc<dyn Bus> = local;
     let directory = Directory::new(cfg.open_unknown_videos);
     let decls = store.list_channels().await.map_err(|e| e.to_string())?;
     directory.load(decls.into_iter().map(|d| (d.name, d.tier)));

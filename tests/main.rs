@@ -6,5 +6,6 @@ mod auth;
 mod common;
 mod danmaku;
 mod matrix;
+mod recovery;
 mod slow;
 mod ws;

@@ -1,4 +1,5 @@
-//! The bus: how a published event reaches every node's hub, and where `seq` comes from.
+//! The bus: how a published event reaches every node's hub, where `seq` comes from, and
+//! where each channel's replay window lives.
 //!
 //! One implementation per engine, chosen in one place ([`crate::server::build`]). The
 //! in-process [`local::LocalBus`] is the default; a Redis bus slots in behind the same
@@ -6,9 +7,15 @@
 
 pub mod local;
 
-use async_trait::async_trait;
+use std::sync::Arc;
 
-use crate::hub::event::Publish;
+use async_trait::async_trait;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::{
+    auth::Role,
+    hub::{conn::Conn, event::Publish},
+};
 
 /// What a publish did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,11 +33,47 @@ pub enum BusError {
     Unavailable(String),
 }
 
+/// A client's recovery position: the last `seq` it saw in a channel's `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Since {
+    pub seq: u64,
+    pub epoch: String,
+}
+
+/// Where a join left the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    /// The channel's epoch: it changes when its sequence restarts.
+    pub epoch: String,
+    /// The last `seq` published on the channel when the socket joined.
+    pub seq: u64,
+    /// `Some(true)` when every missed event after `since` was replayed; `Some(false)`
+    /// when the window no longer reaches it or the epoch changed; `None` without `since`.
+    pub recovered: Option<bool>,
+    /// Events replayed to the socket.
+    pub replayed: usize,
+}
+
+/// A request to join a channel, with what to queue first.
+pub struct Join<'a> {
+    pub conn: &'a Arc<Conn>,
+    pub channel: &'a Arc<str>,
+    pub role: Role,
+    pub since: Option<Since>,
+    /// Builds the reply frame; it is queued before any replayed event.
+    pub reply: &'a (dyn Fn(&Joined) -> Utf8Bytes + Send + Sync),
+}
+
 /// Carries events to subscribers, assigning each channel a strictly increasing `seq`.
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     /// Publishes one event; returns once it is queued to this node's sockets.
     async fn publish(&self, msg: Publish) -> Result<Published, BusError>;
+
+    /// Joins a socket to a channel: queues the reply, replays what it missed since
+    /// `since` (only events its role and user may see), then makes it live, with no gap
+    /// and no duplicate between replay and live delivery.
+    async fn join(&self, join: Join<'_>) -> Result<Joined, BusError>;
 
     /// A short name for logs and `/readyz`.
     fn name(&self) -> &'static str;

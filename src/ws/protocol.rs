@@ -57,7 +57,7 @@ pub struct ClientFrame {
 pub enum Op {
     Subscribe {
         channel: String,
-        since: bool,
+        since: Option<Value>,
     },
     Unsubscribe {
         channel: String,
@@ -143,7 +143,7 @@ fn to_op(frame: ClientFrame) -> Result<Op, ProtoError> {
     match frame.op.as_deref() {
         Some("subscribe") => Ok(Op::Subscribe {
             channel: need_channel(frame.channel)?,
-            since: frame.since.is_some(),
+            since: frame.since,
         }),
         Some("unsubscribe") => Ok(Op::Unsubscribe {
             channel: need_channel(frame.channel)?,
@@ -274,7 +274,7 @@ mod tests {
             op.unwrap(),
             Op::Subscribe {
                 channel: "news".into(),
-                since: false
+                since: None
             }
         );
         let (id, op) = parse(r#"{"op":"dance","id":"a"}"#);

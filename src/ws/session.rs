@@ -28,6 +28,7 @@ use super::protocol::{self, MAX_SUBSCRIPTIONS, Op, ProtoError};
 use crate::{
     access::{self, BROADCAST},
     auth::Identity,
+    bus::{Join, Joined, Since},
     hub::conn::{Conn, close},
     server::State,
 };
@@ -349,16 +350,38 @@ impl Session {
                     ));
                 }
                 let name: Arc<str> = Arc::from(channel.as_str());
-                // Queue the reply before joining: no await separates the two, so the
-                // client sees the reply before any event of the channel.
-                let mut extra = json!({"op": "subscribe", "channel": channel, "tier": tier});
-                if since {
-                    extra["recovered"] = Value::Bool(false);
-                }
-                self.conn.push(&protocol::reply_ok(id, extra));
-                self.state
-                    .hub
-                    .subscribe(&self.conn, &name, self.identity.role);
+                let since = match since {
+                    None => None,
+                    Some(v) => Some(parse_since(&v)?),
+                };
+                let reply = |j: &Joined| {
+                    let mut extra = json!({
+                        "op": "subscribe",
+                        "channel": channel,
+                        "tier": tier,
+                        "epoch": j.epoch,
+                        "seq": j.seq,
+                    });
+                    if let Some(r) = j.recovered {
+                        extra["recovered"] = Value::Bool(r);
+                        extra["replayed"] = Value::from(j.replayed);
+                    }
+                    protocol::reply_ok(id.clone(), extra)
+                };
+                // The bus queues the reply, replays what was missed, then goes live.
+                let joined = self
+                    .state
+                    .bus
+                    .join(Join {
+                        conn: &self.conn,
+                        channel: &name,
+                        role: self.identity.role,
+                        since,
+                        reply: &reply,
+                    })
+                    .await
+                    .map_err(|e| ProtoError::new("bus_unavailable", e.to_string()))?;
+                tracing::debug!(conn = self.conn.id, %channel, recovered = ?joined.recovered, replayed = joined.replayed, "subscribed");
                 self.channels.push(name);
                 Ok(None)
             }
@@ -471,6 +494,26 @@ impl Session {
             id,
             json!({"op": "refresh", "user": protocol::UserInfo::of(&self.identity)}),
         ))
+    }
+}
+
+/// Reads `{"seq": N, "epoch": "..."}`.
+fn parse_since(v: &Value) -> Result<Since, ProtoError> {
+    let seq = v["seq"].as_u64();
+    let epoch = v["epoch"].as_str();
+    match (seq, epoch) {
+        (Some(seq), Some(epoch)) if epoch.len() <= 64 => Ok(Since {
+            seq,
+            epoch: epoch.to_string(),
+        }),
+        (Some(seq), None) => Ok(Since {
+            seq,
+            epoch: String::new(),
+        }),
+        _ => Err(ProtoError::new(
+            "bad_request",
+            "since is {\"seq\": N, \"epoch\": \"...\"}",
+        )),
     }
 }
 
