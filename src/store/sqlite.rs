@@ -17,11 +17,23 @@ use super::{ChannelDecl, Store, StoreError};
 use crate::{access::Tier, auth::now_millis};
 
 /// Schema migrations, applied in order; `user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE channels (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE channels (
         name TEXT PRIMARY KEY NOT NULL,
         tier TEXT NOT NULL CHECK (tier IN ('free', 'member', 'admin')),
         updated_at INTEGER NOT NULL
-    ) STRICT;"];
+    ) STRICT;",
+    "CREATE TABLE schedules (
+        id TEXT PRIMARY KEY NOT NULL,
+        definition TEXT NOT NULL CHECK (json_valid(definition)),
+        paused INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_run INTEGER,
+        last_delivered INTEGER,
+        runs INTEGER NOT NULL DEFAULT 0
+    ) STRICT;",
+];
 
 /// The embedded store.
 #[derive(Debug, Clone)]
@@ -53,7 +65,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` with the connection on the blocking pool.
-    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -69,7 +81,7 @@ impl SqliteStore {
 }
 
 /// Maps any SQLite error to `Unavailable`.
-fn unavailable(e: rusqlite::Error) -> StoreError {
+pub(crate) fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
