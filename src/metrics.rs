@@ -40,6 +40,8 @@ pub struct Metrics {
     pub ws_ops: AtomicU64,
     /// Invalid client frames (bad JSON, unknown op, binary).
     pub ws_bad_frames: AtomicU64,
+    /// Scheduled push runs, including runs whose target no longer resolves.
+    pub schedule_runs: AtomicU64,
     /// Token rejections, by [`AuthError`] (index in `AUTH_CODES`).
     auth_failures: [AtomicU64; 11],
 }
@@ -89,7 +91,7 @@ impl Metrics {
                 self.connections[role.index()].load(Relaxed)
             );
         }
-        let counters: [(&str, &str, &AtomicU64); 6] = [
+        let counters: [(&str, &str, &AtomicU64); 7] = [
             (
                 "danmaku_connections_total",
                 "WebSocket connections accepted since start.",
@@ -119,6 +121,11 @@ impl Metrics {
                 "danmaku_ws_bad_frames_total",
                 "Invalid client frames received.",
                 &self.ws_bad_frames,
+            ),
+            (
+                "danmaku_schedule_runs_total",
+                "Scheduled push runs fired.",
+                &self.schedule_runs,
             ),
         ];
         for (name, help, value) in counters {

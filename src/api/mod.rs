@@ -9,6 +9,7 @@ pub mod channels;
 pub mod demo;
 pub mod error;
 pub mod push;
+pub mod schedules;
 
 use poem_openapi::{OpenApiService, Tags};
 
@@ -19,17 +20,29 @@ pub enum ApiTags {
     Channels,
     /// Server pushes to sockets: broadcast, role, user, channel.
     Push,
+    /// Scheduled pushes: cron or fixed-interval runs of a push.
+    Schedules,
     /// Identity helpers (demo tokens, who am I).
     Auth,
 }
 
 /// The combined API type.
-pub type Api = (channels::ChannelsApi, push::PushApi, demo::AuthApi);
+pub type Api = (
+    channels::ChannelsApi,
+    push::PushApi,
+    schedules::SchedulesApi,
+    demo::AuthApi,
+);
 
 /// Builds the OpenAPI service, served under `/api`.
 pub fn service() -> OpenApiService<Api, ()> {
     OpenApiService::new(
-        (channels::ChannelsApi, push::PushApi, demo::AuthApi),
+        (
+            channels::ChannelsApi,
+            push::PushApi,
+            schedules::SchedulesApi,
+            demo::AuthApi,
+        ),
         "danmaku",
         env!("CARGO_PKG_VERSION"),
     )
