@@ -5,5 +5,6 @@ mod api;
 mod auth;
 mod common;
 mod matrix;
+mod schedules;
 mod slow;
 mod ws;
