@@ -54,6 +54,10 @@ pub const MAX_NAME: usize = 128;
 /// Longest accepted cron pattern, in bytes.
 pub const MAX_CRON: usize = 256;
 
+/// Longest single sleep of the scheduler: it re-plans at least this often, so a far
+/// deadline never strains the timer and a wall-clock change is noticed.
+const MAX_SLEEP: Duration = Duration::from_secs(3600);
+
 /// The time zone used when a definition names none.
 fn default_tz() -> String {
     "UTC".to_string()
@@ -155,7 +159,13 @@ impl ScheduleTarget {
                 Destination::Role(role)
             }
             TargetKind::User => Destination::User(self.user.clone().ok_or_else(missing)?),
-            TargetKind::Users => Destination::Users(self.users.clone().ok_or_else(missing)?),
+            TargetKind::Users => {
+                let users = self.users.clone().ok_or_else(missing)?;
+                if users.is_empty() {
+                    return Err("target kind users needs at least one user".into());
+                }
+                Destination::Users(users)
+            }
             TargetKind::Channel => Destination::Channel(self.channel.clone().ok_or_else(missing)?),
         })
     }
@@ -227,15 +237,23 @@ impl Example for ScheduleDef {
 pub struct ScheduleInfo {
     /// Server-assigned id.
     pub id: String,
+    /// The definition's fields, as created.
     pub name: String,
+    /// The cron pattern, for cron schedules.
     #[oai(skip_serializing_if_is_none)]
     pub cron: Option<String>,
+    /// The interval in seconds, for fixed-interval schedules.
     #[oai(skip_serializing_if_is_none)]
     pub every_s: Option<u64>,
+    /// Who each run reaches.
     pub target: ScheduleTarget,
+    /// The event name of each run.
     pub event: String,
+    /// The payload of each run, delivered unchanged in `data.payload`.
     pub payload: serde_json::Value,
+    /// Which role groups may receive it.
     pub audience: Audience,
+    /// The time zone `cron` is evaluated in.
     pub tz: String,
     /// Whether runs are suspended (`PATCH` with `{"paused": false}` resumes).
     pub paused: bool,
@@ -703,7 +721,8 @@ pub async fn run(state: Arc<State>) {
         let sleep = async {
             match state.schedules.next_deadline() {
                 Some(t) => {
-                    tokio::time::sleep(Duration::from_millis(t.saturating_sub(now_millis()))).await
+                    let wait = Duration::from_millis(t.saturating_sub(now_millis()));
+                    tokio::time::sleep(wait.min(MAX_SLEEP)).await
                 }
                 None => std::future::pending().await,
             }
@@ -850,6 +869,11 @@ mod tests {
                 .is_err()
         );
         assert!(t(TargetKind::Channel, None, None).destination().is_err());
+        let nobody = ScheduleTarget {
+            users: Some(Vec::new()),
+            ..t(TargetKind::Users, None, None)
+        };
+        assert!(nobody.destination().is_err(), "an empty user list");
     }
 
     #[test]

@@ -586,6 +586,10 @@ async fn schedule_endpoints_check_the_caller_and_the_input() {
         ),
         (json!({"target": {"kind": "user"}}), "invalid_target"),
         (json!({"target": {"kind": "users"}}), "invalid_target"),
+        (
+            json!({"target": {"kind": "users", "users": []}}),
+            "invalid_target",
+        ),
         (json!({"target": {"kind": "channel"}}), "invalid_target"),
         (
             json!({"target": {"kind": "channel", "channel": "undeclared"}}),

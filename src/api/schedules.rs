@@ -120,8 +120,10 @@ impl SchedulesApi {
         Ok(CreateReply::Created(Json(info)))
     }
 
-    /// List every schedule, oldest first, with `next_run`, `paused`, `last_run` and
-    /// `runs` (admin).
+    /// List every schedule, oldest first (admin).
+    ///
+    /// Each comes with its run state: `paused`, `next_run`, `last_run`, `last_delivered`
+    /// and `runs`.
     #[oai(path = "/schedules", method = "get")]
     async fn list(
         &self,
@@ -131,7 +133,9 @@ impl SchedulesApi {
         Ok(Json(state.schedules.list()))
     }
 
-    /// One schedule (admin); 404 `unknown_schedule` if there is none with this id.
+    /// One schedule with its run state (admin).
+    ///
+    /// 404 `unknown_schedule` if there is none with this id.
     #[oai(path = "/schedules/:id", method = "get")]
     async fn get(
         &self,
@@ -171,8 +175,10 @@ impl SchedulesApi {
         Ok(Json(info))
     }
 
-    /// Delete a schedule (admin). Once the reply is sent, no run of it is published.
-    /// 404 `unknown_schedule` if there is none with this id.
+    /// Delete a schedule (admin).
+    ///
+    /// Once the reply is sent, no run of it is published. 404 `unknown_schedule` if
+    /// there is none with this id.
     #[oai(path = "/schedules/:id", method = "delete")]
     async fn delete(
         &self,
