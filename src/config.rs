@@ -78,6 +78,9 @@ pub struct Config {
     pub ws_max_message: usize,
     /// Invalid frames tolerated per minute before a socket is closed with 1008.
     pub ws_max_errors_per_min: u32,
+    /// How often `video:*` subscribers may get a `presence` event (only when the viewer
+    /// count changed), in milliseconds.
+    pub presence_interval_ms: u64,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` overrides it.
     pub log: String,
     /// Videos missing from the catalog behave as free videos (so any page can host
@@ -118,6 +121,7 @@ impl Default for Config {
             outbox_max_bytes: 1 << 20,
             ws_max_message: 16 * 1024,
             ws_max_errors_per_min: 20,
+            presence_interval_ms: 2000,
             log: "info".to_string(),
             open_unknown_videos: true,
             block_words: Vec::new(),
@@ -179,6 +183,8 @@ pub struct ConfigArgs {
     pub ws_max_message: Option<usize>,
     #[arg(long, env = "DANMAKU_WS_MAX_ERRORS_PER_MIN")]
     pub ws_max_errors_per_min: Option<u32>,
+    #[arg(long, env = "DANMAKU_PRESENCE_INTERVAL_MS")]
+    pub presence_interval_ms: Option<u64>,
     #[arg(long, env = "DANMAKU_LOG")]
     pub log: Option<String>,
     #[arg(long, env = "DANMAKU_OPEN_UNKNOWN_VIDEOS")]
@@ -230,6 +236,7 @@ impl ConfigArgs {
             outbox_max_bytes,
             ws_max_message,
             ws_max_errors_per_min,
+            presence_interval_ms,
             log,
             open_unknown_videos,
             block_words,
@@ -279,6 +286,9 @@ impl Config {
         }
         if self.ws_max_message < 1024 {
             return Err("ws_max_message must be at least 1024 bytes".into());
+        }
+        if self.presence_interval_ms < 10 {
+            return Err("presence_interval_ms must be at least 10".into());
         }
         Ok(())
     }

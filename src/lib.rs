@@ -14,6 +14,9 @@
 //! - [`bus`] carries published events to every node's hub (in-process by default) and
 //!   assigns each channel's `seq`.
 //! - [`store`] persists what must survive a restart (SQLite by default).
+//! - [`schedule`] keeps scheduled pushes in memory and runs the task that fires them
+//!   through the same path as REST pushes; [`presence`] periodically publishes viewer
+//!   counts to `video:*` channels.
 //! - [`auth`] verifies and mints JWTs; the accepted algorithm comes from config only.
 //! - [`bench`] is `danmaku bench`, the load generator (a client of the server).
 //! - [`config`], [`metrics`] and [`server`] wire it together; `server` owns startup and
@@ -28,6 +31,8 @@ pub mod config;
 pub mod danmaku;
 pub mod hub;
 pub mod metrics;
+pub mod presence;
+pub mod schedule;
 pub mod server;
 pub mod store;
 pub mod ws;

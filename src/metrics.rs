@@ -44,6 +44,8 @@ pub struct Metrics {
     pub sampled_out: AtomicU64,
     /// Comments accepted and stored.
     pub danmaku_posted: AtomicU64,
+    /// Scheduled push runs, including runs whose target no longer resolves.
+    pub schedule_runs: AtomicU64,
     /// Token rejections, by [`AuthError`] (index in `AUTH_CODES`).
     auth_failures: [AtomicU64; 11],
 }
@@ -93,7 +95,7 @@ impl Metrics {
                 self.connections[role.index()].load(Relaxed)
             );
         }
-        let counters: [(&str, &str, &AtomicU64); 8] = [
+        let counters: [(&str, &str, &AtomicU64); 9] = [
             (
                 "danmaku_comments_posted_total",
                 "Comments accepted and durably stored.",
@@ -133,6 +135,11 @@ impl Metrics {
                 "danmaku_ws_bad_frames_total",
                 "Invalid client frames received.",
                 &self.ws_bad_frames,
+            ),
+            (
+                "danmaku_schedule_runs_total",
+                "Scheduled push runs fired.",
+                &self.schedule_runs,
             ),
         ];
         for (name, help, value) in counters {

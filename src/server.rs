@@ -1,8 +1,9 @@
 //! Startup, routing and the explicit shutdown sequence.
 //!
-//! [`build`] is the one place where engines are chosen from config. [`Server::run`] serves
-//! until the shutdown signal, then: stops accepting, closes every socket with 1001, lets
-//! in-flight requests finish, and flushes the store.
+//! [`build`] is the one place where engines are chosen from config. [`Server::run`] starts
+//! the background tasks (scheduler, presence) and serves until the shutdown signal, then:
+//! stops accepting, closes every socket with 1001, lets in-flight requests finish, waits
+//! for the background tasks to stop, and flushes the store.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -17,6 +18,7 @@ use tokio::sync::watch;
 use crate::{
     access::Directory,
     api,
+    auth::now_millis,
     auth::{Keys, Signer, Verifier},
     bus::{
         Bus,
@@ -25,6 +27,8 @@ use crate::{
     config::Config,
     hub::{Hub, OutboxLimits, conn::close},
     metrics::Metrics,
+    presence,
+    schedule::{self, Schedules},
     store::{Store, sqlite::SqliteStore},
     ws,
 };
@@ -41,6 +45,8 @@ pub struct State {
     pub directory: Directory,
     /// Posting, history and moderation of comments.
     pub danmaku: crate::danmaku::Service,
+    /// Scheduled pushes, mirrored from the store; the scheduler task fires them.
+    pub schedules: Schedules,
     pub metrics: Arc<Metrics>,
     /// Flips to true when shutdown starts; sessions watch it.
     pub shutdown: watch::Receiver<bool>,
@@ -102,6 +108,9 @@ pub async fn build(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<S
         metrics.clone(),
     )
     .await?;
+    let schedules = Schedules::default();
+    let stored = store.list_schedules().await.map_err(|e| e.to_string())?;
+    schedules.load(stored, now_millis());
     tracing::info!(store = store.name(), bus = bus.name(), "engines ready");
     Ok(Arc::new(State {
         cfg,
@@ -112,6 +121,7 @@ pub async fn build(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<S
         store,
         directory,
         danmaku,
+        schedules,
         metrics,
         shutdown,
     }))
@@ -231,6 +241,11 @@ impl Server {
         tracing::info!(%addr, demo = state.cfg.demo, static_dir = %static_dir.display(), "listening");
 
         let app = routes(state.clone(), static_dir);
+        // Both tasks watch `state.shutdown` (and stop too if its sender is dropped).
+        let tasks = [
+            tokio::spawn(schedule::run(state.clone())),
+            tokio::spawn(presence::run(state.clone())),
+        ];
         let hub = state.hub.clone();
         let stop = async move {
             signal.await;
@@ -241,6 +256,13 @@ impl Server {
         let result = poem::Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(app, stop, Some(Duration::from_secs(10)))
             .await;
+        // `stop` has sent the signal or was dropped with its sender; either ends the tasks.
+        // Waiting for them lets the last schedule run be recorded before the flush.
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "shutdown: a background task failed");
+            }
+        }
         if let Err(e) = state.store.flush().await {
             tracing::error!(error = %e, "shutdown: store flush failed");
         } else {

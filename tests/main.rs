@@ -7,5 +7,6 @@ mod common;
 mod danmaku;
 mod matrix;
 mod recovery;
+mod schedules;
 mod slow;
 mod ws;

@@ -83,6 +83,20 @@ impl ApiError {
         ApiError::Unavailable(body(code, message))
     }
 
+    /// The `{code, message}` body, so a caller can re-code an error or log its message.
+    pub fn body(&self) -> &ErrorBody {
+        match self {
+            ApiError::BadRequest(b)
+            | ApiError::Unauthorized(b)
+            | ApiError::Forbidden(b)
+            | ApiError::NotFound(b)
+            | ApiError::Conflict(b)
+            | ApiError::Unprocessable(b)
+            | ApiError::TooManyRequests(b, _)
+            | ApiError::Unavailable(b) => &b.0,
+        }
+    }
+
     /// Maps an access-rule refusal: unknown things are 404, invalid names 422, the rest 403.
     pub fn denied(d: Denied) -> Self {
         match d.code {

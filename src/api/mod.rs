@@ -10,6 +10,7 @@ pub mod demo;
 pub mod dplayer;
 pub mod error;
 pub mod push;
+pub mod schedules;
 pub mod videos;
 
 use poem_openapi::{OpenApiService, Tags};
@@ -21,6 +22,8 @@ pub enum ApiTags {
     Channels,
     /// Server pushes to sockets: broadcast, role, user, channel.
     Push,
+    /// Scheduled pushes: cron or fixed-interval runs of a push.
+    Schedules,
     /// Identity helpers (demo tokens, who am I).
     Auth,
     /// The video catalog, comments (danmaku), moderation and bilibili XML.
@@ -32,6 +35,7 @@ pub type Api = (
     channels::ChannelsApi,
     push::PushApi,
     videos::VideosApi,
+    schedules::SchedulesApi,
     demo::AuthApi,
 );
 
@@ -42,6 +46,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             channels::ChannelsApi,
             push::PushApi,
             videos::VideosApi,
+            schedules::SchedulesApi,
             demo::AuthApi,
         ),
         "danmaku",

@@ -28,7 +28,8 @@ const RESERVED_EVENTS: [&str; 5] = ["reply", "welcome", "unsubscribed", "token_e
 /// Push endpoints.
 pub struct PushApi;
 
-fn default_event() -> String {
+/// The event name used when a body names none.
+pub(crate) fn default_event() -> String {
     "push".to_string()
 }
 
@@ -70,8 +71,8 @@ pub struct PushReply {
     pub seq: Option<u64>,
 }
 
-/// Validates the event name and payload size.
-fn check(event: &str, payload: &serde_json::Value) -> Result<(), ApiError> {
+/// Validates the event name and payload size (shared with scheduled pushes).
+pub(crate) fn check(event: &str, payload: &serde_json::Value) -> Result<(), ApiError> {
     let valid = !event.is_empty()
         && event.len() <= 64
         && event
@@ -123,30 +124,29 @@ fn push_id() -> String {
     format!("p-{:016x}", rand::random::<u64>())
 }
 
-/// Publishes one event and logs it.
-async fn publish(
-    state: &State,
-    id: &str,
-    channel: Arc<str>,
-    event: String,
-    payload: serde_json::Value,
-    target: Target,
-    by: &str,
-) -> Result<crate::bus::Published, ApiError> {
-    let data = serde_json::json!({ "payload": payload });
-    let published = state
-        .bus
-        .publish(Publish {
-            channel: channel.clone(),
-            event,
-            data,
-            target,
-        })
-        .await
-        .map_err(|e| ApiError::unavailable("bus_unavailable", e.to_string()))?;
-    tracing::info!(push = id, %channel, seq = published.seq, delivered = published.delivered, %by, "push");
-    Ok(published)
+/// The `data` of a push event: the payload, passed through unchanged.
+fn push_data(payload: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({ "payload": payload })
 }
+
+/// Who a push is for, before the access rules resolve it. One value per push family, so
+/// that the REST endpoints and scheduled pushes share every rule below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Destination {
+    /// Every socket (the `broadcast` channel).
+    Broadcast,
+    /// Every socket of one role (the `broadcast` channel, one role group).
+    Role(Role),
+    /// Every socket of one user (`user:{sub}`).
+    User(String),
+    /// Every socket of each listed user (one `user:{sub}` channel each).
+    Users(Vec<String>),
+    /// A channel's subscribers, narrowed by the channel's tier.
+    Channel(String),
+}
+
+/// One channel to publish on and who among its subscribers may receive the event.
+pub(crate) type Route = (Arc<str>, Target);
 
 /// Builds the audience target, narrowed by an optional user list.
 fn target(audience: Audience, users: Option<Vec<String>>) -> Result<Target, ApiError> {
@@ -160,13 +160,113 @@ fn target(audience: Audience, users: Option<Vec<String>>) -> Result<Target, ApiE
     }
 }
 
-/// Turns a publish result into the reply.
-fn reply(id: String, p: crate::bus::Published) -> Json<PushReply> {
-    Json(PushReply {
-        id,
-        delivered: p.delivered as u64,
-        seq: Some(p.seq),
+/// Resolves a destination into routes with the access rules: channel names and tiers,
+/// audiences, user lists. `only` narrows every route to those users. Fails with the
+/// precise code of the first rule broken (`invalid_channel`, `unknown_channel`, ...).
+pub(crate) fn resolve(
+    state: &State,
+    dest: Destination,
+    audience: Audience,
+    only: Option<Vec<String>>,
+) -> Result<Vec<Route>, ApiError> {
+    match dest {
+        Destination::Broadcast => Ok(vec![(Arc::from(BROADCAST), target(audience, only)?)]),
+        Destination::Role(role) => Ok(vec![(
+            Arc::from(BROADCAST),
+            target(audience, only)?.only_role(role),
+        )]),
+        Destination::User(sub) => {
+            check_users(std::slice::from_ref(&sub))?;
+            Ok(vec![(access::user_channel(&sub), target(audience, only)?)])
+        }
+        Destination::Users(mut users) => {
+            check_users(&users)?;
+            users.sort();
+            users.dedup();
+            let t = target(audience, only)?;
+            Ok(users
+                .iter()
+                .map(|sub| (access::user_channel(sub), t.clone()))
+                .collect())
+        }
+        Destination::Channel(channel) => {
+            let tier = match access::parse_channel(&channel).map_err(ApiError::denied)? {
+                ChannelKind::Named => state.directory.declared(&channel).ok_or_else(|| {
+                    ApiError::not_found(
+                        "unknown_channel",
+                        format!("channel {channel} is not declared"),
+                    )
+                })?,
+                ChannelKind::Video(v) => state.directory.video_tier(&v).ok_or_else(|| {
+                    ApiError::not_found("unknown_video", format!("video {v} is not in the catalog"))
+                })?,
+                ChannelKind::User(_) | ChannelKind::Broadcast => access::Tier::Free,
+            };
+            let mut t = target(audience, only)?;
+            t.mask &= tier.mask();
+            Ok(vec![(Arc::from(channel.as_str()), t)])
+        }
+    }
+}
+
+/// Publishes one event on every route through the bus and logs each publish. The reply
+/// sums the sockets written; `seq` is set when exactly one channel was used.
+pub(crate) async fn send(
+    state: &State,
+    id: &str,
+    event: &str,
+    data: serde_json::Value,
+    routes: Vec<Route>,
+    by: &str,
+) -> Result<PushReply, ApiError> {
+    let single = routes.len() == 1;
+    let mut delivered = 0u64;
+    let mut last_seq = None;
+    for (channel, target) in routes {
+        let published = state
+            .bus
+            .publish(Publish {
+                channel: channel.clone(),
+                event: event.to_string(),
+                data: data.clone(),
+                target,
+            })
+            .await
+            .map_err(|e| ApiError::unavailable("bus_unavailable", e.to_string()))?;
+        tracing::info!(push = id, %channel, seq = published.seq, delivered = published.delivered, %by, "push");
+        delivered += published.delivered as u64;
+        last_seq = Some(published.seq);
+    }
+    Ok(PushReply {
+        id: id.to_string(),
+        delivered,
+        seq: if single { last_seq } else { None },
     })
+}
+
+/// Validates, resolves and sends one REST push.
+async fn push(
+    state: &State,
+    auth: &Admin,
+    dest: Destination,
+    event: String,
+    payload: serde_json::Value,
+    audience: Audience,
+    only: Option<Vec<String>>,
+) -> Result<Json<PushReply>, ApiError> {
+    check(&event, &payload)?;
+    let routes = resolve(state, dest, audience, only)?;
+    let id = push_id();
+    send(
+        state,
+        &id,
+        &event,
+        push_data(payload),
+        routes,
+        &auth.0.label(),
+    )
+    .await
+    .map(Json)
 }
 
 #[OpenApi(tag = "ApiTags::Push")]
@@ -180,20 +280,16 @@ impl PushApi {
         body: Json<PushBody>,
     ) -> Result<Json<PushReply>, ApiError> {
         let b = body.0;
-        check(&b.event, &b.payload)?;
-        let t = target(b.audience, b.users)?;
-        let id = push_id();
-        let p = publish(
+        push(
             &state,
-            &id,
-            Arc::from(BROADCAST),
+            &auth,
+            Destination::Broadcast,
             b.event,
             b.payload,
-            t,
-            &auth.0.label(),
+            b.audience,
+            b.users,
         )
-        .await?;
-        Ok(reply(id, p))
+        .await
     }
 
     /// Push to every socket of one role (narrowed by the audience).
@@ -206,20 +302,16 @@ impl PushApi {
         body: Json<PushBody>,
     ) -> Result<Json<PushReply>, ApiError> {
         let b = body.0;
-        check(&b.event, &b.payload)?;
-        let t = target(b.audience, b.users)?.only_role(role.0);
-        let id = push_id();
-        let p = publish(
+        push(
             &state,
-            &id,
-            Arc::from(BROADCAST),
+            &auth,
+            Destination::Role(role.0),
             b.event,
             b.payload,
-            t,
-            &auth.0.label(),
+            b.audience,
+            b.users,
         )
-        .await?;
-        Ok(reply(id, p))
+        .await
     }
 
     /// Push to every socket of one user, on all devices. Offline users give `delivered: 0`.
@@ -232,21 +324,16 @@ impl PushApi {
         body: Json<PushBody>,
     ) -> Result<Json<PushReply>, ApiError> {
         let b = body.0;
-        check(&b.event, &b.payload)?;
-        check_users(std::slice::from_ref(&sub.0))?;
-        let t = target(b.audience, b.users)?;
-        let id = push_id();
-        let p = publish(
+        push(
             &state,
-            &id,
-            access::user_channel(&sub),
+            &auth,
+            Destination::User(sub.0),
             b.event,
             b.payload,
-            t,
-            &auth.0.label(),
+            b.audience,
+            b.users,
         )
-        .await?;
-        Ok(reply(id, p))
+        .await
     }
 
     /// Push to every socket of each listed user.
@@ -258,31 +345,16 @@ impl PushApi {
         body: Json<PushUsersBody>,
     ) -> Result<Json<PushReply>, ApiError> {
         let b = body.0;
-        check(&b.event, &b.payload)?;
-        check_users(&b.users)?;
-        let id = push_id();
-        let mut users = b.users;
-        users.sort();
-        users.dedup();
-        let mut delivered = 0;
-        for sub in users {
-            let p = publish(
-                &state,
-                &id,
-                access::user_channel(&sub),
-                b.event.clone(),
-                b.payload.clone(),
-                Target::audience(b.audience),
-                &auth.0.label(),
-            )
-            .await?;
-            delivered += p.delivered as u64;
-        }
-        Ok(Json(PushReply {
-            id,
-            delivered,
-            seq: None,
-        }))
+        push(
+            &state,
+            &auth,
+            Destination::Users(b.users),
+            b.event,
+            b.payload,
+            b.audience,
+            None,
+        )
+        .await
     }
 
     /// Push to a channel's subscribers, filtered by the audience and the channel's tier.
@@ -295,32 +367,15 @@ impl PushApi {
         body: Json<PushBody>,
     ) -> Result<Json<PushReply>, ApiError> {
         let b = body.0;
-        check(&b.event, &b.payload)?;
-        let tier = match access::parse_channel(&channel).map_err(ApiError::denied)? {
-            ChannelKind::Named => state.directory.declared(&channel).ok_or_else(|| {
-                ApiError::not_found(
-                    "unknown_channel",
-                    format!("channel {} is not declared", *channel),
-                )
-            })?,
-            ChannelKind::Video(v) => state.directory.video_tier(&v).ok_or_else(|| {
-                ApiError::not_found("unknown_video", format!("video {v} is not in the catalog"))
-            })?,
-            ChannelKind::User(_) | ChannelKind::Broadcast => access::Tier::Free,
-        };
-        let mut t = target(b.audience, b.users)?;
-        t.mask &= tier.mask();
-        let id = push_id();
-        let p = publish(
+        push(
             &state,
-            &id,
-            Arc::from(channel.0.as_str()),
+            &auth,
+            Destination::Channel(channel.0),
             b.event,
             b.payload,
-            t,
-            &auth.0.label(),
+            b.audience,
+            b.users,
         )
-        .await?;
-        Ok(reply(id, p))
+        .await
     }
 }

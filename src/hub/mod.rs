@@ -175,4 +175,15 @@ impl Hub {
             conn.request_close(code);
         }
     }
+
+    /// Subscriber totals (all role groups) of this node's channels whose name starts
+    /// with `prefix`, for presence events. Empty channels are retired, so never listed.
+    pub fn channel_totals(&self, prefix: &str) -> Vec<(Arc<str>, usize)> {
+        self.channels
+            .pin()
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, c)| (name.clone(), c.counts().iter().sum()))
+            .collect()
+    }
 }

@@ -1,14 +1,18 @@
 //! Durable state behind one trait, with one implementation per engine.
 //!
-//! The store holds what must survive a restart: channel declarations now, comments and
-//! schedules as the product grows. [`sqlite::SqliteStore`] is the embedded default.
+//! The store holds what must survive a restart: channel declarations, scheduled pushes
+//! ([`schedules::ScheduleStore`]), comments as the product grows.
+//! [`sqlite::SqliteStore`] is the embedded default.
 
 pub mod danmaku;
+pub mod schedules;
 pub mod sqlite;
 
 use async_trait::async_trait;
 
 use crate::access::Tier;
+
+pub use self::schedules::{ScheduleRecord, ScheduleStore};
 
 /// A declared channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,9 +32,9 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Durable storage.
+/// Durable storage. Each engine also stores schedules ([`ScheduleStore`]).
 #[async_trait]
-pub trait Store: danmaku::DanmakuStore + Send + Sync + 'static {
+pub trait Store: danmaku::DanmakuStore + ScheduleStore + Send + Sync + 'static {
     /// Declares or re-tiers a channel. Returns true when it did not exist before.
     async fn put_channel(&self, name: &str, tier: Tier) -> Result<bool, StoreError>;
 

@@ -52,6 +52,16 @@ const MIGRATIONS: &[&str] = &[
         sub TEXT PRIMARY KEY NOT NULL,
         until_ms INTEGER NOT NULL
     ) STRICT;",
+    "CREATE TABLE schedules (
+        id TEXT PRIMARY KEY NOT NULL,
+        definition TEXT NOT NULL CHECK (json_valid(definition)),
+        paused INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_run INTEGER,
+        last_delivered INTEGER,
+        runs INTEGER NOT NULL DEFAULT 0
+    ) STRICT;",
 ];
 
 /// Most writes committed in one transaction.

@@ -1,0 +1,76 @@
+//! Presence events: viewer counts pushed to the subscribers of `video:*` channels.
+//!
+//! Video pages show "N watching". Rather than publish on every join and leave (a busy
+//! room would flood its viewers), a task looks at the hub every `presence_interval_ms`
+//! (2 s by default) and publishes `{"type":"presence","data":{"total":N}}` through the
+//! bus on each video channel whose count changed since its last presence event. So each
+//! channel gets at most one presence event per interval, and none while its count holds.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use tokio::time::MissedTickBehavior;
+
+use crate::{
+    access::Audience,
+    hub::event::{Publish, Target},
+    server::State,
+};
+
+/// The channel family that gets presence events.
+pub const PREFIX: &str = "video:";
+
+/// The event name of presence frames.
+pub const EVENT: &str = "presence";
+
+/// Publishes the changed counts of one tick. `last` holds the count each channel was
+/// last told; channels that emptied (and so left the hub) are forgotten, so a room that
+/// fills again is told its new count.
+async fn tick(state: &State, last: &mut HashMap<Arc<str>, usize>) {
+    let totals = state.hub.channel_totals(PREFIX);
+    let mut seen = HashMap::with_capacity(totals.len());
+    for (channel, total) in totals {
+        if last.get(&channel) != Some(&total) {
+            let published = state
+                .bus
+                .publish(Publish {
+                    channel: channel.clone(),
+                    event: EVENT.to_string(),
+                    data: serde_json::json!({ "total": total }),
+                    target: Target::audience(Audience::Everyone),
+                })
+                .await;
+            if let Err(e) = published {
+                // Not remembered as told: the next tick tries again.
+                tracing::warn!(%channel, error = %e, "presence not published");
+                continue;
+            }
+        }
+        seen.insert(channel, total);
+    }
+    *last = seen;
+}
+
+/// The presence task: one tick per interval until shutdown starts.
+pub async fn run(state: Arc<State>) {
+    let mut shutdown = state.shutdown.clone();
+    let mut interval =
+        tokio::time::interval(Duration::from_millis(state.cfg.presence_interval_ms.max(1)));
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+                continue;
+            }
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        tick(&state, &mut last).await;
+    }
+    tracing::debug!("presence task stopped");
+}
