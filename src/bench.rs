@@ -338,6 +338,25 @@ struct ViewerResult {
     hist: Histogram,
 }
 
+/// Finds every bench comment in a frame (one event or a batched array): each is the
+/// value of a `"text":"b ..."` field. Bench texts are plain ASCII, so no unescaping.
+pub fn scan_texts(frame: &str) -> impl Iterator<Item = (usize, u64, u64, bool)> + '_ {
+    const KEY: &str = "\"text\":\"";
+    let mut rest = frame;
+    std::iter::from_fn(move || {
+        loop {
+            let at = rest.find(KEY)?;
+            rest = &rest[at + KEY.len()..];
+            let end = rest.find('"')?;
+            let text = &rest[..end];
+            rest = &rest[end..];
+            if let Some(parsed) = parse_text(text) {
+                return Some(parsed);
+            }
+        }
+    })
+}
+
 /// Parses a bench comment text: `b <poster> <seq> <send_us> <members:0|1>`.
 fn parse_text(text: &str) -> Option<(usize, u64, u64, bool)> {
     let mut it = text.split(' ');
@@ -364,13 +383,15 @@ async fn viewer(
     ready: Arc<tokio::sync::Barrier>,
     stop: Arc<AtomicBool>,
     live: Arc<Live>,
+    connect_permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<ViewerResult, String> {
     let url = match &token {
         Some(t) => format!("{ws_url}?access_token={t}"),
         None => ws_url,
     };
-    let (mut ws, _) = connect_async(url.as_str())
+    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(30), connect_async(url.as_str()))
         .await
+        .map_err(|_| "viewer connect timed out".to_string())?
         .map_err(|e| format!("viewer connect: {e}"))?;
     ws.send(Message::text(
         json!({"op": "subscribe", "id": 1, "channel": channel}).to_string(),
@@ -394,6 +415,8 @@ async fn viewer(
             }
         }
     }
+    // Subscribed: let the next viewer connect.
+    drop(connect_permit);
     ready.wait().await;
     let mut res = ViewerResult {
         role,
@@ -406,29 +429,30 @@ async fn viewer(
         hist: Histogram::default(),
     };
     let mut seen = Seen::new(posters);
-    let mut handle = |v: &Value, res: &mut ViewerResult| {
-        if v["type"] != "danmaku" {
-            return;
-        }
-        let Some((poster, seq, sent, members)) = v["data"]["text"].as_str().and_then(parse_text)
-        else {
-            return;
-        };
-        res.received += 1;
-        live.delivered.fetch_add(1, Relaxed);
-        if members && !role.is_member_or_admin() {
-            res.leaks += 1;
-        }
-        if seen.mark(poster, seq) {
-            if let Some(c) = res.unique_by_poster.get_mut(poster) {
-                *c += 1;
+    // The hot path of the tool: scan frames for comment texts instead of building a
+    // JSON tree per message, so the load generator is not the bottleneck.
+    let mut handle = |frame: &str, res: &mut ViewerResult| {
+        let mut n = 0;
+        for (poster, seq, sent, members) in scan_texts(frame) {
+            n += 1;
+            res.received += 1;
+            if members && !role.is_member_or_admin() {
+                res.leaks += 1;
             }
-            if members {
-                res.unique_members_only += 1;
+            if seen.mark(poster, seq) {
+                if let Some(c) = res.unique_by_poster.get_mut(poster) {
+                    *c += 1;
+                }
+                if members {
+                    res.unique_members_only += 1;
+                }
+                res.hist.record(now_us().saturating_sub(sent));
+            } else {
+                res.duplicates += 1;
             }
-            res.hist.record(now_us().saturating_sub(sent));
-        } else {
-            res.duplicates += 1;
+        }
+        if n > 0 {
+            live.delivered.fetch_add(n, Relaxed);
         }
     };
     loop {
@@ -439,11 +463,7 @@ async fn viewer(
             Err(_) => continue,
             Ok(None) => break,
             Ok(Some(Err(_))) => break,
-            Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<Value>(&t) {
-                Ok(Value::Array(items)) => items.iter().for_each(|v| handle(v, &mut res)),
-                Ok(v) => handle(&v, &mut res),
-                Err(_) => {}
-            },
+            Ok(Some(Ok(Message::Text(t)))) => handle(&t, &mut res),
             Ok(Some(Ok(_))) => {}
         }
     }
@@ -527,34 +547,43 @@ async fn poster(
                 .map_err(|e| format!("poster connect: {e}"))?;
             let (mut tx, mut rx) = ws.split();
             let pending: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+            let sending_done = Arc::new(AtomicBool::new(false));
             let reader = {
                 let pending = pending.clone();
+                let sending_done = sending_done.clone();
                 let live = live.clone();
                 let record = record.clone();
                 tokio::spawn(async move {
                     while let Some(Ok(msg)) = rx.next().await {
                         let Message::Text(t) = msg else { continue };
-                        let v: Value = serde_json::from_str(&t).unwrap_or_default();
-                        if v["type"] != "reply" {
-                            continue;
-                        }
-                        let Some(seq) = v["id"].as_u64() else {
-                            continue;
+                        // Replies may arrive batched in a JSON array with other frames.
+                        let frames = match serde_json::from_str::<Value>(&t) {
+                            Ok(Value::Array(items)) => items,
+                            Ok(v) => vec![v],
+                            Err(_) => continue,
                         };
-                        let started = pending
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&seq);
-                        if v["ok"] == true {
-                            live.acked.fetch_add(1, Relaxed);
-                            if let Some(s) = started {
-                                record(seq, s);
+                        for v in frames {
+                            if v["type"] != "reply" {
+                                continue;
                             }
-                        } else {
-                            live.errors.fetch_add(1, Relaxed);
+                            let Some(seq) = v["id"].as_u64() else {
+                                continue;
+                            };
+                            let started = pending
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .remove(&seq);
+                            if v["ok"] == true {
+                                live.acked.fetch_add(1, Relaxed);
+                                if let Some(s) = started {
+                                    record(seq, s);
+                                }
+                            } else {
+                                live.errors.fetch_add(1, Relaxed);
+                            }
                         }
-                        if pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
-                            && Instant::now() >= end
+                        if sending_done.load(Relaxed)
+                            && pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
                         {
                             break;
                         }
@@ -579,6 +608,7 @@ async fn poster(
                 }
                 seq += 1;
             }
+            sending_done.store(true, Relaxed);
             let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
             let _ = tx.close().await;
         }
@@ -702,8 +732,8 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
             connect_gate.clone(),
         );
         vtasks.push(tokio::spawn(async move {
-            let permit = gate.acquire_owned().await;
-            let fut = viewer(
+            let permit = gate.acquire_owned().await.ok();
+            let r = viewer(
                 ws_url,
                 token,
                 role,
@@ -713,9 +743,9 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
                 ready.clone(),
                 stop,
                 live,
-            );
-            drop(permit);
-            let r = fut.await;
+                permit,
+            )
+            .await;
             if r.is_err() {
                 // Never leave the barrier waiting on a viewer that failed.
                 ready.wait().await;
@@ -879,6 +909,8 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
     };
     let ok = viewer_errors == 0
         && poster_errors.is_empty()
+        && live.errors.load(Relaxed) == 0
+        && acked == live.sent.load(Relaxed)
         && roles
             .values()
             .all(|r| r.duplicates == 0 && r.leaks == 0 && r.missed == 0);

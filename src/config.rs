@@ -91,6 +91,10 @@ pub struct Config {
     /// Comments per second per room that reach guests and free users in a flood
     /// (members and admins always get every comment). 0 disables sampling.
     pub free_feed_rate: u32,
+    /// Milliseconds a socket waits after its first queued event before writing, so that
+    /// events arriving meanwhile share one frame and one syscall. 0 writes at once
+    /// (lowest latency); a few ms multiply fan-out throughput. See BENCHMARKS.md.
+    pub flush_tick_ms: u64,
     /// Events kept per channel for recovery (`subscribe` with `since`).
     pub replay_window_events: usize,
     /// Seconds an event stays in its channel's replay window.
@@ -126,6 +130,7 @@ impl Default for Config {
             open_unknown_videos: true,
             block_words: Vec::new(),
             free_feed_rate: 20,
+            flush_tick_ms: 5,
             replay_window_events: 256,
             replay_window_s: 300,
             policy: crate::danmaku::rules::Policy::default(),
@@ -194,6 +199,8 @@ pub struct ConfigArgs {
     pub block_words: Option<Vec<String>>,
     #[arg(long, env = "DANMAKU_FREE_FEED_RATE")]
     pub free_feed_rate: Option<u32>,
+    #[arg(long, env = "DANMAKU_FLUSH_TICK_MS")]
+    pub flush_tick_ms: Option<u64>,
     #[arg(long, env = "DANMAKU_REPLAY_WINDOW_EVENTS")]
     pub replay_window_events: Option<usize>,
     #[arg(long, env = "DANMAKU_REPLAY_WINDOW_S")]
@@ -243,6 +250,7 @@ impl ConfigArgs {
             free_feed_rate,
             replay_window_events,
             replay_window_s,
+            flush_tick_ms,
         );
         for (slot, value) in [
             (&mut cfg.jwt_secret, args.jwt_secret),

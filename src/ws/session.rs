@@ -33,8 +33,11 @@ use crate::{
     server::State,
 };
 
+/// Comment posts of one socket that may wait on the store at once.
+const POSTS_IN_FLIGHT: usize = 32;
+
 /// Most queued frames written per flush.
-const BATCH: usize = 64;
+const BATCH: usize = 256;
 
 /// A write that cannot complete in this time means the peer is gone or stalled.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,6 +72,8 @@ struct Session {
     last_seen: Instant,
     errors_in_window: u32,
     window_start: Instant,
+    /// Bounds the comment posts of this socket that are waiting on the store.
+    posts: Arc<tokio::sync::Semaphore>,
 }
 
 /// Converts a unix-seconds deadline into an `Instant`.
@@ -103,6 +108,7 @@ pub async fn run(state: Arc<State>, io: Upgraded, identity: Arc<Identity>, conn_
         last_seen: Instant::now(),
         errors_in_window: 0,
         window_start: Instant::now(),
+        posts: Arc::new(tokio::sync::Semaphore::new(POSTS_IN_FLIGHT)),
     };
     session.join_automatic();
     let welcome = protocol::welcome(conn_id, &session.identity, session.state.cfg.heartbeat_s);
@@ -175,6 +181,7 @@ impl Session {
         let cfg = &self.state.cfg;
         let heartbeat = Duration::from_secs(cfg.heartbeat_s);
         let idle_timeout = Duration::from_secs(cfg.idle_timeout_s);
+        let flush_tick = Duration::from_millis(cfg.flush_tick_ms);
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -198,18 +205,32 @@ impl Session {
                         return Exit { code: close::INTERNAL, reason: reason_of(close::INTERNAL) };
                     };
                     let conn = self.conn.clone();
-                    tokio::select! {
-                        res = tokio::time::timeout(WRITE_TIMEOUT, write_batch(ws, frame, rx, &conn)) => {
-                            match res {
-                                Ok(Ok(())) => {}
-                                Ok(Err(_)) | Err(_) => {
-                                    return Exit { code: close::SLOW, reason: "write failed or timed out" };
+                    // Coalesce: let more events queue for one tick, then write them all
+                    // with one flush (the latency/throughput knob `flush_tick_ms`).
+                    if !flush_tick.is_zero() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(flush_tick) => {}
+                            code = conn.closing() => return Exit { code, reason: reason_of(code) },
+                        }
+                    }
+                    // Drain everything queued (several batches if need be) before
+                    // waiting again: the tick is paid once per burst, never per batch.
+                    let mut next = Some(frame);
+                    while let Some(frame) = next.take() {
+                        tokio::select! {
+                            res = tokio::time::timeout(WRITE_TIMEOUT, write_batch(ws, frame, rx, &conn)) => {
+                                match res {
+                                    Ok(Ok(())) => {}
+                                    Ok(Err(_)) | Err(_) => {
+                                        return Exit { code: close::SLOW, reason: "write failed or timed out" };
+                                    }
                                 }
                             }
+                            code = conn.closing() => {
+                                return Exit { code, reason: reason_of(code) };
+                            }
                         }
-                        code = conn.closing() => {
-                            return Exit { code, reason: reason_of(code) };
-                        }
+                        next = rx.try_recv().ok();
                     }
                 }
                 msg = ws.next() => {
@@ -413,26 +434,46 @@ impl Session {
             }
             Op::Refresh { token } => self.refresh(id, &token).await.map(Some),
             Op::Danmaku { video, draft } => {
-                let state = self.state.clone();
-                let accepted = state
-                    .danmaku
-                    .post(&state.directory, &self.identity, &video, &draft)
+                // Posts wait on a durable commit; run them beside the session loop so a
+                // poster's socket keeps reading (and other ops keep flowing) meanwhile.
+                // At most `POSTS_IN_FLIGHT` per socket: beyond that, the op waits here.
+                let permit = self
+                    .posts
+                    .clone()
+                    .acquire_owned()
                     .await
-                    .map_err(|r| ProtoError {
-                        code: r.code,
-                        message: r.message,
-                        retry_after_ms: r.retry_after_ms,
-                    })?;
-                tracing::info!(conn = self.conn.id, id = accepted.stored.id, %video, sub = %self.identity.sub, "danmaku posted (ws)");
-                // Acknowledge first, then publish (the sender's sockets are excluded).
-                self.conn.push(&protocol::reply_ok(
-                    id,
-                    json!({"op": "danmaku", "danmaku": accepted.view}),
-                ));
-                state
-                    .danmaku
-                    .publish(state.bus.as_ref(), accepted.event)
-                    .await;
+                    .map_err(|_| ProtoError::new("internal", "post queue closed"))?;
+                let (state, who, conn) =
+                    (self.state.clone(), self.identity.clone(), self.conn.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match state
+                        .danmaku
+                        .post(&state.directory, &who, &video, &draft)
+                        .await
+                    {
+                        Ok(accepted) => {
+                            tracing::info!(conn = conn.id, id = accepted.stored.id, %video, sub = %who.sub, "danmaku posted (ws)");
+                            // Acknowledge first, then publish (the sender's sockets are excluded).
+                            conn.push(&protocol::reply_ok(
+                                id,
+                                json!({"op": "danmaku", "danmaku": accepted.view}),
+                            ));
+                            state
+                                .danmaku
+                                .publish(state.bus.as_ref(), accepted.event)
+                                .await;
+                        }
+                        Err(r) => {
+                            let e = ProtoError {
+                                code: r.code,
+                                message: r.message,
+                                retry_after_ms: r.retry_after_ms,
+                            };
+                            conn.push(&protocol::reply_err(id, &e));
+                        }
+                    }
+                });
                 Ok(None)
             }
         }
@@ -517,25 +558,44 @@ fn parse_since(v: &Value) -> Result<Since, ProtoError> {
     }
 }
 
-/// Writes `first` and whatever else is queued (up to [`BATCH`]), then flushes once.
+/// Largest batched frame: beyond this, the rest waits for the next write.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// Writes `first` and whatever else is queued (up to [`BATCH`] frames), then flushes
+/// once. Several queued frames go out as ONE WebSocket frame holding a JSON array of
+/// them, as the protocol allows: fewer frames for both ends to parse, one syscall.
 async fn write_batch(
     ws: &mut WebSocketStream<Upgraded>,
     first: Utf8Bytes,
     rx: &mut mpsc::Receiver<Utf8Bytes>,
     conn: &Conn,
 ) -> Result<(), WsError> {
-    let mut bytes = 0;
-    let mut next = Some(first);
-    let mut n = 0;
-    while let Some(frame) = next.take() {
-        bytes += frame.len();
-        ws.feed(Message::Text(frame)).await?;
+    let mut bytes = first.len();
+    let mut batch: Option<String> = None;
+    let mut single = Some(first);
+    let mut n = 1;
+    while n < BATCH && bytes < BATCH_BYTES {
+        let Ok(next) = rx.try_recv() else { break };
+        bytes += next.len();
         n += 1;
-        if n < BATCH {
-            next = rx.try_recv().ok();
-        }
+        let buf = batch.get_or_insert_with(|| {
+            let first = single.take().unwrap_or_default();
+            let mut b = String::with_capacity(first.len() * 4 + 2);
+            b.push('[');
+            b.push_str(&first);
+            b
+        });
+        buf.push(',');
+        buf.push_str(&next);
     }
-    let res = ws.flush().await;
+    let frame = match batch {
+        Some(mut b) => {
+            b.push(']');
+            Utf8Bytes::from(b)
+        }
+        None => single.unwrap_or_default(),
+    };
+    let res = ws.send(Message::Text(frame)).await;
     conn.written(bytes);
     res
 }
