@@ -28,7 +28,12 @@ pub const EVENT: &str = "presence";
 async fn tick(state: &State, last: &mut HashMap<Arc<str>, usize>) {
     let totals = state.hub.channel_totals(PREFIX);
     let mut seen = HashMap::with_capacity(totals.len());
-    for (channel, total) in totals {
+    for (channel, local) in totals {
+        // In a cluster the count is every node's; each node tells its own viewers.
+        let total = match state.bus.presence(&channel).await {
+            Ok(counts) => counts.iter().sum(),
+            Err(_) => local,
+        };
         if last.get(&channel) != Some(&total) {
             let published = state
                 .bus

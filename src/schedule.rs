@@ -469,6 +469,9 @@ struct Due {
     run: u64,
     /// Unix milliseconds the run was taken at.
     at: u64,
+    /// Unix milliseconds the run was planned for: the same on every node of a cluster,
+    /// so it names the tick in the run's lease.
+    planned: u64,
 }
 
 /// The schedules in memory, mirrored from the store, with the scheduler's wake-up.
@@ -611,7 +614,7 @@ impl Schedules {
         let mut due = Vec::new();
         for (id, e) in self.lock().iter_mut() {
             match e.next_run {
-                Some(t) if !e.paused && t <= now => {
+                Some(planned) if !e.paused && planned <= now => {
                     e.runs += 1;
                     e.last_run = Some(now);
                     e.next_run = e.cadence.next_after(now);
@@ -620,6 +623,7 @@ impl Schedules {
                         def: e.def.clone(),
                         run: e.runs,
                         at: now,
+                        planned,
                     });
                 }
                 _ => {}
@@ -627,6 +631,15 @@ impl Schedules {
         }
         due.sort_by(|a, b| a.id.cmp(&b.id));
         due
+    }
+
+    /// Adopts the cluster-wide run number a lease returned.
+    fn renumber(&self, id: &str, local: u64, run: u64) {
+        if let Some(e) = self.lock().get_mut(id)
+            && e.runs == local
+        {
+            e.runs = run;
+        }
     }
 
     /// Notes what a run delivered.
@@ -678,7 +691,19 @@ async fn fire_due(state: &State) {
     let done = {
         let _publishing = state.schedules.publishing.lock().await;
         let mut done = Vec::new();
-        for due in state.schedules.take_due(now_millis()) {
+        for mut due in state.schedules.take_due(now_millis()) {
+            // In a cluster one node wins each tick; the others skip it.
+            match state.bus.claim_run(&due.id, due.planned, due.run).await {
+                Ok(Some(run)) => {
+                    state.schedules.renumber(&due.id, due.run, run);
+                    due.run = run;
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(schedule = %due.id, error = %e, "schedule run skipped: cannot claim it");
+                    continue;
+                }
+            }
             let result = fire(state, &due).await;
             done.push((due, result));
         }
