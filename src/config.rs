@@ -322,8 +322,14 @@ impl Config {
         if self.presence_interval_ms < 10 {
             return Err("presence_interval_ms must be at least 10".into());
         }
-        if self.bus != "local" && !self.bus.starts_with("redis://") && !self.bus.starts_with("rediss://") {
-            return Err(format!("bus must be `local` or a redis:// URL, not {:?}", self.bus));
+        if self.bus != "local"
+            && !self.bus.starts_with("redis://")
+            && !self.bus.starts_with("rediss://")
+        {
+            return Err(format!(
+                "bus must be `local` or a redis:// URL, not {:?}",
+                self.bus
+            ));
         }
         if self.store != "sqlite"
             && !self.store.starts_with("postgres://")
@@ -336,7 +342,10 @@ impl Config {
         }
         let schema_ok = !self.pg_schema.is_empty()
             && self.pg_schema.len() <= 63
-            && self.pg_schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && self
+                .pg_schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !self.pg_schema.starts_with(|c: char| c.is_ascii_digit());
         if !schema_ok {
             return Err("pg_schema must be a plain identifier (letters, digits, _)".into());

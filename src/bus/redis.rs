@@ -253,7 +253,9 @@ impl RedisBus {
 
     /// How long a node's presence counts stay valid without a heartbeat.
     fn presence_ttl_ms(&self) -> u64 {
-        (self.cfg.heartbeat.as_millis() as u64).saturating_mul(3).max(300)
+        (self.cfg.heartbeat.as_millis() as u64)
+            .saturating_mul(3)
+            .max(300)
     }
 
     /// Opens the command connection and a subscribed pub/sub connection.
@@ -432,7 +434,12 @@ impl RedisBus {
                 .all_counts()
                 .into_iter()
                 .filter(|(_, c)| c.iter().any(|n| *n > 0))
-                .map(|(name, c)| (name.to_string(), format!("{},{},{},{}", c[0], c[1], c[2], c[3])))
+                .map(|(name, c)| {
+                    (
+                        name.to_string(),
+                        format!("{},{},{},{}", c[0], c[1], c[2], c[3]),
+                    )
+                })
                 .collect();
             if !counts.is_empty() {
                 pipe.hset_multiple(&key, &counts);

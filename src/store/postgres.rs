@@ -31,8 +31,7 @@ use crate::{
 };
 
 /// Schema migrations, applied in order; `schema_migrations` records which ran.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE channels (
+const MIGRATIONS: &[&str] = &["CREATE TABLE channels (
         name TEXT PRIMARY KEY,
         tier TEXT NOT NULL CHECK (tier IN ('free', 'member', 'admin')),
         updated_at BIGINT NOT NULL
@@ -71,8 +70,7 @@ const MIGRATIONS: &[&str] = &[
         last_run BIGINT,
         last_delivered BIGINT,
         runs BIGINT NOT NULL DEFAULT 0
-    );",
-];
+    );"];
 
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -177,10 +175,12 @@ async fn migrate(conn: &mut PgConnection, schema: &str) -> Result<(), StoreError
         .await
         .map_err(unavailable)?;
     // The schema name is a validated plain identifier.
-    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+    )))
+    .execute(&mut *tx)
+    .await
+    .map_err(unavailable)?;
     sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY)")
         .execute(&mut *tx)
         .await
@@ -230,9 +230,7 @@ async fn writer_loop(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
             Err(e) => {
                 tracing::error!(error = %e, batch = replies.len(), "store: commit failed");
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::Unavailable(format!(
-                        "commit failed: {e}"
-                    ))));
+                    let _ = reply.send(Err(StoreError::Unavailable(format!("commit failed: {e}"))));
                 }
             }
         }
@@ -543,7 +541,11 @@ impl DanmakuStore for PgStore {
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(&q.video)
             .bind(q.from_ms.unwrap_or(0).min(i64::MAX as u64) as i64)
-            .bind(q.to_ms.map(|t| t.min(i64::MAX as u64) as i64).unwrap_or(i64::MAX))
+            .bind(
+                q.to_ms
+                    .map(|t| t.min(i64::MAX as u64) as i64)
+                    .unwrap_or(i64::MAX),
+            )
             .bind(q.after_id.unwrap_or(0))
             .bind(q.members)
             .bind(q.limit.min(i64::MAX as usize) as i64)
@@ -561,11 +563,13 @@ impl DanmakuStore for PgStore {
     }
 
     async fn get_danmaku(&self, id: i64) -> Result<Option<StoredDanmaku>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM danmaku WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM danmaku WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
         row.as_ref().map(danmaku_row).transpose()
     }
 
@@ -624,7 +628,9 @@ impl DanmakuStore for PgStore {
 #[async_trait]
 impl ScheduleStore for PgStore {
     async fn put_schedule(&self, rec: &ScheduleRecord) -> Result<(), StoreError> {
-        self.write(Write::PutSchedule(rec.clone())).await.map(|_| ())
+        self.write(Write::PutSchedule(rec.clone()))
+            .await
+            .map(|_| ())
     }
 
     async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
