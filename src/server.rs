@@ -163,6 +163,51 @@ fn local_bus(cfg: &Config, hub: &Arc<Hub>) -> Arc<dyn Bus> {
     local
 }
 
+/// How often a cluster node re-reads what other nodes may have written to the store.
+const MIRROR_SYNC: Duration = Duration::from_secs(1);
+
+/// Cluster mode (a shared store): keeps this node's in-memory mirrors (channel tiers,
+/// video tiers, mutes, schedules) in line with writes made through other nodes, every
+/// [`MIRROR_SYNC`]. With the embedded store this node is the only writer: it returns.
+async fn sync_mirrors(state: Arc<State>) {
+    if state.cfg.store == "sqlite" {
+        return;
+    }
+    let mut shutdown = state.shutdown.clone();
+    let mut tick = tokio::time::interval(MIRROR_SYNC);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => {}
+        }
+        if *state.shutdown.borrow() {
+            break;
+        }
+        if let Err(e) = sync_once(&state).await {
+            tracing::warn!(error = %e, "cannot refresh mirrors from the store");
+        }
+    }
+}
+
+/// One refresh of the mirrors from the shared store.
+async fn sync_once(state: &State) -> Result<(), crate::store::StoreError> {
+    let read_at = now_millis();
+    let decls = state.store.list_channels().await?;
+    state
+        .directory
+        .load(decls.into_iter().map(|d| (d.name, d.tier)));
+    for v in state.store.list_videos().await? {
+        state.directory.set_video(&v.id, v.tier);
+    }
+    state
+        .danmaku
+        .replace_mutes(state.store.list_mutes(read_at).await?);
+    let schedules = state.store.list_schedules().await?;
+    state.schedules.reconcile(schedules, read_at).await;
+    Ok(())
+}
+
 /// `GET /healthz`: the process is up.
 #[handler]
 fn healthz() -> &'static str {
@@ -281,6 +326,7 @@ impl Server {
         let tasks = [
             tokio::spawn(schedule::run(state.clone())),
             tokio::spawn(presence::run(state.clone())),
+            tokio::spawn(sync_mirrors(state.clone())),
         ];
         let hub = state.hub.clone();
         let stop = async move {

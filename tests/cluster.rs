@@ -219,6 +219,33 @@ async fn a_user_push_reaches_the_users_sockets_on_nodes_a_and_c() {
     cleanup(&svc, &ns).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_declared_on_one_node_applies_on_the_others() {
+    let Some(svc) = requested("declare").await else {
+        return;
+    };
+    let ns = unique("declare");
+    let nodes = cluster(&svc, &ns, 2).await;
+    nodes[0].declare("vip", "member").await;
+    let mut member = nodes[1].ws_as("m1", Role::Member).await;
+    // Polled like `wait_for` (the client is borrowed mutably, so inline).
+    let deadline = Instant::now() + crate::common::WAIT;
+    while member.subscribe("vip").await["ok"] != true {
+        assert!(
+            Instant::now() < deadline,
+            "the declaration never reached node B"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut free = nodes[1].ws_as("f1", Role::Free).await;
+    assert_eq!(
+        free.subscribe("vip").await["ok"],
+        false,
+        "the tier applies on B"
+    );
+    cleanup(&svc, &ns).await;
+}
+
 /// Subscribes with a recovery position and returns the reply.
 async fn subscribe_since(c: &mut WsClient, channel: &str, seq: u64, epoch: &str) -> Value {
     c.request(json!({"op": "subscribe", "channel": channel, "since": {"seq": seq, "epoch": epoch}}))
@@ -355,7 +382,8 @@ async fn a_schedule_fires_once_per_tick_with_three_nodes() {
         return;
     };
     let ns = unique("schedule");
-    let a = node(&svc, &svc.redis, &ns, "n0").await;
+    let nodes = cluster(&svc, &ns, 3).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let (status, created) = a
         .admin_post(
             "/api/schedules",
@@ -365,22 +393,21 @@ async fn a_schedule_fires_once_per_tick_with_three_nodes() {
         .await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
-    // B and C load the schedule from PostgreSQL at start: all three would fire it.
-    let b = node(&svc, &svc.redis, &ns, "n1").await;
-    let c = node(&svc, &svc.redis, &ns, "n2").await;
-    for app in [&b, &c] {
-        let (status, _) = status_json(
-            app.http
+    // B and C pick the schedule up from PostgreSQL: all three would fire it.
+    for app in [b, c] {
+        app.wait_for("the schedule to reach every node", || async {
+            let resp = app
+                .http
                 .get(app.url(&format!("/api/schedules/{id}")))
                 .header("X-Api-Key", crate::common::API_KEY)
                 .send()
                 .await
-                .unwrap(),
-        )
+                .unwrap();
+            resp.status().as_u16() == 200
+        })
         .await;
-        assert_eq!(status, 200, "every node knows the schedule");
     }
-    let mut watchers = vec![
+    let mut watchers = [
         a.ws_as("wa", Role::Free).await,
         b.ws_as("wb", Role::Free).await,
         c.ws_as("wc", Role::Free).await,
