@@ -698,7 +698,11 @@ async fn postgres_answers_every_store_query_like_sqlite() {
     let pg_again = PgStore::open(&svc.pg, &ns).await.expect("reopens");
     let stores: [&dyn Store; 2] = [&sqlite, &pg];
     let comment = |i: u64| NewDanmaku {
-        video: if i % 5 == 0 { "v2".into() } else { "v1".into() },
+        video: if i.is_multiple_of(5) {
+            "v2".into()
+        } else {
+            "v1".into()
+        },
         time_ms: (i * 7919) % 1000,
         text: format!("c{i}"),
         mode: [Mode::Scroll, Mode::Top, Mode::Bottom][i as usize % 3],
