@@ -812,3 +812,85 @@ async fn postgres_answers_every_store_query_like_sqlite() {
     assert!(!pg.delete_schedule("s-1").await.unwrap());
     cleanup(&svc, &ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_viewers_vanish_within_the_presence_ttl() {
+    let Some(svc) = requested("presence_kill").await else {
+        return;
+    };
+    let ns = unique("kill");
+    let nodes = cluster(&svc, &ns, 1).await;
+    let a = &nodes[0];
+    let _on_a = viewer(a, "a1", Role::Free, "video:k").await;
+    // A second node in its own process, so it can be killed without any cleanup.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_danmaku"))
+            .arg("serve")
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--jwt-secret", crate::common::SECRET])
+            .args(["--bus", &svc.redis, "--store", &svc.pg])
+            .args([
+                "--key-prefix",
+                &ns,
+                "--pg-schema",
+                &ns,
+                "--node-id",
+                "doomed",
+            ])
+            .args(["--presence-interval-ms", "100", "--log", "warn"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the danmaku binary starts"),
+    );
+    let readyz = format!("http://127.0.0.1:{port}/readyz");
+    a.wait_for("the second node to be ready", || async {
+        a.http
+            .get(&readyz)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    })
+    .await;
+    let mut doomed = WsClient::connect(&format!(
+        "ws://127.0.0.1:{port}/ws?access_token={}",
+        a.token("d1", Role::Free)
+    ))
+    .await;
+    assert_eq!(doomed.subscribe("video:k").await["ok"], true);
+    a.wait_for("presence total 2", || async {
+        presence_total(a, "video:k").await == 2
+    })
+    .await;
+    child.kill();
+    // The killed node's counts expire after three heartbeats (300 ms here).
+    a.wait_for("the killed node's viewer to vanish", || async {
+        presence_total(a, "video:k").await == 1
+    })
+    .await;
+    cleanup(&svc, &ns).await;
+}
+
+/// A child process killed (and reaped) at the latest when the test ends, even failing.
+struct KillOnDrop(Child);
+
+impl KillOnDrop {
+    /// Sends SIGKILL: no shutdown sequence runs.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
