@@ -179,7 +179,11 @@ async fn sync_mirrors(state: Arc<State>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.changed() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
         }
         if *state.shutdown.borrow() {
             break;

@@ -305,8 +305,9 @@ impl RedisBus {
                             Some(msg) => self.on_message(msg.get_payload_bytes()).await,
                             None => break,
                         },
-                        _ = shutdown.changed() => {
-                            if *shutdown.borrow() {
+                        changed = shutdown.changed() => {
+                            // A dropped sender means the server is gone: stop too.
+                            if changed.is_err() || *shutdown.borrow() {
                                 return;
                             }
                         }
@@ -322,7 +323,11 @@ impl RedisBus {
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.changed() => {}
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
             }
             if *shutdown.borrow() {
                 return;
@@ -406,17 +411,19 @@ impl RedisBus {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let key = self.key("presence", &self.cfg.node);
         loop {
+            let mut stopping = false;
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = shutdown.changed() => {}
+                changed = shutdown.changed() => stopping = changed.is_err(),
             }
+            stopping |= *shutdown.borrow();
             let Ok(mut conn) = self.connection() else {
-                if *shutdown.borrow() {
+                if stopping {
                     return;
                 }
                 continue;
             };
-            if *shutdown.borrow() {
+            if stopping {
                 let _: redis::RedisResult<()> = redis::pipe()
                     .atomic()
                     .del(&key)
@@ -446,7 +453,8 @@ impl RedisBus {
             }
             pipe.pexpire(&key, ttl as i64)
                 .zadd(self.nodes_key(), &self.cfg.node, now)
-                .zrembyscore(self.nodes_key(), 0, now.saturating_sub(ttl * 10));
+                .zrembyscore(self.nodes_key(), 0, now.saturating_sub(ttl * 10))
+                .pexpire(self.nodes_key(), (ttl * 10) as i64);
             let done: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
             if let Err(e) = done {
                 tracing::warn!(error = %e, "presence heartbeat not written");
