@@ -101,6 +101,17 @@ end
 return out
 "#;
 
+/// Swaps a channel's last told presence total; returns 1 when it changed.
+const TOLD_LUA: &str = r#"
+local old = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if old == ARGV[1] then return 0 end
+return 1
+"#;
+
+/// How long a told presence total is remembered (a room steady for longer is told again).
+const TOLD_MS: u64 = 60_000;
+
 /// Seconds a channel's seq and epoch keys outlive its last publish.
 const KEEP_S: u64 = 7 * 24 * 3600;
 
@@ -154,6 +165,7 @@ pub struct RedisBus {
     fetch_script: Script,
     claim_script: Script,
     presence_script: Script,
+    told_script: Script,
 }
 
 impl std::fmt::Debug for RedisBus {
@@ -226,6 +238,7 @@ impl RedisBus {
             fetch_script: Script::new(FETCH_LUA),
             claim_script: Script::new(CLAIM_LUA),
             presence_script: Script::new(PRESENCE_LUA),
+            told_script: Script::new(TOLD_LUA),
         });
         let first = bus
             .connect()
@@ -596,6 +609,19 @@ impl Bus for RedisBus {
             }
         }
         Ok(total)
+    }
+
+    async fn presence_told(&self, channel: &str, total: usize) -> Result<Option<bool>, BusError> {
+        let mut conn = self.connection()?;
+        let changed: i64 = self
+            .told_script
+            .key(self.key("told", channel))
+            .arg(total)
+            .arg(TOLD_MS)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(changed == 1))
     }
 
     async fn claim_run(
