@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// Base URL of the server.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// Base URL posters use, when it differs from `--url` (viewers on one cluster node,
+    /// posters on another, to measure cross-node delivery).
+    #[arg(long)]
+    pub post_url: Option<String>,
     /// Viewers (fanout, rooms, mixed) or sockets (idle).
     #[arg(long, short = 'v', default_value_t = 1000)]
     pub viewers: usize,
@@ -688,11 +692,20 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
         }
     };
     let base = args.url.trim_end_matches('/').to_string();
-    let ws_url = format!(
-        "{}/ws",
-        base.replacen("http://", "ws://", 1)
-            .replacen("https://", "wss://", 1)
-    );
+    let ws_of = |base: &str| {
+        format!(
+            "{}/ws",
+            base.replacen("http://", "ws://", 1)
+                .replacen("https://", "wss://", 1)
+        )
+    };
+    let ws_url = ws_of(&base);
+    let post_base = args
+        .post_url
+        .as_deref()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| base.clone());
+    let post_ws_url = ws_of(&post_base);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency.max(args.posters) * 2)
         .build()
@@ -770,9 +783,8 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
         Scenario::Ingest => {
             for i in 0..args.concurrency {
                 let token = tokens.poster(i)?;
-                let (http, live, tally, base) =
-                    (http.clone(), live.clone(), tally.clone(), base.clone());
-                let url = format!("{base}/api/videos/{}/danmaku", room_video(0));
+                let (http, live, tally) = (http.clone(), live.clone(), tally.clone());
+                let url = format!("{post_base}/api/videos/{}/danmaku", room_video(0));
                 ptasks.push(tokio::spawn(async move {
                     let end = Instant::now() + dur;
                     let mut seq = 0u64;
@@ -810,8 +822,8 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
                     0
                 };
                 ptasks.push(tokio::spawn(poster(
-                    base.clone(),
-                    ws_url.clone(),
+                    post_base.clone(),
+                    post_ws_url.clone(),
                     tokens.poster(p)?,
                     p,
                     room_video(room),

@@ -101,6 +101,16 @@ pub struct Config {
     pub replay_window_s: u64,
     /// Posting privileges per role (TOML `[policy.free]`, `[policy.member]`, `[policy.admin]`).
     pub policy: crate::danmaku::rules::Policy,
+    /// The bus engine: `local` (one node, in process) or a `redis://` URL (cluster).
+    pub bus: String,
+    /// The store engine: `sqlite` (embedded, in `data_dir`) or a `postgres://` URL.
+    pub store: String,
+    /// This node's name in the cluster (presence keys, logs). Random when empty.
+    pub node_id: String,
+    /// Prefix of every Redis key and pub/sub channel, so clusters can share a Redis.
+    pub key_prefix: String,
+    /// PostgreSQL schema holding the tables; created if missing.
+    pub pg_schema: String,
 }
 
 impl Default for Config {
@@ -134,6 +144,11 @@ impl Default for Config {
             replay_window_events: 256,
             replay_window_s: 300,
             policy: crate::danmaku::rules::Policy::default(),
+            bus: "local".to_string(),
+            store: "sqlite".to_string(),
+            node_id: String::new(),
+            key_prefix: "danmaku".to_string(),
+            pg_schema: "public".to_string(),
         }
     }
 }
@@ -205,6 +220,18 @@ pub struct ConfigArgs {
     pub replay_window_events: Option<usize>,
     #[arg(long, env = "DANMAKU_REPLAY_WINDOW_S")]
     pub replay_window_s: Option<u64>,
+    /// `local` or a `redis://` URL.
+    #[arg(long, env = "DANMAKU_BUS")]
+    pub bus: Option<String>,
+    /// `sqlite` or a `postgres://` URL.
+    #[arg(long, env = "DANMAKU_STORE")]
+    pub store: Option<String>,
+    #[arg(long, env = "DANMAKU_NODE_ID")]
+    pub node_id: Option<String>,
+    #[arg(long, env = "DANMAKU_KEY_PREFIX")]
+    pub key_prefix: Option<String>,
+    #[arg(long, env = "DANMAKU_PG_SCHEMA")]
+    pub pg_schema: Option<String>,
 }
 
 /// Copies every `Some` field of the args onto the config.
@@ -251,6 +278,11 @@ impl ConfigArgs {
             replay_window_events,
             replay_window_s,
             flush_tick_ms,
+            bus,
+            store,
+            node_id,
+            key_prefix,
+            pg_schema,
         );
         for (slot, value) in [
             (&mut cfg.jwt_secret, args.jwt_secret),
@@ -297,6 +329,34 @@ impl Config {
         }
         if self.presence_interval_ms < 10 {
             return Err("presence_interval_ms must be at least 10".into());
+        }
+        if self.bus != "local"
+            && !self.bus.starts_with("redis://")
+            && !self.bus.starts_with("rediss://")
+        {
+            return Err(format!(
+                "bus must be `local` or a redis:// URL, not {:?}",
+                self.bus
+            ));
+        }
+        if self.store != "sqlite"
+            && !self.store.starts_with("postgres://")
+            && !self.store.starts_with("postgresql://")
+        {
+            return Err("store must be `sqlite` or a postgres:// URL".into());
+        }
+        if self.key_prefix.is_empty() || self.key_prefix.contains(char::is_whitespace) {
+            return Err("key_prefix must be non-empty, without spaces".into());
+        }
+        let schema_ok = !self.pg_schema.is_empty()
+            && self.pg_schema.len() <= 63
+            && self
+                .pg_schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !self.pg_schema.starts_with(|c: char| c.is_ascii_digit());
+        if !schema_ok {
+            return Err("pg_schema must be a plain identifier (letters, digits, _)".into());
         }
         Ok(())
     }

@@ -11,9 +11,11 @@
 //!   the mandated order (validate → store → acknowledge → publish).
 //! - [`access`] holds the rules that decide whether a role may join a channel or reach an
 //!   audience; every transport asks it, none decides on its own.
-//! - [`bus`] carries published events to every node's hub (in-process by default) and
-//!   assigns each channel's `seq`.
-//! - [`store`] persists what must survive a restart (SQLite by default).
+//! - [`bus`] carries published events to every node's hub (in-process by default, Redis
+//!   for a cluster) and assigns each channel's `seq`; it also sums presence over nodes
+//!   and leases schedule runs.
+//! - [`store`] persists what must survive a restart (SQLite by default, PostgreSQL for a
+//!   cluster).
 //! - [`schedule`] keeps scheduled pushes in memory and runs the task that fires them
 //!   through the same path as REST pushes; [`presence`] periodically publishes viewer
 //!   counts to `video:*` channels.

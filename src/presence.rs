@@ -5,6 +5,8 @@
 //! (2 s by default) and publishes `{"type":"presence","data":{"total":N}}` through the
 //! bus on each video channel whose count changed since its last presence event. So each
 //! channel gets at most one presence event per interval, and none while its count holds.
+//! In a cluster the count sums every live node ([`crate::bus::Bus::presence`]) and one
+//! node announces each change.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -23,13 +25,26 @@ pub const PREFIX: &str = "video:";
 pub const EVENT: &str = "presence";
 
 /// Publishes the changed counts of one tick. `last` holds the count each channel was
-/// last told; channels that emptied (and so left the hub) are forgotten, so a room that
-/// fills again is told its new count.
+/// last seen with here; channels that emptied (and so left the hub) are forgotten, so a
+/// room that fills again is told its new count. In a cluster the bus keeps the last
+/// total told by any node ([`crate::bus::Bus::presence_told`]).
 async fn tick(state: &State, last: &mut HashMap<Arc<str>, usize>) {
     let totals = state.hub.channel_totals(PREFIX);
     let mut seen = HashMap::with_capacity(totals.len());
-    for (channel, total) in totals {
-        if last.get(&channel) != Some(&total) {
+    for (channel, local) in totals {
+        // In a cluster the count is every node's; each node tells its own viewers.
+        let total = match state.bus.presence(&channel).await {
+            Ok(counts) => counts.iter().sum(),
+            Err(_) => local,
+        };
+        let told_here = last.get(&channel).copied();
+        // In a cluster the last total told is shared, so one node announces each change
+        // (and a room new to this node is told at once); on one node, `last` decides.
+        let announce = match state.bus.presence_told(&channel, total).await {
+            Ok(Some(changed)) => changed || told_here.is_none(),
+            Ok(None) | Err(_) => told_here != Some(total),
+        };
+        if announce {
             let published = state
                 .bus
                 .publish(Publish {

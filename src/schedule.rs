@@ -437,6 +437,36 @@ struct Entry {
 }
 
 impl Entry {
+    /// An entry for a stored schedule, planned from `now`; `None` (logged) when its
+    /// definition no longer parses.
+    fn from_record(rec: &ScheduleRecord, now: u64) -> Option<Entry> {
+        let parsed = serde_json::from_str::<ScheduleDef>(&rec.definition)
+            .map_err(|e| e.to_string())
+            .and_then(|def| {
+                Cadence::of(&def, rec.created_at)
+                    .map(|c| (def, c))
+                    .map_err(|e| e.message)
+            });
+        let (def, cadence) = match parsed {
+            Ok(ok) => ok,
+            Err(error) => {
+                tracing::error!(schedule = %rec.id, %error, "stored schedule is invalid; not loaded");
+                return None;
+            }
+        };
+        let next_run = cadence.next_after(now);
+        Some(Entry {
+            def: Arc::new(def),
+            cadence,
+            paused: rec.paused,
+            created_at: rec.created_at,
+            next_run,
+            last_run: rec.last_run,
+            last_delivered: rec.last_delivered,
+            runs: rec.runs,
+        })
+    }
+
     /// The API view of this entry.
     fn info(&self, id: &str) -> ScheduleInfo {
         let d = &*self.def;
@@ -469,6 +499,9 @@ struct Due {
     run: u64,
     /// Unix milliseconds the run was taken at.
     at: u64,
+    /// Unix milliseconds the run was planned for: the same on every node of a cluster,
+    /// so it names the tick in the run's lease.
+    planned: u64,
 }
 
 /// The schedules in memory, mirrored from the store, with the scheduler's wake-up.
@@ -499,36 +532,55 @@ impl Schedules {
         let mut map = self.lock();
         map.clear();
         for rec in records {
-            let parsed = serde_json::from_str::<ScheduleDef>(&rec.definition)
-                .map_err(|e| e.to_string())
-                .and_then(|def| {
-                    Cadence::of(&def, rec.created_at)
-                        .map(|c| (def, c))
-                        .map_err(|e| e.message)
-                });
-            let (def, cadence) = match parsed {
-                Ok(ok) => ok,
-                Err(error) => {
-                    tracing::error!(schedule = %rec.id, %error, "stored schedule is invalid; not loaded");
-                    continue;
-                }
-            };
-            let next_run = cadence.next_after(now);
-            map.insert(
-                rec.id,
-                Entry {
-                    def: Arc::new(def),
-                    cadence,
-                    paused: rec.paused,
-                    created_at: rec.created_at,
-                    next_run,
-                    last_run: rec.last_run,
-                    last_delivered: rec.last_delivered,
-                    runs: rec.runs,
-                },
-            );
+            if let Some(entry) = Entry::from_record(&rec, now) {
+                map.insert(rec.id, entry);
+            }
         }
         tracing::info!(count = map.len(), "schedules loaded");
+    }
+
+    /// Cluster mode: brings the mirror in line with the shared store, where other nodes
+    /// create, delete, pause and resume schedules. Entries known here keep their planning
+    /// and run count; `read_at` is when `records` were read, so a schedule this node
+    /// created after that read is not mistaken for a deleted one.
+    pub async fn reconcile(&self, records: Vec<ScheduleRecord>, read_at: u64) {
+        let now = now_millis();
+        let mut gone = Vec::new();
+        let mut changed = false;
+        {
+            let mut map = self.lock();
+            let stored: std::collections::HashSet<&str> =
+                records.iter().map(|r| r.id.as_str()).collect();
+            for (id, e) in map.iter() {
+                if !stored.contains(id.as_str()) && e.created_at < read_at.saturating_sub(5000) {
+                    gone.push(id.clone());
+                }
+            }
+            for rec in &records {
+                match map.get_mut(&rec.id) {
+                    Some(e) if e.paused != rec.paused => {
+                        if e.paused {
+                            e.next_run = e.cadence.next_after(now);
+                        }
+                        e.paused = rec.paused;
+                        changed = true;
+                    }
+                    Some(_) => {}
+                    None => {
+                        if let Some(entry) = Entry::from_record(rec, now) {
+                            map.insert(rec.id.clone(), entry);
+                            changed = true;
+                        }
+                    }
+                }
+            }
+        }
+        for id in gone {
+            self.remove(&id).await;
+        }
+        if changed {
+            self.wake.notify_one();
+        }
     }
 
     /// Number of schedules.
@@ -611,7 +663,7 @@ impl Schedules {
         let mut due = Vec::new();
         for (id, e) in self.lock().iter_mut() {
             match e.next_run {
-                Some(t) if !e.paused && t <= now => {
+                Some(planned) if !e.paused && planned <= now => {
                     e.runs += 1;
                     e.last_run = Some(now);
                     e.next_run = e.cadence.next_after(now);
@@ -620,6 +672,7 @@ impl Schedules {
                         def: e.def.clone(),
                         run: e.runs,
                         at: now,
+                        planned,
                     });
                 }
                 _ => {}
@@ -627,6 +680,15 @@ impl Schedules {
         }
         due.sort_by(|a, b| a.id.cmp(&b.id));
         due
+    }
+
+    /// Adopts the cluster-wide run number a lease returned.
+    fn renumber(&self, id: &str, local: u64, run: u64) {
+        if let Some(e) = self.lock().get_mut(id)
+            && e.runs == local
+        {
+            e.runs = run;
+        }
     }
 
     /// Notes what a run delivered.
@@ -678,7 +740,19 @@ async fn fire_due(state: &State) {
     let done = {
         let _publishing = state.schedules.publishing.lock().await;
         let mut done = Vec::new();
-        for due in state.schedules.take_due(now_millis()) {
+        for mut due in state.schedules.take_due(now_millis()) {
+            // In a cluster one node wins each tick; the others skip it.
+            match state.bus.claim_run(&due.id, due.planned, due.run).await {
+                Ok(Some(run)) => {
+                    state.schedules.renumber(&due.id, due.run, run);
+                    due.run = run;
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(schedule = %due.id, error = %e, "schedule run skipped: cannot claim it");
+                    continue;
+                }
+            }
             let result = fire(state, &due).await;
             done.push((due, result));
         }

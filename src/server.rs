@@ -23,13 +23,14 @@ use crate::{
     bus::{
         Bus,
         local::{LocalBus, Window},
+        redis::{RedisBus, RedisSettings},
     },
     config::Config,
     hub::{Hub, OutboxLimits, conn::close},
     metrics::Metrics,
     presence,
     schedule::{self, Schedules},
-    store::{Store, sqlite::SqliteStore},
+    store::{Store, postgres::PgStore, sqlite::SqliteStore},
     ws,
 };
 
@@ -69,31 +70,39 @@ pub async fn build(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<S
         },
         metrics.clone(),
     ));
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&cfg.data_dir).map_err(|e| e.to_string())?);
-    let local = Arc::new(LocalBus::new(
-        hub.clone(),
-        Window {
-            events: cfg.replay_window_events,
-            max_age_ms: cfg.replay_window_s.saturating_mul(1000),
-        },
-    ));
-    {
-        // Idle channel logs are swept once a minute; the task ends with the bus.
-        let weak = Arc::downgrade(&local);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                let Some(bus) = weak.upgrade() else { break };
-                let swept = bus.sweep();
-                if swept > 0 {
-                    tracing::debug!(swept, "idle channel logs swept");
-                }
-            }
-        });
-    }
-    let bus: Arc<dyn Bus> = local;
+    let store: Arc<dyn Store> = if cfg.store == "sqlite" {
+        Arc::new(SqliteStore::open(&cfg.data_dir).map_err(|e| e.to_string())?)
+    } else {
+        Arc::new(
+            PgStore::open(&cfg.store, &cfg.pg_schema)
+                .await
+                .map_err(|e| e.to_string())?,
+        )
+    };
+    let bus: Arc<dyn Bus> = if cfg.bus == "local" {
+        local_bus(&cfg, &hub)
+    } else {
+        let node = if cfg.node_id.is_empty() {
+            format!("node-{:08x}", rand::random::<u32>())
+        } else {
+            cfg.node_id.clone()
+        };
+        RedisBus::start(
+            hub.clone(),
+            RedisSettings {
+                url: cfg.bus.clone(),
+                prefix: cfg.key_prefix.clone(),
+                node,
+                window: Window {
+                    events: cfg.replay_window_events,
+                    max_age_ms: cfg.replay_window_s.saturating_mul(1000),
+                },
+                heartbeat: Duration::from_millis(cfg.presence_interval_ms),
+            },
+            shutdown.clone(),
+        )
+        .await?
+    };
     let directory = Directory::new(cfg.open_unknown_videos);
     let decls = store.list_channels().await.map_err(|e| e.to_string())?;
     directory.load(decls.into_iter().map(|d| (d.name, d.tier)));
@@ -125,6 +134,82 @@ pub async fn build(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<S
         metrics,
         shutdown,
     }))
+}
+
+/// The in-process bus, with its once-a-minute sweep of idle channel logs.
+fn local_bus(cfg: &Config, hub: &Arc<Hub>) -> Arc<dyn Bus> {
+    let local = Arc::new(LocalBus::new(
+        hub.clone(),
+        Window {
+            events: cfg.replay_window_events,
+            max_age_ms: cfg.replay_window_s.saturating_mul(1000),
+        },
+    ));
+    {
+        // Idle channel logs are swept once a minute; the task ends with the bus.
+        let weak = Arc::downgrade(&local);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(bus) = weak.upgrade() else { break };
+                let swept = bus.sweep();
+                if swept > 0 {
+                    tracing::debug!(swept, "idle channel logs swept");
+                }
+            }
+        });
+    }
+    local
+}
+
+/// How often a cluster node re-reads what other nodes may have written to the store.
+const MIRROR_SYNC: Duration = Duration::from_secs(1);
+
+/// Cluster mode (a shared store): keeps this node's in-memory mirrors (channel tiers,
+/// video tiers, mutes, schedules) in line with writes made through other nodes, every
+/// [`MIRROR_SYNC`]. With the embedded store this node is the only writer: it returns.
+async fn sync_mirrors(state: Arc<State>) {
+    if state.cfg.store == "sqlite" {
+        return;
+    }
+    let mut shutdown = state.shutdown.clone();
+    let mut tick = tokio::time::interval(MIRROR_SYNC);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+        }
+        if *state.shutdown.borrow() {
+            break;
+        }
+        if let Err(e) = sync_once(&state).await {
+            tracing::warn!(error = %e, "cannot refresh mirrors from the store");
+        }
+    }
+}
+
+/// One refresh of the mirrors from the shared store.
+async fn sync_once(state: &State) -> Result<(), crate::store::StoreError> {
+    let read_at = now_millis();
+    let decls = state.store.list_channels().await?;
+    state
+        .directory
+        .load(decls.into_iter().map(|d| (d.name, d.tier)));
+    for v in state.store.list_videos().await? {
+        state.directory.set_video(&v.id, v.tier);
+    }
+    state
+        .danmaku
+        .replace_mutes(state.store.list_mutes(read_at).await?);
+    let schedules = state.store.list_schedules().await?;
+    state.schedules.reconcile(schedules, read_at).await;
+    Ok(())
 }
 
 /// `GET /healthz`: the process is up.
@@ -245,6 +330,7 @@ impl Server {
         let tasks = [
             tokio::spawn(schedule::run(state.clone())),
             tokio::spawn(presence::run(state.clone())),
+            tokio::spawn(sync_mirrors(state.clone())),
         ];
         let hub = state.hub.clone();
         let stop = async move {

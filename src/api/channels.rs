@@ -159,7 +159,8 @@ impl ChannelsApi {
         Ok(DeleteReply::Deleted)
     }
 
-    /// Who is subscribed to a channel on this node. The user list is for admins only.
+    /// Who is subscribed to a channel, summed over every live node of a cluster. The user
+    /// list (admins only) names the users on the node that answers.
     #[oai(path = "/channels/:name/presence", method = "get")]
     async fn presence(
         &self,
@@ -176,7 +177,11 @@ impl ChannelsApi {
         } else {
             access::parse_channel(&name).map_err(ApiError::denied)?;
         }
-        let counts = state.hub.counts(&name);
+        let counts = state
+            .bus
+            .presence(&name)
+            .await
+            .map_err(|e| ApiError::unavailable("bus_unavailable", e.to_string()))?;
         let users = (who.role == Role::Admin).then(|| {
             state
                 .hub

@@ -146,6 +146,20 @@ impl Bus for LocalBus {
     fn name(&self) -> &'static str {
         "local"
     }
+
+    async fn presence(&self, channel: &str) -> Result<[usize; 4], BusError> {
+        Ok(self.hub.counts(channel))
+    }
+
+    async fn claim_run(
+        &self,
+        _id: &str,
+        _planned_ms: u64,
+        local_run: u64,
+    ) -> Result<Option<u64>, BusError> {
+        // One node: every run is this node's.
+        Ok(Some(local_run))
+    }
 }
 
 impl LocalBus {

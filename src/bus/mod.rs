@@ -6,6 +6,7 @@
 //! trait for clusters.
 
 pub mod local;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -82,4 +83,26 @@ pub trait Bus: Send + Sync + 'static {
     fn is_ready(&self) -> bool {
         true
     }
+
+    /// Subscribers of a channel per role group, summed over every live node, so the
+    /// presence endpoint and presence events do not depend on the engine.
+    async fn presence(&self, channel: &str) -> Result<[usize; 4], BusError>;
+
+    /// Records `total` as the presence last told on `channel` across the cluster and
+    /// says whether it differs from the one told before (by any node), so that one node
+    /// announces each change and none repeats another's. `None`: no shared record (one
+    /// node), the caller compares with what it told itself.
+    async fn presence_told(&self, _channel: &str, _total: usize) -> Result<Option<bool>, BusError> {
+        Ok(None)
+    }
+
+    /// Claims the run of schedule `id` planned at `planned_ms`, so that one node of a
+    /// cluster fires each tick. Returns the run number to publish, or `None` when another
+    /// node has the run. `local_run` is this node's own count, used as is by one node.
+    async fn claim_run(
+        &self,
+        id: &str,
+        planned_ms: u64,
+        local_run: u64,
+    ) -> Result<Option<u64>, BusError>;
 }

@@ -298,6 +298,17 @@ impl Service {
         }
     }
 
+    /// Cluster mode: replaces the mirrored mutes with those in force in the shared store
+    /// (other nodes mute and unmute too).
+    pub fn replace_mutes(&self, mutes: Vec<(String, u64)>) {
+        let map = self.mutes.pin();
+        let keep: std::collections::HashMap<String, u64> = mutes.into_iter().collect();
+        map.retain(|sub, _| keep.contains_key(sub));
+        for (sub, until) in keep {
+            map.insert(sub, until);
+        }
+    }
+
     /// Mutes (or, with 0 seconds, unmutes) a user. Stored first, then mirrored.
     pub async fn mute(&self, sub: &str, seconds: u64) -> Result<u64, Reject> {
         let until = if seconds == 0 {

@@ -176,6 +176,15 @@ impl Hub {
         }
     }
 
+    /// Subscribers per role group of every channel on this node (presence heartbeats).
+    pub fn all_counts(&self) -> Vec<(Arc<str>, [usize; 4])> {
+        self.channels
+            .pin()
+            .iter()
+            .map(|(name, c)| (name.clone(), c.counts()))
+            .collect()
+    }
+
     /// Subscriber totals (all role groups) of this node's channels whose name starts
     /// with `prefix`, for presence events. Empty channels are retired, so never listed.
     pub fn channel_totals(&self, prefix: &str) -> Vec<(Arc<str>, usize)> {

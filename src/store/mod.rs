@@ -5,6 +5,7 @@
 //! [`sqlite::SqliteStore`] is the embedded default.
 
 pub mod danmaku;
+pub mod postgres;
 pub mod schedules;
 pub mod sqlite;
 
