@@ -95,6 +95,35 @@ pub struct Config {
     pub replay_window_events: usize,
     /// Seconds an event stays in its channel's replay window.
     pub replay_window_s: u64,
+    /// Most open WebSocket connections on this node; more get 503 `too_many_connections`.
+    /// 0 means unlimited.
+    pub max_connections: usize,
+    /// Most open WebSocket connections per user (`sub`); more get 429. Guests are not
+    /// counted per user (they have no stable id). 0 means unlimited.
+    pub max_connections_per_user: usize,
+    /// Most open WebSocket connections per client IP address; more get 429. Behind a
+    /// proxy every client shares its address, so it is off (0) by default.
+    pub max_connections_per_ip: usize,
+    /// Channels one socket may join explicitly (besides `broadcast` and its own `user:`).
+    pub ws_max_channels: usize,
+    /// Ops per second one socket may send (token bucket, bursts up to `ws_ops_burst`).
+    /// Excess ops get a `rate_limited` error and count toward the 1008 limit. 0 disables.
+    pub ws_ops_per_s: u32,
+    /// Bucket size of the op rate limit (at least `ws_ops_per_s`).
+    pub ws_ops_burst: u32,
+    /// Milliseconds a new TCP connection has to send its first complete HTTP request
+    /// head; slower ones are dropped.
+    pub handshake_timeout_ms: u64,
+    /// Largest REST request body in bytes; bigger ones get 413 `payload_too_large`.
+    pub rest_max_body: usize,
+    /// Largest bilibili XML import body in bytes.
+    pub import_max_body: usize,
+    /// Origins allowed to call the REST API from a browser (CORS). Empty: no CORS
+    /// headers, so only same-origin pages can. `*` allows any origin.
+    pub cors_origins: Vec<String>,
+    /// Origins allowed to open a WebSocket (checked on the `Origin` header when a browser
+    /// sends one; a mismatch gets 403 `origin_not_allowed`). Empty allows all.
+    pub ws_allowed_origins: Vec<String>,
     /// Posting privileges per role (TOML `[policy.free]`, `[policy.member]`, `[policy.admin]`).
     pub policy: crate::danmaku::rules::Policy,
 }
@@ -128,6 +157,17 @@ impl Default for Config {
             free_feed_rate: 20,
             replay_window_events: 256,
             replay_window_s: 300,
+            max_connections: 100_000,
+            max_connections_per_user: 16,
+            max_connections_per_ip: 0,
+            ws_max_channels: 64,
+            ws_ops_per_s: 50,
+            ws_ops_burst: 100,
+            handshake_timeout_ms: 10_000,
+            rest_max_body: 64 * 1024,
+            import_max_body: 16 * 1024 * 1024,
+            cors_origins: Vec::new(),
+            ws_allowed_origins: Vec::new(),
             policy: crate::danmaku::rules::Policy::default(),
         }
     }
@@ -198,6 +238,30 @@ pub struct ConfigArgs {
     pub replay_window_events: Option<usize>,
     #[arg(long, env = "DANMAKU_REPLAY_WINDOW_S")]
     pub replay_window_s: Option<u64>,
+    #[arg(long, env = "DANMAKU_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    #[arg(long, env = "DANMAKU_MAX_CONNECTIONS_PER_USER")]
+    pub max_connections_per_user: Option<usize>,
+    #[arg(long, env = "DANMAKU_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    #[arg(long, env = "DANMAKU_WS_MAX_CHANNELS")]
+    pub ws_max_channels: Option<usize>,
+    #[arg(long, env = "DANMAKU_WS_OPS_PER_S")]
+    pub ws_ops_per_s: Option<u32>,
+    #[arg(long, env = "DANMAKU_WS_OPS_BURST")]
+    pub ws_ops_burst: Option<u32>,
+    #[arg(long, env = "DANMAKU_HANDSHAKE_TIMEOUT_MS")]
+    pub handshake_timeout_ms: Option<u64>,
+    #[arg(long, env = "DANMAKU_REST_MAX_BODY")]
+    pub rest_max_body: Option<usize>,
+    #[arg(long, env = "DANMAKU_IMPORT_MAX_BODY")]
+    pub import_max_body: Option<usize>,
+    /// Comma-separated CORS origins (`*` for any).
+    #[arg(long, env = "DANMAKU_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
+    /// Comma-separated origins allowed to open WebSockets (empty: all).
+    #[arg(long, env = "DANMAKU_WS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub ws_allowed_origins: Option<Vec<String>>,
 }
 
 /// Copies every `Some` field of the args onto the config.
@@ -243,6 +307,17 @@ impl ConfigArgs {
             free_feed_rate,
             replay_window_events,
             replay_window_s,
+            max_connections,
+            max_connections_per_user,
+            max_connections_per_ip,
+            ws_max_channels,
+            ws_ops_per_s,
+            ws_ops_burst,
+            handshake_timeout_ms,
+            rest_max_body,
+            import_max_body,
+            cors_origins,
+            ws_allowed_origins,
         );
         for (slot, value) in [
             (&mut cfg.jwt_secret, args.jwt_secret),
@@ -286,6 +361,15 @@ impl Config {
         }
         if self.ws_max_message < 1024 {
             return Err("ws_max_message must be at least 1024 bytes".into());
+        }
+        if self.handshake_timeout_ms < 100 {
+            return Err("handshake_timeout_ms must be at least 100".into());
+        }
+        if self.rest_max_body < 1024 || self.import_max_body < 1024 {
+            return Err("rest_max_body and import_max_body must be at least 1024 bytes".into());
+        }
+        if self.ws_max_channels == 0 {
+            return Err("ws_max_channels must be positive".into());
         }
         if self.presence_interval_ms < 10 {
             return Err("presence_interval_ms must be at least 10".into());

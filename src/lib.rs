@@ -19,6 +19,8 @@
 //!   counts to `video:*` channels.
 //! - [`auth`] verifies and mints JWTs; the accepted algorithm comes from config only.
 //! - [`bench`] is `danmaku bench`, the load generator (a client of the server).
+//! - [`limits`] caps connections (total, per user, per IP), op rates, handshake time and
+//!   REST body sizes.
 //! - [`config`], [`metrics`] and [`server`] wire it together; `server` owns startup and
 //!   the explicit shutdown sequence.
 
@@ -30,6 +32,7 @@ pub mod bus;
 pub mod config;
 pub mod danmaku;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod presence;
 pub mod schedule;

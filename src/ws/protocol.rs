@@ -15,9 +15,6 @@ use crate::{
 /// Protocol version announced in `welcome`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Most channels one socket may join explicitly.
-pub const MAX_SUBSCRIPTIONS: usize = 64;
-
 /// A client frame, before per-op validation.
 #[derive(Debug, Deserialize)]
 pub struct ClientFrame {

@@ -24,12 +24,13 @@ use tokio_tungstenite::{
     },
 };
 
-use super::protocol::{self, MAX_SUBSCRIPTIONS, Op, ProtoError};
+use super::protocol::{self, Op, ProtoError};
 use crate::{
     access::{self, BROADCAST},
     auth::Identity,
     bus::{Join, Joined, Since},
     hub::conn::{Conn, close},
+    limits::{Permit, TokenBucket},
     server::State,
 };
 
@@ -69,6 +70,8 @@ struct Session {
     last_seen: Instant,
     errors_in_window: u32,
     window_start: Instant,
+    /// The per-socket op rate limit.
+    bucket: TokenBucket,
 }
 
 /// Converts a unix-seconds deadline into an `Instant`.
@@ -81,7 +84,15 @@ fn instant_at(unix_s: u64) -> Instant {
 }
 
 /// Runs a session to completion.
-pub async fn run(state: Arc<State>, io: Upgraded, identity: Arc<Identity>, conn_id: u64) {
+/// `permit` is the connection's slot under the connection caps; it is given back when
+/// the session ends.
+pub async fn run(
+    state: Arc<State>,
+    io: Upgraded,
+    identity: Arc<Identity>,
+    conn_id: u64,
+    permit: Permit,
+) {
     let mut ws = WebSocketStream::from_raw_socket(
         io,
         WsRole::Server,
@@ -93,6 +104,7 @@ pub async fn run(state: Arc<State>, io: Upgraded, identity: Arc<Identity>, conn_
         .register(conn_id, identity.sub.clone(), identity.role);
     tracing::info!(conn = conn_id, sub = %identity.sub, role = %identity.role, "ws open");
 
+    let bucket = TokenBucket::new(state.cfg.ws_ops_per_s, state.cfg.ws_ops_burst);
     let mut session = Session {
         expires: identity.exp.map(instant_at),
         state,
@@ -103,6 +115,7 @@ pub async fn run(state: Arc<State>, io: Upgraded, identity: Arc<Identity>, conn_
         last_seen: Instant::now(),
         errors_in_window: 0,
         window_start: Instant::now(),
+        bucket,
     };
     session.join_automatic();
     let welcome = protocol::welcome(conn_id, &session.identity, session.state.cfg.heartbeat_s);
@@ -135,6 +148,7 @@ pub async fn run(state: Arc<State>, io: Upgraded, identity: Arc<Identity>, conn_
         reason,
         "ws close"
     );
+    drop(permit);
 }
 
 /// The reason text sent with each server-initiated close code.
@@ -146,6 +160,7 @@ fn reason_of(code: u16) -> &'static str {
         close::IDLE => "idle timeout",
         close::POLICY => "too many invalid frames",
         close::TOO_BIG => "message too big",
+        close::INVALID_PAYLOAD => "text frame is not valid UTF-8",
         close::UNSUPPORTED => "binary frames are not supported",
         close::INTERNAL => "internal error",
         _ => "",
@@ -226,6 +241,10 @@ impl Session {
                         Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
                             return Exit { code: close::TOO_BIG, reason: reason_of(close::TOO_BIG) };
                         }
+                        Some(Err(WsError::Utf8(_))) => {
+                            self.state.metrics.ws_bad_frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            return Exit { code: close::INVALID_PAYLOAD, reason: reason_of(close::INVALID_PAYLOAD) };
+                        }
                         Some(Err(e)) => {
                             tracing::debug!(conn = self.conn.id, error = %e, "ws read error");
                             return Exit { code: close::NORMAL, reason: "" };
@@ -274,6 +293,19 @@ impl Session {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let (id, op) = protocol::parse(&text);
                 let reply = match op {
+                    _ if !self.bucket.take() => {
+                        self.state
+                            .metrics
+                            .ws_rate_limited
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Err(ProtoError::new(
+                            "rate_limited",
+                            format!(
+                                "at most {} ops per second per socket",
+                                self.state.cfg.ws_ops_per_s
+                            ),
+                        ))
+                    }
                     Ok(op) => self.on_op(id.clone(), op).await,
                     Err(e) => Err(e),
                 };
@@ -286,7 +318,10 @@ impl Session {
                     Err(e) => {
                         tracing::debug!(conn = self.conn.id, sub = %self.identity.sub, code = e.code, "ws op refused");
                         self.conn.push(&protocol::reply_err(id, &e));
-                        if matches!(e.code, "bad_json" | "bad_request" | "unknown_op") {
+                        if matches!(
+                            e.code,
+                            "bad_json" | "bad_request" | "unknown_op" | "rate_limited"
+                        ) {
                             self.count_invalid()
                         } else {
                             None
@@ -343,10 +378,12 @@ impl Session {
                     .directory
                     .check(&self.identity, &channel)
                     .map_err(|d| ProtoError::new(d.code, d.message))?;
-                if self.channels.len() >= MAX_SUBSCRIPTIONS + 2 {
+                let max = self.state.cfg.ws_max_channels;
+                let automatic = if self.identity.is_guest() { 1 } else { 2 };
+                if self.channels.len() >= max + automatic {
                     return Err(ProtoError::new(
                         "too_many_subscriptions",
-                        format!("at most {MAX_SUBSCRIPTIONS} channels per socket"),
+                        format!("at most {max} channels per socket"),
                     ));
                 }
                 let name: Arc<str> = Arc::from(channel.as_str());
