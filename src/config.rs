@@ -377,3 +377,57 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// A minimal command to parse the shared flags in isolation.
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        config: ConfigArgs,
+    }
+
+    #[test]
+    fn limit_flags_reach_the_config() {
+        let cfg = Cmd::parse_from([
+            "danmaku",
+            "--max-connections=7",
+            "--max-connections-per-user=3",
+            "--max-connections-per-ip=5",
+            "--ws-max-channels=9",
+            "--ws-ops-per-s=11",
+            "--ws-ops-burst=22",
+            "--handshake-timeout-ms=1500",
+            "--rest-max-body=4096",
+            "--import-max-body=8192",
+            "--cors-origins=https://a.example,https://b.example",
+            "--ws-allowed-origins=https://a.example",
+        ])
+        .config
+        .load()
+        .expect("valid");
+        assert_eq!(
+            (
+                cfg.max_connections,
+                cfg.max_connections_per_user,
+                cfg.max_connections_per_ip
+            ),
+            (7, 3, 5)
+        );
+        assert_eq!(
+            (cfg.ws_max_channels, cfg.ws_ops_per_s, cfg.ws_ops_burst),
+            (9, 11, 22)
+        );
+        assert_eq!(cfg.handshake_timeout_ms, 1500);
+        assert_eq!((cfg.rest_max_body, cfg.import_max_body), (4096, 8192));
+        assert_eq!(cfg.cors_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(cfg.ws_allowed_origins, ["https://a.example"]);
+        let bad = Cmd::parse_from(["danmaku", "--handshake-timeout-ms=1"])
+            .config
+            .load();
+        assert!(bad.is_err());
+    }
+}

@@ -225,7 +225,9 @@ impl<A: Acceptor> Acceptor for HandshakeDeadline<A> {
         self.inner.local_addr()
     }
 
-    async fn accept(&mut self) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
+    async fn accept(
+        &mut self,
+    ) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
         let (io, local, remote, scheme) = self.inner.accept().await?;
         Ok((DeadlineIo::new(io, self.timeout), local, remote, scheme))
     }
@@ -321,7 +323,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
     }
 }
 
-/// Body caps for REST requests: `default` everywhere, `import` for bilibili imports.
+/// Body caps for REST requests: `default` everywhere, `import` for bilibili XML imports
+/// (`POST /api/videos/{id}/danmaku.xml`).
 #[derive(Debug, Clone, Copy)]
 pub struct BodyCaps {
     pub default: usize,
@@ -331,7 +334,7 @@ pub struct BodyCaps {
 impl BodyCaps {
     /// The cap that applies to `path`.
     fn for_path(&self, path: &str) -> usize {
-        if path.ends_with("/import") {
+        if path.starts_with("/api/videos/") && path.ends_with("/danmaku.xml") {
             self.import
         } else {
             self.default

@@ -166,9 +166,10 @@ fn metrics_text(state: Data<&Arc<State>>) -> poem::Response {
 }
 
 /// The policy of the static pages: scripts only from this origin (no inline script, no
-/// `eval`), no plugins, no framing by other sites.
+/// `eval`), no plugins, no framing by other sites. Videos may come from any https URL
+/// (the page plays `?src=`).
 pub const STATIC_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; \
+img-src 'self' data:; media-src 'self' https: blob:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; \
 frame-ancestors 'self'; form-action 'self'";
 
 /// The full route table: pages, API, docs, WebSocket and probes, behind the body cap
@@ -214,7 +215,10 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
         .at("/metrics", get(metrics_text))
         .nest("/", pages)
         .around(move |ep, req| crate::limits::limit_body(ep, caps, req))
-        .with_if(cors.is_some(), cors.unwrap_or_else(poem::middleware::Cors::new))
+        .with_if(
+            cors.is_some(),
+            cors.unwrap_or_else(poem::middleware::Cors::new),
+        )
         .catch_all_error(api::error::render_error)
         .data(state)
 }

@@ -1,10 +1,12 @@
 //! One integration-test binary (fast links on small machines). Every test starts the real
 //! server on `127.0.0.1:0` and talks to it over real sockets.
 
+mod abuse;
 mod api;
 mod auth;
 mod common;
 mod danmaku;
+mod limits;
 mod matrix;
 mod recovery;
 mod schedules;

@@ -135,7 +135,14 @@ pub async fn run(
         reason: reason.into(),
     };
     // Best effort: a stalled peer will not read it, so do not wait long.
-    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(close_frame))).await;
+    let sent = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(close_frame))).await;
+    if matches!(sent, Ok(Ok(()))) {
+        // Wait briefly for the peer's close, discarding what it still sends: closing a
+        // socket with unread input makes the kernel send a reset, which can destroy the
+        // close frame (and the replies before it) before the peer reads them.
+        let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    }
     session
         .state
         .hub
