@@ -124,6 +124,9 @@ pub struct Config {
     /// Origins allowed to open a WebSocket (checked on the `Origin` header when a browser
     /// sends one; a mismatch gets 403 `origin_not_allowed`). Empty allows all.
     pub ws_allowed_origins: Vec<String>,
+    /// Seconds the shutdown sequence waits for in-flight requests and sockets after
+    /// SIGTERM before it stops serving anyway.
+    pub shutdown_grace_s: u64,
     /// Posting privileges per role (TOML `[policy.free]`, `[policy.member]`, `[policy.admin]`).
     pub policy: crate::danmaku::rules::Policy,
 }
@@ -168,6 +171,7 @@ impl Default for Config {
             import_max_body: 16 * 1024 * 1024,
             cors_origins: Vec::new(),
             ws_allowed_origins: Vec::new(),
+            shutdown_grace_s: 10,
             policy: crate::danmaku::rules::Policy::default(),
         }
     }
@@ -262,6 +266,8 @@ pub struct ConfigArgs {
     /// Comma-separated origins allowed to open WebSockets (empty: all).
     #[arg(long, env = "DANMAKU_WS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub ws_allowed_origins: Option<Vec<String>>,
+    #[arg(long, env = "DANMAKU_SHUTDOWN_GRACE_S")]
+    pub shutdown_grace_s: Option<u64>,
 }
 
 /// Copies every `Some` field of the args onto the config.
@@ -318,6 +324,7 @@ impl ConfigArgs {
             import_max_body,
             cors_origins,
             ws_allowed_origins,
+            shutdown_grace_s,
         );
         for (slot, value) in [
             (&mut cfg.jwt_secret, args.jwt_secret),

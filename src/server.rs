@@ -296,7 +296,11 @@ impl Server {
             hub.close_all(close::GOING_AWAY);
         };
         let result = poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(app, stop, Some(Duration::from_secs(10)))
+            .run_with_graceful_shutdown(
+                app,
+                stop,
+                Some(Duration::from_secs(state.cfg.shutdown_grace_s)),
+            )
             .await;
         // `stop` has sent the signal or was dropped with its sender; either ends the tasks.
         // Waiting for them lets the last schedule run be recorded before the flush.

@@ -8,6 +8,7 @@ mod common;
 mod danmaku;
 mod limits;
 mod matrix;
+mod process;
 mod recovery;
 mod schedules;
 mod slow;
