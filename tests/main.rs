@@ -4,6 +4,7 @@
 mod abuse;
 mod api;
 mod auth;
+mod authz_prop;
 mod common;
 mod danmaku;
 mod limits;
