@@ -7,6 +7,7 @@ mod auth;
 mod authz_prop;
 mod common;
 mod danmaku;
+mod inputs;
 mod limits;
 mod matrix;
 mod process;
