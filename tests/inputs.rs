@@ -77,10 +77,13 @@ proptest! {
     }
 }
 
+/// One of the shared input checks.
+type Check = fn(&[u8]);
+
 #[test]
 fn the_committed_fuzz_seeds_pass() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    let targets: [(&str, fn(&[u8])); 3] = [
+    let targets: [(&str, Check); 3] = [
         ("ws_op", fuzz_checks::ws_op),
         ("danmaku_text", fuzz_checks::danmaku_text),
         ("bilibili", fuzz_checks::bilibili),
@@ -102,4 +105,11 @@ fn normalizing_is_idempotent_across_zero_width_marks() {
     // An e, a zero-width space, then a combining acute: once the space is stripped the
     // accent must still compose, or the stored text would not be NFC.
     fuzz_checks::danmaku_text("\u{1}e\u{200b}\u{301} x".as_bytes());
+}
+
+#[test]
+fn decoder_errors_do_not_echo_whole_frames() {
+    // Found by the ws_op fuzz target: serde quoted the whole offending string.
+    let frame = format!("\"{}\"", "é".repeat(4000));
+    fuzz_checks::ws_op(frame.as_bytes());
 }

@@ -122,16 +122,15 @@ fn signer(dir: &std::path::Path) -> Signer {
     Keys::load(&cfg).and_then(|k| k.signer()).expect("signer")
 }
 
+/// Every (poster, text) acknowledged with 201.
+type Acked = Arc<Mutex<BTreeSet<(usize, String)>>>;
+
 /// Starts `POSTERS` tasks posting to video `vid-{task}` until their first failure,
 /// recording every text acknowledged with 201. Returns the shared record and the count.
 fn start_posters(
     base: &str,
     signer: &Signer,
-) -> (
-    Arc<Mutex<BTreeSet<(usize, String)>>>,
-    Arc<AtomicUsize>,
-    Vec<tokio::task::JoinHandle<()>>,
-) {
+) -> (Acked, Arc<AtomicUsize>, Vec<tokio::task::JoinHandle<()>>) {
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let count = Arc::new(AtomicUsize::new(0));
     let http = reqwest::Client::new();

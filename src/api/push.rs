@@ -68,6 +68,7 @@ pub struct PushReply {
     /// Sockets the event was written to (0 when nobody in the audience is online).
     pub delivered: u64,
     /// The channel sequence number of the event; absent when several channels were used.
+    #[oai(skip_serializing_if_is_none)]
     pub seq: Option<u64>,
 }
 

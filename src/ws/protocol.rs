@@ -101,7 +101,12 @@ pub fn parse(text: &str) -> (Option<Value>, Result<Op, ProtoError>) {
                 .and_then(|v| v.get("id").cloned())
                 .filter(valid_id);
             let err = if e.is_data() {
-                ProtoError::new("bad_request", format!("invalid frame: {e}"))
+                // serde quotes the offending value, which may be the whole frame:
+                // echo a bounded prefix only.
+                ProtoError::new(
+                    "bad_request",
+                    format!("invalid frame: {}", truncate(&e.to_string(), 160)),
+                )
             } else {
                 ProtoError::new("bad_json", "frames must be JSON objects")
             };
