@@ -196,7 +196,9 @@ pub struct ScheduleDef {
     #[oai(default = "push::default_event")]
     #[serde(default = "push::default_event")]
     pub event: String,
-    /// Any JSON; delivered unchanged in `data.payload` on every run.
+    /// Any JSON; delivered unchanged in `data.payload` on every run (`null` when absent).
+    #[oai(default)]
+    #[serde(default)]
     pub payload: serde_json::Value,
     /// Which role groups may receive it.
     #[oai(default)]
