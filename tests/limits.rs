@@ -263,3 +263,40 @@ async fn static_pages_forbid_inline_script() {
         assert!(rest.trim_start().starts_with("</script>"), "inline body");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_socket_is_closed_with_4002_at_the_idle_timeout() {
+    let app = TestApp::builder()
+        .config(|c| {
+            c.heartbeat_s = 1;
+            c.idle_timeout_s = 2;
+        })
+        .start()
+        .await;
+    // A raw handshake and raw reads: a WebSocket client library would answer the
+    // server's pings, which is exactly what a dead peer does not do.
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    sock.write_all(req.as_bytes()).await.expect("write");
+    let mut bytes = Vec::new();
+    tokio::time::timeout(crate::common::WAIT, sock.read_to_end(&mut bytes))
+        .await
+        .expect("the idle socket was never closed")
+        .expect("read");
+    assert!(bytes.starts_with(b"HTTP/1.1 101"), "no upgrade");
+    // The server's close frame: FIN + opcode 8, unmasked, payload starting with 4002.
+    let closed = bytes
+        .windows(4)
+        .any(|w| w[0] == 0x88 && w[2..4] == 4002u16.to_be_bytes());
+    assert!(
+        closed,
+        "no 4002 close frame in {:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+}
