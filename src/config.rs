@@ -99,6 +99,38 @@ pub struct Config {
     pub replay_window_events: usize,
     /// Seconds an event stays in its channel's replay window.
     pub replay_window_s: u64,
+    /// Most open WebSocket connections on this node; more get 503 `too_many_connections`.
+    /// 0 means unlimited.
+    pub max_connections: usize,
+    /// Most open WebSocket connections per user (`sub`); more get 429. Guests are not
+    /// counted per user (they have no stable id). 0 means unlimited.
+    pub max_connections_per_user: usize,
+    /// Most open WebSocket connections per client IP address; more get 429. Behind a
+    /// proxy every client shares its address, so it is off (0) by default.
+    pub max_connections_per_ip: usize,
+    /// Channels one socket may join explicitly (besides `broadcast` and its own `user:`).
+    pub ws_max_channels: usize,
+    /// Ops per second one socket may send (token bucket, bursts up to `ws_ops_burst`).
+    /// Excess ops get a `rate_limited` error and count toward the 1008 limit. 0 disables.
+    pub ws_ops_per_s: u32,
+    /// Bucket size of the op rate limit (at least `ws_ops_per_s`).
+    pub ws_ops_burst: u32,
+    /// Milliseconds a new TCP connection has to send its first complete HTTP request
+    /// head; slower ones are dropped.
+    pub handshake_timeout_ms: u64,
+    /// Largest REST request body in bytes; bigger ones get 413 `payload_too_large`.
+    pub rest_max_body: usize,
+    /// Largest bilibili XML import body in bytes.
+    pub import_max_body: usize,
+    /// Origins allowed to call the REST API from a browser (CORS). Empty: no CORS
+    /// headers, so only same-origin pages can. `*` allows any origin.
+    pub cors_origins: Vec<String>,
+    /// Origins allowed to open a WebSocket (checked on the `Origin` header when a browser
+    /// sends one; a mismatch gets 403 `origin_not_allowed`). Empty allows all.
+    pub ws_allowed_origins: Vec<String>,
+    /// Seconds the shutdown sequence waits for in-flight requests and sockets after
+    /// SIGTERM before it stops serving anyway.
+    pub shutdown_grace_s: u64,
     /// Posting privileges per role (TOML `[policy.free]`, `[policy.member]`, `[policy.admin]`).
     pub policy: crate::danmaku::rules::Policy,
     /// The bus engine: `local` (one node, in process) or a `redis://` URL (cluster).
@@ -143,6 +175,18 @@ impl Default for Config {
             flush_tick_ms: 5,
             replay_window_events: 256,
             replay_window_s: 300,
+            max_connections: 100_000,
+            max_connections_per_user: 16,
+            max_connections_per_ip: 0,
+            ws_max_channels: 64,
+            ws_ops_per_s: 50,
+            ws_ops_burst: 100,
+            handshake_timeout_ms: 10_000,
+            rest_max_body: 64 * 1024,
+            import_max_body: 16 * 1024 * 1024,
+            cors_origins: Vec::new(),
+            ws_allowed_origins: Vec::new(),
+            shutdown_grace_s: 10,
             policy: crate::danmaku::rules::Policy::default(),
             bus: "local".to_string(),
             store: "sqlite".to_string(),
@@ -232,6 +276,32 @@ pub struct ConfigArgs {
     pub key_prefix: Option<String>,
     #[arg(long, env = "DANMAKU_PG_SCHEMA")]
     pub pg_schema: Option<String>,
+    #[arg(long, env = "DANMAKU_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    #[arg(long, env = "DANMAKU_MAX_CONNECTIONS_PER_USER")]
+    pub max_connections_per_user: Option<usize>,
+    #[arg(long, env = "DANMAKU_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    #[arg(long, env = "DANMAKU_WS_MAX_CHANNELS")]
+    pub ws_max_channels: Option<usize>,
+    #[arg(long, env = "DANMAKU_WS_OPS_PER_S")]
+    pub ws_ops_per_s: Option<u32>,
+    #[arg(long, env = "DANMAKU_WS_OPS_BURST")]
+    pub ws_ops_burst: Option<u32>,
+    #[arg(long, env = "DANMAKU_HANDSHAKE_TIMEOUT_MS")]
+    pub handshake_timeout_ms: Option<u64>,
+    #[arg(long, env = "DANMAKU_REST_MAX_BODY")]
+    pub rest_max_body: Option<usize>,
+    #[arg(long, env = "DANMAKU_IMPORT_MAX_BODY")]
+    pub import_max_body: Option<usize>,
+    /// Comma-separated CORS origins (`*` for any).
+    #[arg(long, env = "DANMAKU_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
+    /// Comma-separated origins allowed to open WebSockets (empty: all).
+    #[arg(long, env = "DANMAKU_WS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub ws_allowed_origins: Option<Vec<String>>,
+    #[arg(long, env = "DANMAKU_SHUTDOWN_GRACE_S")]
+    pub shutdown_grace_s: Option<u64>,
 }
 
 /// Copies every `Some` field of the args onto the config.
@@ -283,6 +353,18 @@ impl ConfigArgs {
             node_id,
             key_prefix,
             pg_schema,
+            max_connections,
+            max_connections_per_user,
+            max_connections_per_ip,
+            ws_max_channels,
+            ws_ops_per_s,
+            ws_ops_burst,
+            handshake_timeout_ms,
+            rest_max_body,
+            import_max_body,
+            cors_origins,
+            ws_allowed_origins,
+            shutdown_grace_s,
         );
         for (slot, value) in [
             (&mut cfg.jwt_secret, args.jwt_secret),
@@ -327,6 +409,15 @@ impl Config {
         if self.ws_max_message < 1024 {
             return Err("ws_max_message must be at least 1024 bytes".into());
         }
+        if self.handshake_timeout_ms < 100 {
+            return Err("handshake_timeout_ms must be at least 100".into());
+        }
+        if self.rest_max_body < 1024 || self.import_max_body < 1024 {
+            return Err("rest_max_body and import_max_body must be at least 1024 bytes".into());
+        }
+        if self.ws_max_channels == 0 {
+            return Err("ws_max_channels must be positive".into());
+        }
         if self.presence_interval_ms < 10 {
             return Err("presence_interval_ms must be at least 10".into());
         }
@@ -359,5 +450,59 @@ impl Config {
             return Err("pg_schema must be a plain identifier (letters, digits, _)".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// A minimal command to parse the shared flags in isolation.
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        config: ConfigArgs,
+    }
+
+    #[test]
+    fn limit_flags_reach_the_config() {
+        let cfg = Cmd::parse_from([
+            "danmaku",
+            "--max-connections=7",
+            "--max-connections-per-user=3",
+            "--max-connections-per-ip=5",
+            "--ws-max-channels=9",
+            "--ws-ops-per-s=11",
+            "--ws-ops-burst=22",
+            "--handshake-timeout-ms=1500",
+            "--rest-max-body=4096",
+            "--import-max-body=8192",
+            "--cors-origins=https://a.example,https://b.example",
+            "--ws-allowed-origins=https://a.example",
+        ])
+        .config
+        .load()
+        .expect("valid");
+        assert_eq!(
+            (
+                cfg.max_connections,
+                cfg.max_connections_per_user,
+                cfg.max_connections_per_ip
+            ),
+            (7, 3, 5)
+        );
+        assert_eq!(
+            (cfg.ws_max_channels, cfg.ws_ops_per_s, cfg.ws_ops_burst),
+            (9, 11, 22)
+        );
+        assert_eq!(cfg.handshake_timeout_ms, 1500);
+        assert_eq!((cfg.rest_max_body, cfg.import_max_body), (4096, 8192));
+        assert_eq!(cfg.cors_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(cfg.ws_allowed_origins, ["https://a.example"]);
+        let bad = Cmd::parse_from(["danmaku", "--handshake-timeout-ms=1"])
+            .config
+            .load();
+        assert!(bad.is_err());
     }
 }

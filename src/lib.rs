@@ -20,7 +20,11 @@
 //!   through the same path as REST pushes; [`presence`] periodically publishes viewer
 //!   counts to `video:*` channels.
 //! - [`auth`] verifies and mints JWTs; the accepted algorithm comes from config only.
+//! - [`fuzz_checks`] holds the input-decoder properties that the fuzz targets and the
+//!   property tests share.
 //! - [`bench`] is `danmaku bench`, the load generator (a client of the server).
+//! - [`limits`] caps connections (total, per user, per IP), op rates, handshake time and
+//!   REST body sizes.
 //! - [`config`], [`metrics`] and [`server`] wire it together; `server` owns startup and
 //!   the explicit shutdown sequence.
 
@@ -31,7 +35,9 @@ pub mod bench;
 pub mod bus;
 pub mod config;
 pub mod danmaku;
+pub mod fuzz_checks;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod presence;
 pub mod schedule;

@@ -40,6 +40,10 @@ pub struct Metrics {
     pub ws_ops: AtomicU64,
     /// Invalid client frames (bad JSON, unknown op, binary).
     pub ws_bad_frames: AtomicU64,
+    /// Client ops refused by the per-socket rate limit.
+    pub ws_rate_limited: AtomicU64,
+    /// WebSocket upgrades refused by a connection cap.
+    pub ws_refused: AtomicU64,
     /// Comments kept out of the free feed by flood control.
     pub sampled_out: AtomicU64,
     /// Comments accepted and stored.
@@ -95,7 +99,7 @@ impl Metrics {
                 self.connections[role.index()].load(Relaxed)
             );
         }
-        let counters: [(&str, &str, &AtomicU64); 9] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             (
                 "danmaku_comments_posted_total",
                 "Comments accepted and durably stored.",
@@ -135,6 +139,16 @@ impl Metrics {
                 "danmaku_ws_bad_frames_total",
                 "Invalid client frames received.",
                 &self.ws_bad_frames,
+            ),
+            (
+                "danmaku_ws_rate_limited_total",
+                "Client operations refused by the per-socket rate limit.",
+                &self.ws_rate_limited,
+            ),
+            (
+                "danmaku_ws_refused_total",
+                "WebSocket upgrades refused by a connection cap.",
+                &self.ws_refused,
             ),
             (
                 "danmaku_schedule_runs_total",

@@ -196,7 +196,9 @@ pub struct ScheduleDef {
     #[oai(default = "push::default_event")]
     #[serde(default = "push::default_event")]
     pub event: String,
-    /// Any JSON; delivered unchanged in `data.payload` on every run.
+    /// Any JSON; delivered unchanged in `data.payload` on every run (`null` when absent).
+    #[oai(default)]
+    #[serde(default)]
     pub payload: serde_json::Value,
     /// Which role groups may receive it.
     #[oai(default)]
@@ -259,12 +261,15 @@ pub struct ScheduleInfo {
     pub paused: bool,
     /// Unix milliseconds of creation.
     pub created_at: u64,
-    /// Unix milliseconds of the next run; `null` while paused, or when the cron pattern
+    /// Unix milliseconds of the next run; absent while paused, or when the cron pattern
     /// has no future match. Runs missed while the server was down are not replayed.
+    #[oai(skip_serializing_if_is_none)]
     pub next_run: Option<u64>,
-    /// Unix milliseconds of the last run; `null` before the first.
+    /// Unix milliseconds of the last run; absent before the first.
+    #[oai(skip_serializing_if_is_none)]
     pub last_run: Option<u64>,
-    /// Sockets the last run was written to; `null` before the first run.
+    /// Sockets the last run was written to; absent before the first run.
+    #[oai(skip_serializing_if_is_none)]
     pub last_delivered: Option<u64>,
     /// Runs so far. Each run's event carries its index in `data.schedule.run`.
     pub runs: u64,

@@ -27,6 +27,7 @@ use crate::{
     },
     config::Config,
     hub::{Hub, OutboxLimits, conn::close},
+    limits::{BodyCaps, ConnCaps, ConnLimiter, HandshakeDeadline},
     metrics::Metrics,
     presence,
     schedule::{self, Schedules},
@@ -51,6 +52,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// Flips to true when shutdown starts; sessions watch it.
     pub shutdown: watch::Receiver<bool>,
+    /// Connection caps checked at every WebSocket upgrade.
+    pub limiter: Arc<ConnLimiter>,
 }
 
 /// Opens the engines named by config and assembles the shared state.
@@ -121,7 +124,13 @@ pub async fn build(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<S
     let stored = store.list_schedules().await.map_err(|e| e.to_string())?;
     schedules.load(stored, now_millis());
     tracing::info!(store = store.name(), bus = bus.name(), "engines ready");
+    let limiter = ConnLimiter::new(ConnCaps {
+        total: cfg.max_connections,
+        per_user: cfg.max_connections_per_user,
+        per_ip: cfg.max_connections_per_ip,
+    });
     Ok(Arc::new(State {
+        limiter,
         cfg,
         verifier,
         signer,
@@ -241,11 +250,38 @@ fn metrics_text(state: Data<&Arc<State>>) -> poem::Response {
         .body(state.metrics.render())
 }
 
-/// The full route table: pages, API, docs, WebSocket and probes.
+/// The policy of the static pages: scripts only from this origin (no inline script, no
+/// `eval`), no plugins, no framing by other sites. Videos may come from any https URL
+/// (the page plays `?src=`).
+pub const STATIC_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+img-src 'self' data:; media-src 'self' https: blob:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; \
+frame-ancestors 'self'; form-action 'self'";
+
+/// The full route table: pages, API, docs, WebSocket and probes, behind the body cap
+/// and (when configured) CORS.
 pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::Endpoint {
     let api_service = api::service();
     let ui = api_service.swagger_ui();
     let spec = api_service.spec_endpoint();
+    let caps = BodyCaps {
+        default: state.cfg.rest_max_body,
+        import: state.cfg.import_max_body,
+    };
+    let cors = (!state.cfg.cors_origins.is_empty()).then(|| {
+        let cors = poem::middleware::Cors::new().allow_credentials(false);
+        if state.cfg.cors_origins.iter().any(|o| o == "*") {
+            cors
+        } else {
+            cors.allow_origins(state.cfg.cors_origins.iter().map(String::as_str))
+        }
+    });
+    let pages = poem::endpoint::StaticFilesEndpoint::new(static_dir)
+        .index_file("index.html")
+        .with(
+            poem::middleware::SetHeader::new()
+                .overriding(poem::http::header::CONTENT_SECURITY_POLICY, STATIC_CSP)
+                .overriding(poem::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        );
     Route::new()
         .nest("/api", api_service)
         .nest("/docs", ui)
@@ -262,9 +298,11 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/metrics", get(metrics_text))
-        .nest(
-            "/",
-            poem::endpoint::StaticFilesEndpoint::new(static_dir).index_file("index.html"),
+        .nest("/", pages)
+        .around(move |ep, req| crate::limits::limit_body(ep, caps, req))
+        .with_if(
+            cors.is_some(),
+            cors.unwrap_or_else(poem::middleware::Cors::new),
         )
         .catch_all_error(api::error::render_error)
         .data(state)
@@ -288,6 +326,10 @@ impl Server {
             .into_acceptor()
             .await
             .map_err(|e| format!("cannot bind {bind}: {e}"))?;
+        let acceptor = HandshakeDeadline::new(
+            acceptor,
+            Duration::from_millis(state.cfg.handshake_timeout_ms),
+        );
         let addr = acceptor
             .local_addr()
             .first()
@@ -340,7 +382,11 @@ impl Server {
             hub.close_all(close::GOING_AWAY);
         };
         let result = poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(app, stop, Some(Duration::from_secs(10)))
+            .run_with_graceful_shutdown(
+                app,
+                stop,
+                Some(Duration::from_secs(state.cfg.shutdown_grace_s)),
+            )
             .await;
         // `stop` has sent the signal or was dropped with its sender; either ends the tasks.
         // Waiting for them lets the last schedule run be recorded before the flush.

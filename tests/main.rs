@@ -1,12 +1,17 @@
 //! One integration-test binary (fast links on small machines). Every test starts the real
 //! server on `127.0.0.1:0` and talks to it over real sockets.
 
+mod abuse;
 mod api;
 mod auth;
+mod authz_prop;
 mod cluster;
 mod common;
 mod danmaku;
+mod inputs;
+mod limits;
 mod matrix;
+mod process;
 mod recovery;
 mod schedules;
 mod slow;

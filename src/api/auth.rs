@@ -92,11 +92,14 @@ fn register_schemes(registry: &mut Registry) {
 }
 
 /// Resolves the caller from `X-Api-Key` or `Authorization: Bearer`.
-/// `Ok(None)` means no credentials were presented.
+/// `Ok(None)` means no credentials were presented. When both are sent, both must be
+/// valid (the key decides the identity): a bad credential is never ignored because
+/// another one happened to pass.
 async fn resolve(req: &Request) -> Result<Option<Caller>, ApiError> {
     let state = req
         .data::<Arc<State>>()
         .ok_or_else(|| ApiError::unavailable("internal", "server state missing"))?;
+    let bearer = bearer(state, req).await?;
     if let Some(key) = req.headers().get(API_KEY_HEADER) {
         let key = key.as_bytes();
         let ok = state
@@ -114,6 +117,11 @@ async fn resolve(req: &Request) -> Result<Option<Caller>, ApiError> {
             ))
         };
     }
+    Ok(bearer.map(Caller::User))
+}
+
+/// Verifies `Authorization: Bearer`, if present.
+async fn bearer(state: &State, req: &Request) -> Result<Option<Arc<Identity>>, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -131,7 +139,7 @@ async fn resolve(req: &Request) -> Result<Option<Caller>, ApiError> {
         .ok_or_else(|| fail(AuthError::Malformed))?
         .trim();
     let id = state.verifier.verify(token).await.map_err(fail)?;
-    Ok(Some(Caller::User(id)))
+    Ok(Some(id))
 }
 
 /// Declares the manual `ApiExtractor` boilerplate shared by the three extractors.

@@ -37,10 +37,14 @@ pub struct TokenReply {
 #[derive(Debug, Object)]
 pub struct Me {
     /// Absent for API-key callers.
+    #[oai(skip_serializing_if_is_none)]
     pub sub: Option<String>,
+    /// Display name; absent for API-key callers and tokens without one.
+    #[oai(skip_serializing_if_is_none)]
     pub name: Option<String>,
     pub role: Role,
-    /// Unix seconds.
+    /// Unix seconds; absent for API-key callers.
+    #[oai(skip_serializing_if_is_none)]
     pub exp: Option<u64>,
 }
 
@@ -97,14 +101,15 @@ impl AuthApi {
 
     /// Who am I: the identity the server derives from the credentials.
     #[oai(path = "/me", method = "get")]
-    async fn me(&self, auth: Authed) -> Json<Me> {
+    async fn me(&self, auth: Authed) -> Result<Json<Me>, ApiError> {
+        // The error type documents the 401 that the `Authed` extractor answers.
         let c = auth.0;
         let id = c.identity();
-        Json(Me {
+        Ok(Json(Me {
             sub: id.map(|i| i.sub.to_string()),
             name: id.map(|i| i.name.to_string()),
             role: c.role(),
             exp: id.and_then(|i| i.exp),
-        })
+        }))
     }
 }

@@ -38,6 +38,12 @@ pub enum ApiError {
     /// The request conflicts with the current state.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// The request body is larger than `rest_max_body` (`payload_too_large`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// The request body's `Content-Type` is missing or not the one the operation takes.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// The request is well-formed but its values are not acceptable.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
@@ -91,6 +97,8 @@ impl ApiError {
             | ApiError::Forbidden(b)
             | ApiError::NotFound(b)
             | ApiError::Conflict(b)
+            | ApiError::PayloadTooLarge(b)
+            | ApiError::UnsupportedMediaType(b)
             | ApiError::Unprocessable(b)
             | ApiError::TooManyRequests(b, _)
             | ApiError::Unavailable(b) => &b.0,

@@ -39,7 +39,8 @@ pub struct PushBody {
     /// Event name, sent as the frame's `type`.
     #[oai(default = "default_event")]
     pub event: String,
-    /// Any JSON; delivered unchanged in `data.payload`.
+    /// Any JSON; delivered unchanged in `data.payload` (`null` when absent).
+    #[oai(default)]
     pub payload: serde_json::Value,
     /// Which role groups may receive it.
     #[oai(default)]
@@ -55,6 +56,8 @@ pub struct PushUsersBody {
     pub users: Vec<String>,
     #[oai(default = "default_event")]
     pub event: String,
+    /// Any JSON; delivered unchanged in `data.payload` (`null` when absent).
+    #[oai(default)]
     pub payload: serde_json::Value,
     #[oai(default)]
     pub audience: Audience,
@@ -68,6 +71,7 @@ pub struct PushReply {
     /// Sockets the event was written to (0 when nobody in the audience is online).
     pub delivered: u64,
     /// The channel sequence number of the event; absent when several channels were used.
+    #[oai(skip_serializing_if_is_none)]
     pub seq: Option<u64>,
 }
 

@@ -223,10 +223,13 @@ fn is_stripped(c: char) -> bool {
         || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
-/// Trims, NFC-normalises and strips control characters. Newlines and tabs become spaces.
+/// Strips control characters, NFC-normalises and trims. Newlines and tabs become spaces.
+/// Stripping comes first: a zero-width mark between a letter and a combining accent would
+/// otherwise block their composition, and the stored text would not be NFC (nor would
+/// normalising twice give the same text).
 pub fn normalize_text(raw: &str) -> String {
     let nfc: String = raw
-        .nfc()
+        .chars()
         .map(|c| {
             if matches!(c, '\n' | '\r' | '\t') {
                 ' '
@@ -235,6 +238,7 @@ pub fn normalize_text(raw: &str) -> String {
             }
         })
         .filter(|c| !is_stripped(*c))
+        .nfc()
         .collect();
     nfc.trim().to_string()
 }

@@ -22,6 +22,8 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// A binary frame was sent: the protocol is JSON text only.
     pub const UNSUPPORTED: u16 = 1003;
+    /// A text frame that is not valid UTF-8 (RFC 6455 "invalid frame payload data").
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// Too many invalid frames or operations.
     pub const POLICY: u16 = 1008;
     /// A message larger than `ws_max_message`.

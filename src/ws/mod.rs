@@ -55,6 +55,21 @@ fn is_upgrade(req: &Request) -> bool {
             .is_some_and(|v| v == "13")
 }
 
+/// Whether the request's `Origin` may open a socket. Browsers always send `Origin` on
+/// WebSocket handshakes, so a cross-site page cannot ride a user's cookies or tokens in;
+/// non-browser clients send none and are let through. An empty list allows every origin.
+fn origin_allowed(allowed: &[String], req: &Request) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    match req.headers().get(header::ORIGIN) {
+        None => true,
+        Some(origin) => allowed
+            .iter()
+            .any(|a| a == "*" || a.as_bytes().eq_ignore_ascii_case(origin.as_bytes())),
+    }
+}
+
 /// `GET /ws`: authenticates, answers 101 and spawns the session.
 #[handler]
 pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
@@ -73,6 +88,13 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
             "the server is shutting down",
         );
     }
+    if !origin_allowed(&state.cfg.ws_allowed_origins, req) {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this page's origin may not open WebSockets here",
+        );
+    }
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
         return json_error(
             StatusCode::BAD_REQUEST,
@@ -89,6 +111,19 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
             return json_error(StatusCode::UNAUTHORIZED, e.code(), &e.to_string());
         }
     };
+    let ip = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    let user = (!identity.is_guest()).then(|| identity.sub.clone());
+    let permit = match state.limiter.acquire(user, ip) {
+        Ok(p) => p,
+        Err(refusal) => {
+            state
+                .metrics
+                .ws_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(sub = %identity.sub, ?ip, reason = %refusal.message, "ws upgrade refused: connection cap");
+            return refusal.response();
+        }
+    };
     let on_upgrade = match req.take_upgrade() {
         Ok(u) => u,
         Err(e) => {
@@ -97,7 +132,7 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
     };
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(io) => session::run(state, io, identity, conn_id).await,
+            Ok(io) => session::run(state, io, identity, conn_id, permit).await,
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
     });

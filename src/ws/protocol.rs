@@ -15,9 +15,6 @@ use crate::{
 /// Protocol version announced in `welcome`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Most channels one socket may join explicitly.
-pub const MAX_SUBSCRIPTIONS: usize = 64;
-
 /// A client frame, before per-op validation.
 #[derive(Debug, Deserialize)]
 pub struct ClientFrame {
@@ -104,7 +101,12 @@ pub fn parse(text: &str) -> (Option<Value>, Result<Op, ProtoError>) {
                 .and_then(|v| v.get("id").cloned())
                 .filter(valid_id);
             let err = if e.is_data() {
-                ProtoError::new("bad_request", format!("invalid frame: {e}"))
+                // serde quotes the offending value, which may be the whole frame:
+                // echo a bounded prefix only.
+                ProtoError::new(
+                    "bad_request",
+                    format!("invalid frame: {}", truncate(&e.to_string(), 160)),
+                )
             } else {
                 ProtoError::new("bad_json", "frames must be JSON objects")
             };

@@ -24,12 +24,13 @@ use tokio_tungstenite::{
     },
 };
 
-use super::protocol::{self, MAX_SUBSCRIPTIONS, Op, ProtoError};
+use super::protocol::{self, Op, ProtoError};
 use crate::{
     access::{self, BROADCAST},
     auth::Identity,
     bus::{Join, Joined, Since},
     hub::conn::{Conn, close},
+    limits::{Permit, TokenBucket},
     server::State,
 };
 
@@ -74,6 +75,10 @@ struct Session {
     window_start: Instant,
     /// Bounds the comment posts of this socket that are waiting on the store.
     posts: Arc<tokio::sync::Semaphore>,
+    /// The first frame of a burst, held until the flush tick fires.
+    pending: Option<Utf8Bytes>,
+    /// The per-socket op rate limit.
+    bucket: TokenBucket,
 }
 
 /// Converts a unix-seconds deadline into an `Instant`.
@@ -86,7 +91,15 @@ fn instant_at(unix_s: u64) -> Instant {
 }
 
 /// Runs a session to completion.
-pub async fn run(state: Arc<State>, io: Upgraded, identity: Arc<Identity>, conn_id: u64) {
+/// `permit` is the connection's slot under the connection caps; it is given back when
+/// the session ends.
+pub async fn run(
+    state: Arc<State>,
+    io: Upgraded,
+    identity: Arc<Identity>,
+    conn_id: u64,
+    permit: Permit,
+) {
     let mut ws = WebSocketStream::from_raw_socket(
         io,
         WsRole::Server,
@@ -98,6 +111,7 @@ pub async fn run(state: Arc<State>, io: Upgraded, identity: Arc<Identity>, conn_
         .register(conn_id, identity.sub.clone(), identity.role);
     tracing::info!(conn = conn_id, sub = %identity.sub, role = %identity.role, "ws open");
 
+    let bucket = TokenBucket::new(state.cfg.ws_ops_per_s, state.cfg.ws_ops_burst);
     let mut session = Session {
         expires: identity.exp.map(instant_at),
         state,
@@ -109,12 +123,31 @@ pub async fn run(state: Arc<State>, io: Upgraded, identity: Arc<Identity>, conn_
         errors_in_window: 0,
         window_start: Instant::now(),
         posts: Arc::new(tokio::sync::Semaphore::new(POSTS_IN_FLIGHT)),
+        pending: None,
+        bucket,
     };
     session.join_automatic();
     let welcome = protocol::welcome(conn_id, &session.identity, session.state.cfg.heartbeat_s);
     session.conn.push(&welcome);
 
     let exit = session.run_loop(&mut ws, &mut rx).await;
+    // Frames queued before the close (replies to the last ops, above all) still go out,
+    // unless the peer is the reason we close: a slow reader gets nothing more.
+    if exit.code != close::SLOW && session.conn.close_requested() != Some(close::SLOW) {
+        let first = session.pending.take().or_else(|| rx.try_recv().ok());
+        if let Some(first) = first {
+            let conn = session.conn.clone();
+            let drain = async {
+                let mut next = Some(first);
+                while let Some(frame) = next.take() {
+                    write_batch(&mut ws, frame, &mut rx, &conn).await?;
+                    next = rx.try_recv().ok();
+                }
+                Ok::<(), WsError>(())
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+        }
+    }
 
     let code = session.conn.close_requested().unwrap_or(exit.code);
     let reason = if code == exit.code {
@@ -128,7 +161,14 @@ pub async fn run(state: Arc<State>, io: Upgraded, identity: Arc<Identity>, conn_
         reason: reason.into(),
     };
     // Best effort: a stalled peer will not read it, so do not wait long.
-    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(close_frame))).await;
+    let sent = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(close_frame))).await;
+    if matches!(sent, Ok(Ok(()))) {
+        // Wait briefly for the peer's close, discarding what it still sends: closing a
+        // socket with unread input makes the kernel send a reset, which can destroy the
+        // close frame (and the replies before it) before the peer reads them.
+        let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    }
     session
         .state
         .hub
@@ -141,6 +181,7 @@ pub async fn run(state: Arc<State>, io: Upgraded, identity: Arc<Identity>, conn_
         reason,
         "ws close"
     );
+    drop(permit);
 }
 
 /// The reason text sent with each server-initiated close code.
@@ -152,6 +193,7 @@ fn reason_of(code: u16) -> &'static str {
         close::IDLE => "idle timeout",
         close::POLICY => "too many invalid frames",
         close::TOO_BIG => "message too big",
+        close::INVALID_PAYLOAD => "text frame is not valid UTF-8",
         close::UNSUPPORTED => "binary frames are not supported",
         close::INTERNAL => "internal error",
         _ => "",
@@ -182,6 +224,9 @@ impl Session {
         let heartbeat = Duration::from_secs(cfg.heartbeat_s);
         let idle_timeout = Duration::from_secs(cfg.idle_timeout_s);
         let flush_tick = Duration::from_millis(cfg.flush_tick_ms);
+        let read_gate = (cfg.outbox_max_msgs / 2).max(1);
+        let flush_timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(flush_timer);
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -200,22 +245,23 @@ impl Session {
                 _ = shutdown.changed() => {
                     return Exit { code: close::GOING_AWAY, reason: reason_of(close::GOING_AWAY) };
                 }
-                frame = rx.recv() => {
+                frame = rx.recv(), if self.pending.is_none() => {
                     let Some(frame) = frame else {
                         return Exit { code: close::INTERNAL, reason: reason_of(close::INTERNAL) };
                     };
+                    // Coalesce: hold the first frame for one tick (while still reading
+                    // the client), so events arriving meanwhile share one frame and one
+                    // syscall. The latency/throughput knob is `flush_tick_ms`.
+                    self.pending = Some(frame);
+                    flush_timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + flush_tick);
+                }
+                _ = &mut flush_timer, if self.pending.is_some() => {
                     let conn = self.conn.clone();
-                    // Coalesce: let more events queue for one tick, then write them all
-                    // with one flush (the latency/throughput knob `flush_tick_ms`).
-                    if !flush_tick.is_zero() {
-                        tokio::select! {
-                            _ = tokio::time::sleep(flush_tick) => {}
-                            code = conn.closing() => return Exit { code, reason: reason_of(code) },
-                        }
-                    }
-                    // Drain everything queued (several batches if need be) before
-                    // waiting again: the tick is paid once per burst, never per batch.
-                    let mut next = Some(frame);
+                    // Drain everything queued (several batches if need be): the tick is
+                    // paid once per burst, never per batch.
+                    let mut next = self.pending.take();
                     while let Some(frame) = next.take() {
                         tokio::select! {
                             res = tokio::time::timeout(WRITE_TIMEOUT, write_batch(ws, frame, rx, &conn)) => {
@@ -233,7 +279,9 @@ impl Session {
                         next = rx.try_recv().ok();
                     }
                 }
-                msg = ws.next() => {
+                // Backpressure on the client: while its outbox is half full, stop reading
+                // its ops (their replies would only overflow it) until writes catch up.
+                msg = ws.next(), if rx.len() < read_gate => {
                     match msg {
                         None => return Exit { code: close::NORMAL, reason: "" },
                         Some(Ok(msg)) => {
@@ -246,6 +294,10 @@ impl Session {
                         }
                         Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
                             return Exit { code: close::TOO_BIG, reason: reason_of(close::TOO_BIG) };
+                        }
+                        Some(Err(WsError::Utf8(_))) => {
+                            self.state.metrics.ws_bad_frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            return Exit { code: close::INVALID_PAYLOAD, reason: reason_of(close::INVALID_PAYLOAD) };
                         }
                         Some(Err(e)) => {
                             tracing::debug!(conn = self.conn.id, error = %e, "ws read error");
@@ -295,6 +347,19 @@ impl Session {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let (id, op) = protocol::parse(&text);
                 let reply = match op {
+                    _ if !self.bucket.take() => {
+                        self.state
+                            .metrics
+                            .ws_rate_limited
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Err(ProtoError::new(
+                            "rate_limited",
+                            format!(
+                                "at most {} ops per second per socket",
+                                self.state.cfg.ws_ops_per_s
+                            ),
+                        ))
+                    }
                     Ok(op) => self.on_op(id.clone(), op).await,
                     Err(e) => Err(e),
                 };
@@ -307,7 +372,10 @@ impl Session {
                     Err(e) => {
                         tracing::debug!(conn = self.conn.id, sub = %self.identity.sub, code = e.code, "ws op refused");
                         self.conn.push(&protocol::reply_err(id, &e));
-                        if matches!(e.code, "bad_json" | "bad_request" | "unknown_op") {
+                        if matches!(
+                            e.code,
+                            "bad_json" | "bad_request" | "unknown_op" | "rate_limited"
+                        ) {
                             self.count_invalid()
                         } else {
                             None
@@ -364,10 +432,12 @@ impl Session {
                     .directory
                     .check(&self.identity, &channel)
                     .map_err(|d| ProtoError::new(d.code, d.message))?;
-                if self.channels.len() >= MAX_SUBSCRIPTIONS + 2 {
+                let max = self.state.cfg.ws_max_channels;
+                let automatic = if self.identity.is_guest() { 1 } else { 2 };
+                if self.channels.len() >= max + automatic {
                     return Err(ProtoError::new(
                         "too_many_subscriptions",
-                        format!("at most {MAX_SUBSCRIPTIONS} channels per socket"),
+                        format!("at most {max} channels per socket"),
                     ));
                 }
                 let name: Arc<str> = Arc::from(channel.as_str());

@@ -279,6 +279,31 @@ impl WsClient {
         }
     }
 
+    /// Connects over a socket whose kernel receive buffer is `bytes` (set before connect,
+    /// so the advertised window stays small): a client that stops reading then backs up
+    /// into the server after a few kilobytes instead of megabytes.
+    pub async fn connect_small_buffer(url: &str, bytes: u32) -> WsClient {
+        let req = url.into_client_request().expect("request");
+        let host = req.uri().authority().expect("authority").to_string();
+        let addr: std::net::SocketAddr = host.parse().expect("numeric address");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("handshake");
+        let mut c = WsClient {
+            ws,
+            welcome: Value::Null,
+            next_id: 1,
+            backlog: Default::default(),
+        };
+        let welcome = c.next_json().await;
+        assert_eq!(welcome["type"], "welcome", "first frame: {welcome}");
+        c.welcome = welcome;
+        c
+    }
+
     /// Tries to connect with a bearer header and/or query token.
     pub async fn try_connect(
         ws_base: &str,

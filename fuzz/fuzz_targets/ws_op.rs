@@ -1,0 +1,4 @@
+//! Fuzz target: the properties of `danmaku::fuzz_checks::ws_op` hold for any input.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| danmaku::fuzz_checks::ws_op(data));

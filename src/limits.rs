@@ -1,0 +1,415 @@
+//! Resource limits that protect the server from one client or one address: connection
+//! caps, a per-socket op rate, a deadline on the HTTP handshake and a REST body cap.
+//!
+//! Each limit comes from [`crate::config::Config`]; 0 disables the count-based ones. They
+//! live together so the README's limits table has one place to point at.
+
+use std::{
+    collections::HashMap,
+    io,
+    net::IpAddr,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use poem::{
+    Endpoint, IntoResponse, Request, Response,
+    http::{Method, StatusCode, header},
+    listener::Acceptor,
+    web::{LocalAddr, RemoteAddr},
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::api::error::json_error;
+
+/// Caps on concurrent WebSocket connections; 0 means unlimited.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnCaps {
+    pub total: usize,
+    pub per_user: usize,
+    pub per_ip: usize,
+}
+
+/// Counts of open WebSocket connections, by user and by address.
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    users: HashMap<Arc<str>, usize>,
+    ips: HashMap<IpAddr, usize>,
+}
+
+/// Admits WebSocket connections against [`ConnCaps`]. Admission and release happen under
+/// one short lock, so two racing upgrades can never both take the last slot.
+#[derive(Debug)]
+pub struct ConnLimiter {
+    caps: ConnCaps,
+    counts: Mutex<Counts>,
+}
+
+/// Why an upgrade was refused, as the HTTP answer it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Refusal {
+    /// The stable error code of every connection-cap refusal.
+    pub const CODE: &'static str = "too_many_connections";
+
+    /// The JSON `{code, message}` response.
+    pub fn response(&self) -> Response {
+        json_error(self.status, Self::CODE, &self.message)
+    }
+}
+
+/// One admitted connection; dropping it gives the slot back.
+#[derive(Debug)]
+pub struct Permit {
+    limiter: Arc<ConnLimiter>,
+    user: Option<Arc<str>>,
+    ip: Option<IpAddr>,
+}
+
+impl ConnLimiter {
+    /// A limiter with no connection open.
+    pub fn new(caps: ConnCaps) -> Arc<Self> {
+        Arc::new(ConnLimiter {
+            caps,
+            counts: Mutex::new(Counts::default()),
+        })
+    }
+
+    /// Takes a slot for a connection of `user` (None for guests, who have no stable id)
+    /// from `ip`, or says which cap is full: the total gives 503 (the server is full),
+    /// a per-user or per-address cap 429 (this caller has enough).
+    pub fn acquire(
+        self: &Arc<Self>,
+        user: Option<Arc<str>>,
+        ip: Option<IpAddr>,
+    ) -> Result<Permit, Refusal> {
+        let caps = self.caps;
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if caps.total > 0 && counts.total >= caps.total {
+            return Err(Refusal {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: format!("the server is at its limit of {} connections", caps.total),
+            });
+        }
+        if let Some(u) = &user
+            && caps.per_user > 0
+            && counts.users.get(u).copied().unwrap_or(0) >= caps.per_user
+        {
+            return Err(Refusal {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: format!("at most {} connections per user", caps.per_user),
+            });
+        }
+        if let Some(ip) = ip
+            && caps.per_ip > 0
+            && counts.ips.get(&ip).copied().unwrap_or(0) >= caps.per_ip
+        {
+            return Err(Refusal {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: format!("at most {} connections per address", caps.per_ip),
+            });
+        }
+        counts.total += 1;
+        if let Some(u) = &user {
+            *counts.users.entry(u.clone()).or_default() += 1;
+        }
+        if let Some(ip) = ip {
+            *counts.ips.entry(ip).or_default() += 1;
+        }
+        Ok(Permit {
+            limiter: self.clone(),
+            user,
+            ip,
+        })
+    }
+
+    /// Open connections admitted by this limiter.
+    pub fn total(&self) -> usize {
+        self.counts.lock().map(|c| c.total).unwrap_or(0)
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut counts = self
+            .limiter
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(u) = &self.user
+            && let Some(n) = counts.users.get_mut(u)
+        {
+            *n -= 1;
+            if *n == 0 {
+                counts.users.remove(u);
+            }
+        }
+        if let Some(ip) = &self.ip
+            && let Some(n) = counts.ips.get_mut(ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                counts.ips.remove(ip);
+            }
+        }
+    }
+}
+
+/// A token bucket for one socket's ops: `rate` per second, bursts up to `burst`.
+/// A rate of 0 admits everything.
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(rate: u32, burst: u32) -> Self {
+        let burst = f64::from(burst.max(rate).max(1));
+        TokenBucket {
+            rate: f64::from(rate),
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn take(&mut self) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Wraps an acceptor so every connection must deliver its first request head (up to the
+/// blank line) within `timeout`, or is dropped. Without it a peer that opens TCP and sends
+/// nothing (or a byte a minute) holds a socket and a task for as long as it likes.
+pub struct HandshakeDeadline<A> {
+    inner: A,
+    timeout: Duration,
+}
+
+impl<A> HandshakeDeadline<A> {
+    /// Wraps `inner`.
+    pub fn new(inner: A, timeout: Duration) -> Self {
+        HandshakeDeadline { inner, timeout }
+    }
+}
+
+impl<A: Acceptor> Acceptor for HandshakeDeadline<A> {
+    type Io = DeadlineIo<A::Io>;
+
+    fn local_addr(&self) -> Vec<LocalAddr> {
+        self.inner.local_addr()
+    }
+
+    async fn accept(
+        &mut self,
+    ) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
+        let (io, local, remote, scheme) = self.inner.accept().await?;
+        Ok((DeadlineIo::new(io, self.timeout), local, remote, scheme))
+    }
+}
+
+/// A stream that fails reads once its deadline passes, until the bytes read so far
+/// contain `\r\n\r\n` (the end of the first request head, or of the HTTP/2 preface).
+/// After that it is a plain pass-through.
+pub struct DeadlineIo<T> {
+    inner: T,
+    /// `None` once the head is complete.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The last bytes seen, to find `\r\n\r\n` across reads.
+    tail: u32,
+}
+
+impl<T> DeadlineIo<T> {
+    /// Starts the clock.
+    fn new(inner: T, timeout: Duration) -> Self {
+        DeadlineIo {
+            inner,
+            deadline: Some(Box::pin(tokio::time::sleep(timeout))),
+            tail: 0,
+        }
+    }
+
+    /// Feeds read bytes to the head detector; stops the clock when the head is complete.
+    fn observe(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.tail = (self.tail << 8) | u32::from(b);
+            if self.tail == u32::from_be_bytes(*b"\r\n\r\n") {
+                self.deadline = None;
+                return;
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for DeadlineIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(d) = this.deadline.as_mut()
+            && d.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "handshake timeout",
+            )));
+        }
+        let before = buf.filled().len();
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if this.deadline.is_some()
+            && let Poll::Ready(Ok(())) = res
+        {
+            let fresh = buf.filled()[before..].to_vec();
+            this.observe(&fresh);
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Body caps for REST requests: `default` everywhere, `import` for bilibili XML imports
+/// (`POST /api/videos/{id}/danmaku.xml`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyCaps {
+    pub default: usize,
+    pub import: usize,
+}
+
+impl BodyCaps {
+    /// The cap that applies to `path`.
+    fn for_path(&self, path: &str) -> usize {
+        if path.starts_with("/api/videos/") && path.ends_with("/danmaku.xml") {
+            self.import
+        } else {
+            self.default
+        }
+    }
+}
+
+/// The 413 answer.
+fn too_large(cap: usize) -> Response {
+    json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        &format!("request bodies are at most {cap} bytes"),
+    )
+}
+
+/// Refuses bodies over the cap with 413 before a handler reads them: by `Content-Length`
+/// when given, else (chunked bodies) by reading at most cap + 1 bytes. poem's own
+/// `SizeLimit` wants a `Content-Length` on every request, GETs included, so it is not used.
+pub async fn limit_body<E: Endpoint>(
+    ep: Arc<E>,
+    caps: BodyCaps,
+    mut req: Request,
+) -> poem::Result<Response> {
+    let cap = caps.for_path(req.uri().path());
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) if n > cap as u64 => return Ok(too_large(cap)),
+        Some(_) => {}
+        None if matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) => {
+            match req.take_body().into_bytes_limit(cap).await {
+                Ok(bytes) => req.set_body(bytes),
+                Err(poem::error::ReadBodyError::PayloadTooLarge) => return Ok(too_large(cap)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => {}
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_count_and_release() {
+        let l = ConnLimiter::new(ConnCaps {
+            total: 3,
+            per_user: 2,
+            per_ip: 0,
+        });
+        let alice: Arc<str> = Arc::from("alice");
+        let a1 = l.acquire(Some(alice.clone()), None).expect("first");
+        let _a2 = l.acquire(Some(alice.clone()), None).expect("second");
+        let refused = l.acquire(Some(alice.clone()), None).expect_err("third");
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        let _g = l.acquire(None, None).expect("guest");
+        let full = l.acquire(None, None).expect_err("full");
+        assert_eq!(full.status, StatusCode::SERVICE_UNAVAILABLE);
+        drop(a1);
+        assert_eq!(l.total(), 2);
+        l.acquire(Some(alice), None).expect("a slot came back");
+    }
+
+    #[test]
+    fn bucket_refuses_past_the_burst() {
+        let mut b = TokenBucket::new(10, 10);
+        let taken = (0..100).filter(|_| b.take()).count();
+        assert!((10..=11).contains(&taken), "{taken}");
+        let mut free = TokenBucket::new(0, 0);
+        assert!((0..1000).all(|_| free.take()));
+    }
+}

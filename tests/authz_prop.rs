@@ -1,0 +1,502 @@
+//! The authorization rules as a property test: random sequences of (role, tier, audience,
+//! operation) run against one live server and are compared, step by step, with a small
+//! reference model. Whatever the sequence, a guest or free user never receives a
+//! members-only event or history item, and a non-admin never reaches an admin operation.
+//!
+//! proptest drives a synchronous closure, so the test owns its tokio runtime and blocks
+//! on each case; the server runs on that runtime's worker threads meanwhile.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use danmaku::auth::Role;
+use proptest::{
+    prelude::*,
+    test_runner::{Config as PropConfig, TestCaseError, TestRunner},
+};
+use serde_json::{Value, json};
+
+use crate::common::{API_KEY, TestApp, WsClient, status_json};
+
+/// Channel and video tiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    Free,
+    Member,
+    Admin,
+}
+
+/// Push audiences.
+#[derive(Debug, Clone, Copy)]
+enum Audience {
+    Everyone,
+    Members,
+    Free,
+}
+
+/// Comment styles a post may ask for.
+#[derive(Debug, Clone, Copy)]
+enum Style {
+    Plain,
+    Top,
+    Color,
+    MembersOnly,
+}
+
+/// One operation of a step.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    /// Open a socket and subscribe to a channel of the tier, then an admin pushes to it
+    /// with the audience (and then the other two); every socket of the case is checked.
+    Subscribe(Tier, Audience),
+    /// Post a comment of the style to a video of the tier (Admin tier: a member video).
+    Post(Tier, Style),
+    /// Read a video's history.
+    History(Tier),
+    /// Export a video's comments as XML.
+    Export(Tier),
+    /// Push to a free channel over REST with the caller's own credentials.
+    Push,
+    /// Delete someone else's comment.
+    Delete,
+    /// Mute a user.
+    Mute,
+    /// Create a schedule.
+    Schedule,
+}
+
+/// A step: who does what.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    role: Role,
+    op: Op,
+}
+
+/// Generates steps over every role, tier, audience, style and operation.
+fn step() -> impl Strategy<Value = Step> {
+    let role = prop_oneof![
+        Just(Role::Guest),
+        Just(Role::Free),
+        Just(Role::Member),
+        Just(Role::Admin)
+    ];
+    let tier = prop_oneof![Just(Tier::Free), Just(Tier::Member), Just(Tier::Admin)];
+    let audience = prop_oneof![
+        Just(Audience::Everyone),
+        Just(Audience::Members),
+        Just(Audience::Free)
+    ];
+    let style = prop_oneof![
+        Just(Style::Plain),
+        Just(Style::Top),
+        Just(Style::Color),
+        Just(Style::MembersOnly)
+    ];
+    let op = prop_oneof![
+        4 => (tier.clone(), audience).prop_map(|(t, a)| Op::Subscribe(t, a)),
+        1 => (tier.clone(), style).prop_map(|(t, s)| Op::Post(t, s)),
+        1 => tier.clone().prop_map(Op::History),
+        1 => tier.prop_map(Op::Export),
+        1 => Just(Op::Push),
+        1 => Just(Op::Delete),
+        1 => Just(Op::Mute),
+        1 => Just(Op::Schedule),
+    ];
+    (role, op).prop_map(|(role, op)| Step { role, op })
+}
+
+// ---- the reference model ----
+
+/// May `role` join a channel of `tier`?
+fn model_joins(tier: Tier, role: Role) -> bool {
+    match tier {
+        Tier::Free => true,
+        Tier::Member => matches!(role, Role::Member | Role::Admin),
+        Tier::Admin => role == Role::Admin,
+    }
+}
+
+/// Does an event for `audience` reach `role`?
+fn model_admits(audience: Audience, role: Role) -> bool {
+    match audience {
+        Audience::Everyone => true,
+        Audience::Members => matches!(role, Role::Member | Role::Admin),
+        Audience::Free => matches!(role, Role::Guest | Role::Free),
+    }
+}
+
+/// May `role` read a video of `tier` (videos are free or member)?
+fn model_reads_video(tier: Tier, role: Role) -> bool {
+    tier == Tier::Free || matches!(role, Role::Member | Role::Admin)
+}
+
+/// May `role` see members-only comments?
+fn model_sees_members_only(role: Role) -> bool {
+    matches!(role, Role::Member | Role::Admin)
+}
+
+/// The status of a post: login first, then style privileges, then the video's tier.
+fn model_post(role: Role, tier: Tier, style: Style) -> u16 {
+    if role == Role::Guest {
+        return 401;
+    }
+    let member_style = matches!(style, Style::Top | Style::Color | Style::MembersOnly);
+    if member_style && role == Role::Free {
+        return 403;
+    }
+    if !model_reads_video(tier, role) {
+        return 403;
+    }
+    201
+}
+
+/// The status class of an admin operation: success for admins, 401 for guests (no
+/// credentials), 403 for other users.
+fn model_admin_op(role: Role) -> Result<(), u16> {
+    match role {
+        Role::Admin => Ok(()),
+        Role::Guest => Err(401),
+        _ => Err(403),
+    }
+}
+
+// ---- the live system ----
+
+/// Names of the fixtures per tier.
+fn channel(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Free => "pfree",
+        Tier::Member => "pmember",
+        Tier::Admin => "padmin",
+    }
+}
+
+/// Videos are free or member; the Admin tier maps to the member video.
+fn video(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Free => "pv-free",
+        Tier::Member | Tier::Admin => "pv-member",
+    }
+}
+
+/// Texts of the members-only comments seeded on each video.
+const SECRET_TEXT: &str = "members-only-seed";
+
+/// Declares the channels and videos and seeds a members-only comment on each video.
+async fn fixtures(app: &TestApp) {
+    for t in [Tier::Free, Tier::Member, Tier::Admin] {
+        let tier = match t {
+            Tier::Free => "free",
+            Tier::Member => "member",
+            Tier::Admin => "admin",
+        };
+        app.declare(channel(t), tier).await;
+    }
+    for (v, tier) in [("pv-free", "free"), ("pv-member", "member")] {
+        let (status, body) = app
+            .admin_put(
+                &format!("/api/videos/{v}"),
+                json!({"title": v, "tier": tier}),
+            )
+            .await;
+        assert!(status == 200 || status == 201, "{v}: {status} {body}");
+        let (status, body) = app
+            .admin_post(
+                &format!("/api/videos/{v}/danmaku"),
+                json!({"text": SECRET_TEXT, "time": 1.0, "audience": "members"}),
+            )
+            .await;
+        assert_eq!(status, 201, "seed {v}: {body}");
+    }
+}
+
+/// Unique subs across cases, so cooldowns and mutes never carry over.
+static NEXT_SUB: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh identity of `role`: a bearer token, or none for guests.
+fn identity(app: &TestApp, role: Role) -> (String, Option<String>) {
+    let sub = format!("p{}", NEXT_SUB.fetch_add(1, Ordering::Relaxed));
+    let token = (role != Role::Guest).then(|| app.token(&sub, role));
+    (sub, token)
+}
+
+/// Sends a request with the identity's token, if any.
+async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value, String) {
+    let mut req = app.http.request(method, app.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, json, text)
+}
+
+/// A socket opened by an earlier step of the case, kept open for the later ones.
+struct Socket {
+    role: Role,
+    /// The tier of the channel it joined, if the join was allowed.
+    joined: Option<Tier>,
+    c: WsClient,
+}
+
+/// The wire name of an audience.
+fn name(a: Audience) -> &'static str {
+    match a {
+        Audience::Everyone => "everyone",
+        Audience::Members => "members",
+        Audience::Free => "free",
+    }
+}
+
+/// Checks one condition, failing the case (not panicking) so proptest can shrink.
+fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), TestCaseError> {
+    if cond {
+        Ok(())
+    } else {
+        Err(TestCaseError::fail(msg()))
+    }
+}
+
+/// Runs one step and compares it with the model.
+async fn run_step(
+    app: &TestApp,
+    open: &mut Vec<Socket>,
+    n: usize,
+    s: Step,
+) -> Result<(), TestCaseError> {
+    let role = s.role;
+    let (sub, token) = identity(app, role);
+    let token = token.as_deref();
+    match s.op {
+        Op::Subscribe(tier, first) => {
+            let url = match token {
+                Some(t) => format!("{}?access_token={t}", app.ws_base),
+                None => app.ws_base.clone(),
+            };
+            let mut c = WsClient::connect(&url).await;
+            let reply = c.subscribe(channel(tier)).await;
+            let joined = reply["ok"] == true;
+            check(joined == model_joins(tier, role), || {
+                format!("{s:?}: subscribe reply {reply}")
+            })?;
+            open.push(Socket {
+                role,
+                joined: joined.then_some(tier),
+                c,
+            });
+            // The step's audience first, then the other two: every socket of the case,
+            // old and new, is checked against every audience on this channel.
+            let mut audiences = vec![first];
+            for a in [Audience::Everyone, Audience::Members, Audience::Free] {
+                if !matches!(
+                    (a, first),
+                    (Audience::Everyone, Audience::Everyone)
+                        | (Audience::Members, Audience::Members)
+                        | (Audience::Free, Audience::Free)
+                ) {
+                    audiences.push(a);
+                }
+            }
+            for a in &audiences {
+                app.push_channel(
+                    channel(tier),
+                    json!({"payload": {"tag": format!("ev{n}-{}", name(*a))}, "audience": name(*a)}),
+                )
+                .await;
+            }
+            let sentinel = format!("sentinel{n}");
+            app.admin_post(
+                "/api/push/broadcast",
+                json!({"event": "sentinel", "payload": {"tag": sentinel}}),
+            )
+            .await;
+            for sock in open.iter_mut() {
+                let (before, _) = sock
+                    .c
+                    .until(|v| crate::common::tag_of(v) == Some(sentinel.as_str()))
+                    .await;
+                for a in &audiences {
+                    let tag = format!("ev{n}-{}", name(*a));
+                    let got = before
+                        .iter()
+                        .any(|v| crate::common::tag_of(v) == Some(tag.as_str()));
+                    let want = sock.joined == Some(tier) && model_admits(*a, sock.role);
+                    check(got == want, || {
+                        format!(
+                            "{s:?}: a {:?} socket on {:?} got {a:?} event: {got}, model says {want}",
+                            sock.role, sock.joined
+                        )
+                    })?;
+                }
+            }
+        }
+        Op::Post(tier, style) => {
+            let mut body = json!({"text": format!("c{n}"), "time": 2.0});
+            match style {
+                Style::Plain => {}
+                Style::Top => body["mode"] = json!("top"),
+                Style::Color => body["color"] = json!("#ff0000"),
+                Style::MembersOnly => body["audience"] = json!("members"),
+            }
+            let path = format!("/api/videos/{}/danmaku", video(tier));
+            let (status, reply, _) =
+                call(app, reqwest::Method::POST, &path, token, Some(body)).await;
+            let want = model_post(role, tier, style);
+            check(status == want, || {
+                format!("{s:?}: post {status} {reply}, model says {want}")
+            })?;
+        }
+        Op::History(tier) => {
+            let path = format!("/api/videos/{}/danmaku?limit=10000", video(tier));
+            let (status, body, _) = call(app, reqwest::Method::GET, &path, token, None).await;
+            if !model_reads_video(tier, role) {
+                return check(status == 403, || format!("{s:?}: history {status} {body}"));
+            }
+            check(status == 200, || format!("{s:?}: history {status} {body}"))?;
+            let items = body["items"].as_array().cloned().unwrap_or_default();
+            let members_only = items.iter().filter(|i| i["audience"] == "members").count();
+            let seed = items.iter().any(|i| i["text"] == SECRET_TEXT);
+            if model_sees_members_only(role) {
+                check(seed, || format!("{s:?}: members lost the seed"))?;
+            } else {
+                check(members_only == 0 && !seed, || {
+                    format!("{s:?}: {members_only} members-only items leaked")
+                })?;
+            }
+        }
+        Op::Export(tier) => {
+            let path = format!("/api/videos/{}/danmaku.xml", video(tier));
+            let (status, _, text) = call(app, reqwest::Method::GET, &path, token, None).await;
+            if !model_reads_video(tier, role) {
+                return check(status == 403, || format!("{s:?}: export {status}"));
+            }
+            check(status == 200, || format!("{s:?}: export {status}"))?;
+            let has_seed = text.contains(SECRET_TEXT);
+            check(has_seed == model_sees_members_only(role), || {
+                format!("{s:?}: export has the members-only seed: {has_seed}")
+            })?;
+        }
+        Op::Push => {
+            let (status, body, _) = call(
+                app,
+                reqwest::Method::POST,
+                "/api/push/channels/pfree",
+                token,
+                Some(json!({"payload": {"tag": format!("rest{n}")}})),
+            )
+            .await;
+            check_admin_op(s, status, &body, 200)?;
+        }
+        Op::Delete => {
+            let (status, posted) = app
+                .admin_post(
+                    "/api/videos/pv-free/danmaku",
+                    json!({"text": format!("victim{n}"), "time": 3.0}),
+                )
+                .await;
+            assert_eq!(status, 201, "{posted}");
+            let id = posted["id"].as_i64().expect("comment id");
+            let (status, body, _) = call(
+                app,
+                reqwest::Method::DELETE,
+                &format!("/api/danmaku/{id}"),
+                token,
+                None,
+            )
+            .await;
+            check_admin_op(s, status, &body, 204)?;
+        }
+        Op::Mute => {
+            let (status, body, _) = call(
+                app,
+                reqwest::Method::POST,
+                &format!("/api/users/{sub}-victim/mute"),
+                token,
+                Some(json!({"seconds": 0})),
+            )
+            .await;
+            check_admin_op(s, status, &body, 200)?;
+        }
+        Op::Schedule => {
+            let def = json!({"name": format!("prop{n}"), "every_s": 3600,
+                "target": {"kind": "broadcast"}, "payload": {"tag": "never"}});
+            let (status, body, _) = call(
+                app,
+                reqwest::Method::POST,
+                "/api/schedules",
+                token,
+                Some(def),
+            )
+            .await;
+            check_admin_op(s, status, &body, 201)?;
+            if status == 201 {
+                // Keep the server's schedule count bounded across cases.
+                let id = body["id"].as_str().expect("schedule id");
+                let resp = app
+                    .http
+                    .delete(app.url(&format!("/api/schedules/{id}")))
+                    .header("X-Api-Key", API_KEY)
+                    .send()
+                    .await
+                    .expect("delete");
+                let (st, b) = status_json(resp).await;
+                assert!(st == 200 || st == 204, "{st} {b}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Compares an admin operation's status with the model.
+fn check_admin_op(s: Step, status: u16, body: &Value, ok: u16) -> Result<(), TestCaseError> {
+    match model_admin_op(s.role) {
+        Ok(()) => check(status == ok, || format!("{s:?}: admin got {status} {body}")),
+        Err(want) => check(status == want, || {
+            format!("{s:?}: {status} {body}, model says {want}")
+        }),
+    }
+}
+
+#[test]
+fn random_sequences_follow_the_authorization_model() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let app = rt.block_on(async {
+        let app = TestApp::start().await;
+        fixtures(&app).await;
+        app
+    });
+    let mut runner = TestRunner::new(PropConfig {
+        cases: 32,
+        failure_persistence: None,
+        ..PropConfig::default()
+    });
+    let counter = AtomicUsize::new(0);
+    let result = runner.run(&proptest::collection::vec(step(), 1..12), |steps| {
+        rt.block_on(async {
+            let mut open = Vec::new();
+            for s in steps {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                run_step(&app, &mut open, n, s).await?;
+            }
+            Ok(())
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    rt.block_on(async move { drop(app) });
+}

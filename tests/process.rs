@@ -1,0 +1,280 @@
+//! The real binary under signals: SIGKILL mid-stream loses no acknowledged comment, and
+//! SIGTERM closes every socket with 1001, keeps every acknowledged comment and exits
+//! within the grace.
+
+use std::{
+    collections::BTreeSet,
+    process::Stdio,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use danmaku::{
+    auth::{Keys, Role, Signer},
+    config::Config,
+};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    sync::oneshot,
+};
+
+use crate::common::{API_KEY, SECRET, WAIT, WsClient};
+
+/// Posting tasks per test.
+const POSTERS: usize = 8;
+/// Acknowledged comments to reach before the signal.
+const BEFORE_SIGNAL: usize = 200;
+
+/// A running `danmaku serve` process.
+struct Proc {
+    child: Child,
+    base: String,
+    ws_base: String,
+}
+
+/// Removes ANSI colour sequences from a log line.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Proc {
+    /// Starts the binary on `127.0.0.1:0` with `dir` as its data dir and waits for the
+    /// `listening addr=...` log line. Its stderr keeps being drained so logging never
+    /// blocks it.
+    async fn start(dir: &std::path::Path) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_danmaku"))
+            .arg("serve")
+            .env("DANMAKU_BIND", "127.0.0.1:0")
+            .env("DANMAKU_DATA_DIR", dir)
+            .env("DANMAKU_JWT_SECRET", SECRET)
+            .env("DANMAKU_API_KEYS", API_KEY)
+            .env("DANMAKU_SHUTDOWN_GRACE_S", "5")
+            .env("DANMAKU_LOG", "info")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn danmaku");
+        let stderr = child.stderr.take().expect("stderr");
+        let (addr_tx, addr_rx) = oneshot::channel::<String>();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            let mut addr_tx = Some(addr_tx);
+            while let Ok(Some(line)) = lines.next_line().await {
+                let line = strip_ansi(&line);
+                if line.contains("listening")
+                    && let Some(rest) = line.split("addr=").nth(1)
+                    && let Some(tx) = addr_tx.take()
+                {
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let addr = tokio::time::timeout(WAIT, addr_rx)
+            .await
+            .expect("the server never logged its address")
+            .expect("the server exited before listening");
+        Proc {
+            child,
+            base: format!("http://{addr}"),
+            ws_base: format!("ws://{addr}/ws"),
+        }
+    }
+
+    /// Sends a signal to the process.
+    fn signal(&self, sig: libc::c_int) {
+        let pid = self.child.id().expect("running") as libc::pid_t;
+        // SAFETY: plain kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+}
+
+/// A signer with the test secret, for admin tokens (admins have no posting cooldown).
+fn signer(dir: &std::path::Path) -> Signer {
+    let cfg = Config {
+        jwt_secret: Some(SECRET.into()),
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
+    Keys::load(&cfg).and_then(|k| k.signer()).expect("signer")
+}
+
+/// Every (poster, text) acknowledged with 201.
+type Acked = Arc<Mutex<BTreeSet<(usize, String)>>>;
+
+/// Starts `POSTERS` tasks posting to video `vid-{task}` until their first failure,
+/// recording every text acknowledged with 201. Returns the shared record and the count.
+fn start_posters(
+    base: &str,
+    signer: &Signer,
+) -> (Acked, Arc<AtomicUsize>, Vec<tokio::task::JoinHandle<()>>) {
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let http = reqwest::Client::new();
+    let tasks = (0..POSTERS)
+        .map(|t| {
+            let token = signer
+                .mint(
+                    &format!("poster{t}"),
+                    Role::Admin,
+                    None,
+                    Duration::from_secs(600),
+                )
+                .expect("mint");
+            let (acked, count, http) = (acked.clone(), count.clone(), http.clone());
+            let url = format!("{base}/api/videos/vid-{t}/danmaku");
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let text = format!("t{t}-{i}");
+                    let sent = http
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .json(&json!({"text": text, "time": i as f64 / 10.0}))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status() == 201 => {
+                            acked.lock().unwrap().insert((t, text));
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // Refused during shutdown, or the process is gone.
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    (acked, count, tasks)
+}
+
+/// Waits until `count` reaches `n`, failing after [`WAIT`].
+async fn wait_count(count: &AtomicUsize, n: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while count.load(Ordering::Relaxed) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "posting stalled at {}",
+            count.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every acknowledged text is in the history of its video on the restarted server.
+async fn assert_all_stored(base: &str, acked: &BTreeSet<(usize, String)>) {
+    let http = reqwest::Client::new();
+    for t in 0..POSTERS {
+        let body: Value = http
+            .get(format!("{base}/api/videos/vid-{t}/danmaku?limit=10000"))
+            .header("X-Api-Key", API_KEY)
+            .send()
+            .await
+            .expect("history")
+            .json()
+            .await
+            .expect("history JSON");
+        let stored: BTreeSet<&str> = body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|v| v["text"].as_str())
+            .collect();
+        let missing: Vec<_> = acked
+            .iter()
+            .filter(|(task, text)| *task == t && !stored.contains(text.as_str()))
+            .collect();
+        assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_loses_no_acknowledged_comment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut proc = Proc::start(dir.path()).await;
+    let signer = signer(dir.path());
+    let (acked, count, tasks) = start_posters(&proc.base, &signer);
+    wait_count(&count, BEFORE_SIGNAL).await;
+    proc.signal(libc::SIGKILL);
+    let status = tokio::time::timeout(WAIT, proc.child.wait())
+        .await
+        .expect("the killed process exited")
+        .expect("wait");
+    assert!(!status.success(), "SIGKILL is not a clean exit: {status:?}");
+    for t in tasks {
+        t.await.expect("poster");
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= BEFORE_SIGNAL);
+
+    let restarted = Proc::start(dir.path()).await;
+    assert_all_stored(&restarted.base, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_sockets_with_1001_keeps_acked_comments_and_exits_in_grace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut proc = Proc::start(dir.path()).await;
+    let signer = signer(dir.path());
+    let mut clients = Vec::new();
+    for i in 0..20 {
+        let token = signer
+            .mint(
+                &format!("viewer{i}"),
+                Role::Free,
+                None,
+                Duration::from_secs(600),
+            )
+            .expect("mint");
+        let mut c = WsClient::connect(&format!("{}?access_token={token}", proc.ws_base)).await;
+        let reply = c.subscribe(&format!("video:vid-{}", i % POSTERS)).await;
+        assert_eq!(reply["ok"], true, "{reply}");
+        clients.push(c);
+    }
+    // Viewers read their room's comments until the server closes them.
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| tokio::spawn(async move { c.closed_with().await }))
+        .collect();
+    let (acked, count, tasks) = start_posters(&proc.base, &signer);
+    wait_count(&count, BEFORE_SIGNAL).await;
+    let signalled = tokio::time::Instant::now();
+    proc.signal(libc::SIGTERM);
+    for r in readers {
+        assert_eq!(r.await.expect("reader"), 1001);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(5 + 3), proc.child.wait())
+        .await
+        .expect("the process outlived its shutdown grace")
+        .expect("wait");
+    assert!(status.success(), "SIGTERM exits cleanly: {status:?}");
+    assert!(signalled.elapsed() < Duration::from_secs(8));
+    for t in tasks {
+        t.await.expect("poster");
+    }
+    let acked = acked.lock().unwrap().clone();
+    let restarted = Proc::start(dir.path()).await;
+    assert_all_stored(&restarted.base, &acked).await;
+}
