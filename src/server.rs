@@ -7,7 +7,9 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use poem::{
-    EndpointExt, Route, get, handler,
+    EndpointExt, Route,
+    endpoint::StaticFileEndpoint,
+    get, handler,
     http::StatusCode,
     listener::{Acceptor, AcceptorExt, Listener, TcpListener},
     web::Data,
@@ -142,6 +144,16 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/metrics", get(metrics_text))
+        // Pages: the video page also answers at /watch/{video}; the admin console at /admin.
+        // Their assets use absolute paths, so any of these URLs loads them from `/`.
+        .at(
+            "/watch/:video",
+            get(StaticFileEndpoint::new(static_dir.join("index.html")).no_cache(true)),
+        )
+        .at(
+            "/admin",
+            get(StaticFileEndpoint::new(static_dir.join("admin.html")).no_cache(true)),
+        )
         .nest(
             "/",
             poem::endpoint::StaticFilesEndpoint::new(static_dir).index_file("index.html"),
