@@ -125,7 +125,7 @@ async function newPage(name) {
     console.error(`[${name}] page error: ${e.message}`);
   });
   page.on('console', (m) => {
-    if (m.type() === 'error' && !/404 \(Not Found\)/.test(m.text())) console.error(`[${name}] console: ${m.text()}`);
+    if (m.type() === 'error' && !/status of (403|404)/.test(m.text())) console.error(`[${name}] console: ${m.text()}`);
   });
   return page;
 }
