@@ -507,10 +507,26 @@ function send(frame, meta = {}) {
   return id;
 }
 
-/** Sends an op and resolves with its reply frame; null when there is no open socket. */
+/**
+ * Sends an op and resolves with its reply frame; null when there is no open socket. A
+ * reply that does not come within 10 s resolves as a network error.
+ */
 function request(frame) {
   return new Promise((resolve) => {
-    if (send(frame, { resolve }) === null) resolve(null);
+    let timer = null;
+    const done = (reply) => {
+      clearTimeout(timer);
+      resolve(reply);
+    };
+    const id = send(frame, { resolve: done });
+    if (id === null) {
+      resolve(null);
+      return;
+    }
+    timer = setTimeout(() => {
+      state.pending.delete(id);
+      done({ type: 'reply', ok: false, error: { code: 'network_error', message: 'no reply from the server within 10 s' } });
+    }, 10_000);
   });
 }
 
