@@ -223,7 +223,7 @@ fn now_us() -> u64 {
 
 /// Where viewer tokens come from.
 enum Tokens {
-    Mint(Signer),
+    Mint(Box<Signer>),
     File(Vec<(Role, String)>),
 }
 
@@ -353,6 +353,7 @@ fn parse_text(text: &str) -> Option<(usize, u64, u64, bool)> {
 }
 
 /// Connects a viewer, subscribes to its room, and signals readiness.
+#[allow(clippy::too_many_arguments)]
 async fn viewer(
     ws_url: String,
     token: Option<String>,
@@ -480,7 +481,7 @@ async fn poster(
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let end = Instant::now() + dur;
-    let members_of = move |seq: u64| members_every.is_some_and(|n| seq % n == 0);
+    let members_of = move |seq: u64| members_every.is_some_and(|n| seq.is_multiple_of(n));
     let body = |seq: u64| {
         let members = members_of(seq);
         json!({
@@ -636,7 +637,7 @@ fn progress(
 fn role_of(s: Scenario, i: usize) -> Role {
     match s {
         Scenario::Mixed => {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 Role::Member
             } else {
                 Role::Free
@@ -651,7 +652,7 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
     raise_nofile_limit();
     let tokens = match (&args.token_file, signer) {
         (Some(p), _) => Tokens::File(read_token_file(p)?),
-        (None, Some(s)) => Tokens::Mint(s),
+        (None, Some(s)) => Tokens::Mint(Box::new(s)),
         (None, None) => {
             return Err("no signing key: pass --token-file or the server's key config".into());
         }
