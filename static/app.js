@@ -646,9 +646,9 @@ function setupVideo() {
     try {
       const u = new URL(src, location.href);
       if (['http:', 'https:', 'blob:'].includes(u.protocol)) url = u.href;
-      else showVideoError('The ?src= address must be an http(s) URL; playing the demo clip instead.');
+      else srcIgnored('it must be an http(s) URL');
     } catch {
-      showVideoError('The ?src= address is not a URL; playing the demo clip instead.');
+      srcIgnored('it is not a URL');
     }
   }
   video.addEventListener('error', () => {
@@ -657,7 +657,7 @@ function setupVideo() {
     showVideoError(`The browser stopped with ${what} while loading ${clip(video.currentSrc || url, 120)}.`);
   });
   video.addEventListener('loadeddata', () => {
-    if (!$('video-error').dataset.sticky) $('video-error').hidden = true;
+    $('video-error').hidden = true;
   });
   video.src = url;
   video.dataset.src = url;
@@ -677,6 +677,10 @@ function setupVideo() {
   };
   video.addEventListener('timeupdate', at);
   video.addEventListener('seeked', at);
+}
+
+function srcIgnored(why) {
+  showToast({ title: '?src= ignored', body: `The address in ?src= was not used (${why}); playing the demo clip.`, tone: 'warn', ms: 12000 });
 }
 
 function showVideoError(text) {
