@@ -8,7 +8,9 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use poem::{
-    EndpointExt, Route, get, handler,
+    EndpointExt, Route,
+    endpoint::StaticFileEndpoint,
+    get, handler,
     http::StatusCode,
     listener::{Acceptor, AcceptorExt, Listener, TcpListener},
     web::Data,
@@ -275,13 +277,19 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
             cors.allow_origins(state.cfg.cors_origins.iter().map(String::as_str))
         }
     });
-    let pages = poem::endpoint::StaticFilesEndpoint::new(static_dir)
+    let page_headers = || {
+        poem::middleware::SetHeader::new()
+            .overriding(poem::http::header::CONTENT_SECURITY_POLICY, STATIC_CSP)
+            .overriding(poem::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+    };
+    let page = |file: &str| {
+        StaticFileEndpoint::new(static_dir.join(file))
+            .no_cache(true)
+            .with(page_headers())
+    };
+    let pages = poem::endpoint::StaticFilesEndpoint::new(static_dir.clone())
         .index_file("index.html")
-        .with(
-            poem::middleware::SetHeader::new()
-                .overriding(poem::http::header::CONTENT_SECURITY_POLICY, STATIC_CSP)
-                .overriding(poem::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        );
+        .with(page_headers());
     Route::new()
         .nest("/api", api_service)
         .nest("/docs", ui)
@@ -298,6 +306,10 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/metrics", get(metrics_text))
+        // Pages: the video page also answers at /watch/{video}; the admin console at /admin.
+        // Their assets use absolute paths, so any of these URLs loads them from `/`.
+        .at("/watch/:video", get(page("index.html")))
+        .at("/admin", get(page("admin.html")))
         .nest("/", pages)
         .around(move |ep, req| crate::limits::limit_body(ep, caps, req))
         .with_if(

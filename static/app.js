@@ -1,34 +1,36 @@
-// danmaku browser demo.
+// danmaku video page: a player with a live comment overlay, a send box, sign-in, the
+// video list, presence, pushes (toasts and order cards) and an event log.
 //
-// Protocol v1 (src/ws/protocol.rs): the first frame is `welcome`; client ops are
-// subscribe / unsubscribe / refresh / ping with an `id` echoed in `reply`; channel events
-// are {type, channel, seq, ts, data}; pushes carry data = {payload}. A frame may also be a
-// JSON array of such objects.
+// Protocol v1 (openapi/asyncapi.yaml): the first frame is `welcome`; client ops are
+// subscribe / unsubscribe / refresh / ping / danmaku with an `id` echoed in `reply`;
+// channel events are {type, channel, seq, ts, data}; pushes carry data = {payload}. A
+// frame may also be a JSON array of such objects.
 //
 // SECURITY: every piece of text from the server or the user reaches the DOM through
 // `textContent`, text nodes or `createElement`. This file never parses HTML.
+
+import {
+  $, el, api, CHANNEL_RE, DEMO_USERS, JWT_RE, VIDEO_RE, clip, clockTime, decodeJwt,
+  isObject, lockIcon, mintDemoToken, pretty, readJson, showToast, summarize, tierAdmits,
+  tierTag, videoTime,
+} from './lib/util.js';
+import { DanmakuOverlay, DEFAULT_SETTINGS } from './lib/overlay.js';
 
 const STORAGE = {
   token: 'danmaku.token',
   expires: 'danmaku.expires_at',
   demo: 'danmaku.demo_profile',
+  settings: 'danmaku.viewer_settings',
 };
 const LOG_CAP = 200;
 const NOTIFICATION_CAP = 50;
-const TOAST_MS = 5000;
-const MAX_TOASTS = 5;
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
-const CHANNEL_RE = /^[A-Za-z0-9\-_.:@]{1,128}$/;
-const SUB_RE = /^[A-Za-z0-9\-_.@]{1,64}$/;
-const JWT_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-
-/** The demo logins offered as buttons. Guests have no token at all. */
-const DEMO_USERS = {
-  alice: { sub: 'alice', role: 'member', name: 'alice' },
-  bob: { sub: 'bob', role: 'free', name: 'bob' },
-  admin: { sub: 'admin', role: 'admin', name: 'admin' },
-};
+const PRESENCE_EVERY_MS = 4000;
+const DEMO_CLIP = '/demo.webm';
+const SWATCHES = ['#ffffff', '#fe0302', '#ff7204', '#ffd302', '#00cd00', '#4266be', '#89d5ff', '#cc0273'];
+/** Limits of the default server policy, for the counter only: the server decides. */
+const MAX_LEN = { free: 30, member: 100, admin: 100 };
 
 /** Close codes the server uses (src/hub/conn.rs) plus the browser's own. */
 const CLOSE_CODES = {
@@ -45,113 +47,6 @@ const CLOSE_CODES = {
   4008: 'slow consumer',
 };
 
-const $ = (id) => document.getElementById(id);
-
-// ---------------------------------------------------------------------------------------
-// Small helpers
-
-/** Builds an element. `text` sets textContent; strings among children become text nodes. */
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value == null || value === false) continue;
-    if (key === 'text') node.textContent = String(value);
-    else if (key === 'class') node.className = value;
-    else if (key === 'dataset') Object.assign(node.dataset, value);
-    else if (key.startsWith('on') && typeof value === 'function') {
-      node.addEventListener(key.slice(2), value);
-    } else node.setAttribute(key, value === true ? '' : String(value));
-  }
-  for (const child of children) {
-    if (child != null && child !== false) node.append(child);
-  }
-  return node;
-}
-
-function readJson(text) {
-  if (!text) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
-}
-
-function isObject(v) {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-/** Pretty JSON for display; never throws. */
-function pretty(value) {
-  if (value === undefined) return '';
-  try {
-    return JSON.stringify(value, null, 2);
-  } catch {
-    return String(value);
-  }
-}
-
-function clip(text, max) {
-  const s = String(text);
-  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
-}
-
-function clockTime(ms) {
-  const d = new Date(ms);
-  const pad = (n, w = 2) => String(n).padStart(w, '0');
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
-}
-
-/** Reads a JWT's claims for display only (the server verifies; we never trust this). */
-function decodeJwt(token) {
-  try {
-    const part = token.split('.')[1];
-    const b64 = part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '=');
-    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-    const claims = JSON.parse(new TextDecoder().decode(bytes));
-    return isObject(claims) ? claims : null;
-  } catch {
-    return null;
-  }
-}
-
-/** A failed HTTP call, with the server's `{code, message}` when it sent one. */
-class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-/** Calls the REST API with relative URLs; throws ApiError on failure. */
-async function api(path, { method = 'GET', body, token } = {}) {
-  const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  if (token) headers.Authorization = `Bearer ${token}`;
-  let res;
-  try {
-    res = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: 'no-store',
-    });
-  } catch (e) {
-    throw new ApiError(0, 'network_error', `could not reach the server (${e.message})`);
-  }
-  const text = await res.text();
-  const json = readJson(text);
-  if (!res.ok) {
-    const code = isObject(json) && typeof json.code === 'string' ? json.code : `http_${res.status}`;
-    const message = isObject(json) && typeof json.message === 'string'
-      ? json.message
-      : clip(text || res.statusText, 200);
-    throw new ApiError(res.status, code, message);
-  }
-  return json;
-}
-
 // ---------------------------------------------------------------------------------------
 // State
 
@@ -160,7 +55,7 @@ function videoIdFromPath() {
   if (m) {
     try {
       const id = decodeURIComponent(m[1]);
-      if (CHANNEL_RE.test(`video:${id}`)) return id;
+      if (VIDEO_RE.test(id)) return id;
     } catch {
       // fall through to the default
     }
@@ -168,7 +63,8 @@ function videoIdFromPath() {
   return 'demo';
 }
 
-const VIDEO_CHANNEL = `video:${videoIdFromPath()}`;
+const VIDEO_ID = videoIdFromPath();
+const VIDEO_CHANNEL = `video:${VIDEO_ID}`;
 
 const state = {
   token: sessionStorage.getItem(STORAGE.token) || null,
@@ -182,6 +78,8 @@ const state = {
   /** Bumped on every connect; handlers of older sockets ignore their events. */
   gen: 0,
   welcomed: false,
+  /** Whether any socket of this page was welcomed (later welcomes are reconnects). */
+  everWelcomed: false,
   conn: null,
   heartbeatS: null,
   attempt: 0,
@@ -194,16 +92,38 @@ const state = {
   rtt: null,
   heartbeatTimer: null,
   nextId: 1,
-  /** id -> {op, channel, origin, ...} of ops awaiting a reply. */
+  /** id -> {op, channel, origin, resolve, ...} of ops awaiting a reply. */
   pending: new Map(),
   /** Channels the user joined (resubscribed after a reconnect): name -> {status, tier}. */
   wanted: new Map([[VIDEO_CHANNEL, { status: 'pending', tier: null }]]),
+  /** Per channel, the last position seen: {epoch, seq}, for `since` on resubscribe. */
+  positions: new Map(),
+  /** Per channel, how many replayed (missed) events the subscribe reply announced. */
+  replaying: new Map(),
   /** Last subscribe error per channel, shown inline. */
   channelErrors: new Map(),
   declared: [],
   declaredError: null,
   declaredLoad: 0,
+  videos: null,
+  videosError: null,
+  videosLoad: 0,
+  /** `sub|role` the comment history was loaded for. */
+  historyFor: null,
+  historyLoad: 0,
+  memberLocked: false,
+  /** The viewer left the video's room with "Leave"; it is not rejoined on reconnect. */
+  leftRoom: false,
+  cooldownUntil: 0,
+  cooldownTimer: null,
+  posting: false,
+  /** Completed posts and the last outcome ({ok, code, id}), for tests and the console. */
+  posts: 0,
+  lastPost: null,
+  viewers: null,
 };
+
+let overlay;
 
 function setToken(token, expiresAt, demoProfile) {
   state.token = token || null;
@@ -246,6 +166,14 @@ function wsUrl() {
   return url;
 }
 
+/** Fails every op still waiting for a reply (its socket is gone). */
+function failPending(message) {
+  for (const meta of state.pending.values()) {
+    if (meta.resolve) meta.resolve({ type: 'reply', ok: false, error: { code: 'network_error', message } });
+  }
+  state.pending.clear();
+}
+
 async function connect() {
   clearTimeout(state.retryTimer);
   state.retryTimer = null;
@@ -266,11 +194,16 @@ async function connect() {
   state.conn = null;
   state.rtt = null;
   state.lastClose = null;
-  state.pending.clear();
+  failPending('the connection was replaced before the reply');
   // Errors belong to the previous socket (maybe another identity); resubscribing after the
   // welcome reports any that still apply.
   state.channelErrors.clear();
   setJoinError(null);
+  // The page's own room is joined again on every connection (a new identity may be
+  // admitted where the last one was refused), unless the viewer left it on purpose.
+  if (!state.wanted.has(VIDEO_CHANNEL) && !state.leftRoom) {
+    state.wanted.set(VIDEO_CHANNEL, { status: 'pending', tier: null });
+  }
   for (const entry of state.wanted.values()) entry.status = 'pending';
   renderConn();
   renderIdentity();
@@ -310,10 +243,12 @@ async function onClose(ev, gen) {
   state.ws = null;
   state.welcomed = false;
   stopHeartbeat();
+  failPending('the connection closed before the reply');
   const reason = ev.reason || CLOSE_CODES[ev.code] || '';
   state.lastClose = { code: ev.code, reason };
   for (const entry of state.wanted.values()) entry.status = 'pending';
   renderSubscriptions();
+  renderComposer();
   logSystem('closed', `code ${ev.code}${reason ? ` · ${reason}` : ''}`);
 
   // A socket that closes before `welcome` was usually refused at the upgrade (HTTP 401),
@@ -399,14 +334,6 @@ function handleFrame(f) {
       return onUnsubscribed(f);
     case 'token_expired':
       return onTokenExpired(f);
-    case 'batch': {
-      const inner = Array.isArray(f.events) ? f.events : Array.isArray(f.frames) ? f.frames : null;
-      if (inner) {
-        for (const item of inner) if (isObject(item)) handleFrame(item);
-        return undefined;
-      }
-      break;
-    }
     default:
       if (typeof f.channel === 'string') return onEvent(f);
   }
@@ -414,8 +341,14 @@ function handleFrame(f) {
   return undefined;
 }
 
+function identityKey() {
+  return state.user ? `${state.user.sub ?? ''}|${state.user.role}` : null;
+}
+
 function onWelcome(f) {
+  const reconnect = state.everWelcomed;
   state.welcomed = true;
+  state.everWelcomed = true;
   state.openedAt = performance.now();
   state.conn = f.conn ?? null;
   state.user = isObject(f.user) ? f.user : { sub: null, name: 'guest', role: 'guest' };
@@ -425,12 +358,30 @@ function onWelcome(f) {
   renderConn();
   renderIdentity();
   startHeartbeat();
+  const sameIdentity = state.historyFor === identityKey();
   for (const name of [...state.wanted.keys()]) {
-    if (isAutoChannel(name)) state.wanted.delete(name);
-    else send({ op: 'subscribe', channel: name }, { channel: name, origin: 'resubscribe' });
+    if (isAutoChannel(name)) {
+      state.wanted.delete(name);
+      continue;
+    }
+    const frame = { op: 'subscribe', channel: name };
+    // Ask for what was missed, when the server gave us a position to resume from.
+    const pos = state.positions.get(name);
+    if (reconnect && sameIdentity && pos && typeof pos.epoch === 'string') {
+      frame.since = { seq: pos.seq, epoch: pos.epoch };
+    }
+    send(frame, { channel: name, origin: reconnect ? 'resubscribe' : 'room', reconnect });
   }
   renderSubscriptions();
+  renderComposer();
   loadChannels();
+  if (!sameIdentity) {
+    // A new identity sees other comments (members-only) and other locks.
+    state.positions.clear();
+    loadHistory();
+    loadVideos();
+  }
+  loadPresence();
 }
 
 function onReply(f) {
@@ -448,6 +399,10 @@ function onReply(f) {
     body: pretty(f),
   });
   if (!meta) return;
+  if (meta.resolve) {
+    meta.resolve(f);
+    return;
+  }
   const err = isObject(f.error) ? f.error : { code: 'error', message: 'request failed' };
   switch (meta.op) {
     case 'subscribe':
@@ -455,9 +410,11 @@ function onReply(f) {
         state.wanted.set(meta.channel, { status: 'joined', tier: f.tier ?? null });
         state.channelErrors.delete(meta.channel);
         if (meta.origin === 'input') setJoinError(null);
+        onSubscribed(meta, f);
       } else {
         state.wanted.delete(meta.channel);
         showChannelError(meta.channel, err, meta.origin);
+        if (meta.channel === VIDEO_CHANNEL && err.code === 'member_only') setMemberLock(true);
       }
       break;
     case 'unsubscribe':
@@ -469,7 +426,12 @@ function onReply(f) {
         if (isObject(f.user)) state.user = f.user;
         setLoginStatus(meta.quiet ? null : 'Token refreshed on the open socket.', 'ok');
         renderIdentity();
+        renderComposer();
         loadChannels();
+        if (state.historyFor !== identityKey()) {
+          loadHistory();
+          loadVideos();
+        }
       } else {
         setToken(meta.prev.token, meta.prev.expiresAt, meta.prev.demo);
         setLoginStatus(`Refresh refused: ${err.code}: ${err.message}`, 'error');
@@ -482,6 +444,27 @@ function onReply(f) {
   renderChannelList();
 }
 
+/** A subscription is active: remember its position; catch up on a reconnect. */
+function onSubscribed(meta, f) {
+  if (typeof f.epoch === 'string' && Number.isSafeInteger(f.seq)) {
+    const prev = state.positions.get(meta.channel);
+    // On a recovered resubscribe the replayed events bring `seq` up to date themselves.
+    const seq = f.recovered === true && prev ? prev.seq : f.seq;
+    state.positions.set(meta.channel, { epoch: f.epoch, seq });
+  }
+  if (Number.isSafeInteger(f.replayed) && f.replayed > 0) {
+    state.replaying.set(meta.channel, f.replayed);
+  }
+  if (meta.channel !== VIDEO_CHANNEL) return;
+  setMemberLock(false);
+  loadPresence();
+  // Comments posted while the socket was down: take them from the history API unless
+  // the server replayed them (recovery with `since`).
+  if (meta.reconnect && f.recovered !== true && state.historyFor === identityKey()) {
+    catchUpHistory();
+  }
+}
+
 function onUnsubscribed(f) {
   const channel = String(f.channel ?? '');
   state.wanted.delete(channel);
@@ -489,6 +472,7 @@ function onUnsubscribed(f) {
   state.channelErrors.set(channel, err);
   logEntry({ kind: 'reply-error', type: 'unsubscribed', channel, body: pretty(f) });
   showToast({ title: `Left ${channel}`, body: `${err.code}: ${err.message}`, tone: 'warn' });
+  if (channel === VIDEO_CHANNEL && err.code === 'member_only') setMemberLock(true);
   renderSubscriptions();
   renderChannelList();
 }
@@ -519,8 +503,31 @@ function send(frame, meta = {}) {
   if (!ws || ws.readyState !== WebSocket.OPEN || !state.welcomed) return null;
   const id = state.nextId++;
   state.pending.set(id, { ...meta, op: frame.op });
-  ws.send(JSON.stringify({ op: frame.op, id, ...frame }));
+  ws.send(JSON.stringify({ ...frame, op: frame.op, id }));
   return id;
+}
+
+/**
+ * Sends an op and resolves with its reply frame; null when there is no open socket. A
+ * reply that does not come within 10 s resolves as a network error.
+ */
+function request(frame) {
+  return new Promise((resolve) => {
+    let timer = null;
+    const done = (reply) => {
+      clearTimeout(timer);
+      resolve(reply);
+    };
+    const id = send(frame, { resolve: done });
+    if (id === null) {
+      resolve(null);
+      return;
+    }
+    timer = setTimeout(() => {
+      state.pending.delete(id);
+      done({ type: 'reply', ok: false, error: { code: 'network_error', message: 'no reply from the server within 10 s' } });
+    }, 10_000);
+  });
 }
 
 function startHeartbeat() {
@@ -541,14 +548,8 @@ function stopHeartbeat() {
 // Sign-in
 
 async function mintAndStore(profile) {
-  const reply = await api('/api/demo/token', {
-    method: 'POST',
-    body: { sub: profile.sub, role: profile.role, name: profile.name },
-  });
-  if (!isObject(reply) || typeof reply.token !== 'string') {
-    throw new ApiError(500, 'bad_reply', 'the server sent no token');
-  }
-  setToken(reply.token, Number(reply.expires_at) || null, profile);
+  const { token, expiresAt } = await mintDemoToken(profile);
+  setToken(token, expiresAt, profile);
 }
 
 /** Re-mints a demo token that expires within a minute, before connecting with it. */
@@ -635,10 +636,437 @@ function renderLoginButtons() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Video, history and the overlay
+
+function setupVideo() {
+  const video = $('video');
+  const src = new URLSearchParams(location.search).get('src');
+  let url = DEMO_CLIP;
+  if (src) {
+    try {
+      const u = new URL(src, location.href);
+      if (['http:', 'https:', 'blob:'].includes(u.protocol)) url = u.href;
+      else srcIgnored('it must be an http(s) URL');
+    } catch {
+      srcIgnored('it is not a URL');
+    }
+  }
+  video.addEventListener('error', () => {
+    const code = video.error ? video.error.code : 0;
+    const what = { 1: 'aborted', 2: 'a network error', 3: 'a decoding error', 4: 'an unsupported source' }[code] || 'an error';
+    showVideoError(`The browser stopped with ${what} while loading ${clip(video.currentSrc || url, 120)}.`);
+  });
+  video.addEventListener('loadeddata', () => {
+    $('video-error').hidden = true;
+  });
+  video.src = url;
+  video.dataset.src = url;
+  $('room-name').textContent = VIDEO_CHANNEL;
+  $('video-title').textContent = VIDEO_ID;
+  document.title = `${VIDEO_ID} · danmaku`;
+
+  overlay = new DanmakuOverlay($('overlay'), video, {
+    onStats: (s) => {
+      const node = $('overlay-stats');
+      node.textContent = `${s.onScreen} on screen · ${s.stored} stored${s.dropped ? ` · ${s.dropped} skipped` : ''}`;
+      node.dataset.stored = String(s.stored);
+    },
+  });
+  const at = () => {
+    $('dm-at').textContent = `at ${videoTime(video.currentTime)}`;
+  };
+  video.addEventListener('timeupdate', at);
+  video.addEventListener('seeked', at);
+}
+
+function srcIgnored(why) {
+  showToast({ title: '?src= ignored', body: `The address in ?src= was not used (${why}); playing the demo clip.`, tone: 'warn', ms: 12000 });
+}
+
+function showVideoError(text) {
+  $('video-error').hidden = false;
+  $('video-error-detail').textContent = text;
+}
+
+function setMemberLock(locked) {
+  if (state.memberLocked === locked) return;
+  state.memberLocked = locked;
+  $('member-lock').hidden = !locked;
+  const video = $('video');
+  if (locked) {
+    video.pause();
+    overlay.clear();
+    const role = currentRole();
+    $('member-lock-detail').textContent = role === 'guest'
+      ? 'This video and its comments are for members. Sign in as a member to watch.'
+      : `This video and its comments are for members; you are signed in as ${role}. Upgrade to member to watch.`;
+  }
+  video.controls = !locked;
+  renderComposer();
+}
+
+async function loadHistory() {
+  const load = ++state.historyLoad;
+  const key = identityKey();
+  try {
+    const h = await api(`/api/videos/${encodeURIComponent(VIDEO_ID)}/danmaku?limit=10000`, { token: state.token });
+    if (load !== state.historyLoad) return;
+    state.historyFor = key;
+    overlay.setHistory(Array.isArray(h && h.items) ? h.items : []);
+    setMemberLock(false);
+  } catch (e) {
+    if (load !== state.historyLoad) return;
+    state.historyFor = key;
+    overlay.setHistory([]);
+    if (e.code === 'member_only') setMemberLock(true);
+    else logSystem('error', `history: ${e.code}: ${e.message}`);
+  }
+}
+
+/** After a reconnect without recovery: stored comments newer than the newest we know. */
+async function catchUpHistory() {
+  const after = overlay.maxId();
+  try {
+    const h = await api(`/api/videos/${encodeURIComponent(VIDEO_ID)}/danmaku?limit=10000&after_id=${after}`, { token: state.token });
+    const items = Array.isArray(h && h.items) ? h.items : [];
+    overlay.merge(items);
+    if (items.length) logSystem('caught up', `${items.length} comment(s) posted while disconnected`);
+  } catch (e) {
+    logSystem('error', `catch-up: ${e.code}: ${e.message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Viewer settings
+
+function loadSettings() {
+  const saved = readJson(localStorage.getItem(STORAGE.settings));
+  const s = { ...DEFAULT_SETTINGS, ...(isObject(saved) ? saved : {}) };
+  $('set-opacity').value = String(s.opacity);
+  $('set-density').value = String(s.density);
+  $('set-hide-scroll').checked = Boolean(s.hideScroll);
+  $('set-hide-top').checked = Boolean(s.hideTop);
+  $('set-hide-bottom').checked = Boolean(s.hideBottom);
+  applySettings(false);
+}
+
+function applySettings(save = true) {
+  const s = {
+    opacity: Number($('set-opacity').value),
+    density: Number($('set-density').value),
+    hideScroll: $('set-hide-scroll').checked,
+    hideTop: $('set-hide-top').checked,
+    hideBottom: $('set-hide-bottom').checked,
+  };
+  $('set-opacity-out').textContent = `${Math.round(s.opacity * 100)}%`;
+  overlay.applySettings(s);
+  if (save) localStorage.setItem(STORAGE.settings, JSON.stringify(s));
+}
+
+// ---------------------------------------------------------------------------------------
+// The send box
+
+function caps() {
+  const role = currentRole();
+  const canPost = role === 'free' || role === 'member' || role === 'admin';
+  return {
+    role,
+    canPost,
+    styled: role === 'member' || role === 'admin',
+    maxLen: MAX_LEN[role] ?? 30,
+  };
+}
+
+function buildSwatches() {
+  const box = $('dm-swatches');
+  box.replaceChildren(...SWATCHES.map((c, i) => el('label', { class: 'swatch', title: c, style: `--swatch:${c}` },
+    el('input', {
+      type: 'radio', name: 'dm-swatch', value: c, checked: i === 0, 'aria-label': `colour ${c}`,
+      onchange: () => {
+        $('dm-color').value = c;
+      },
+    }))));
+  $('dm-color').addEventListener('input', () => {
+    for (const r of document.querySelectorAll('input[name="dm-swatch"]')) r.checked = r.value === $('dm-color').value;
+  });
+}
+
+function renderComposer() {
+  const c = caps();
+  const locked = state.memberLocked;
+  const form = $('composer');
+  form.dataset.role = c.role;
+  $('dm-text').disabled = !c.canPost || locked;
+  $('dm-send').disabled = !c.canPost || locked || state.posting || Date.now() < state.cooldownUntil;
+  $('dm-size').disabled = !c.canPost || locked;
+  const styledOff = !c.styled || locked;
+  for (const input of document.querySelectorAll('#dm-mode-set input, #dm-color-set input')) input.disabled = styledOff;
+  $('dm-audience').disabled = styledOff;
+  $('dm-options').dataset.locked = String(styledOff);
+  if (!c.styled) {
+    // Free users and guests post plain comments: scroll, white, everyone.
+    document.querySelector('input[name="dm-mode"][value="scroll"]').checked = true;
+    $('dm-color').value = '#ffffff';
+    for (const r of document.querySelectorAll('input[name="dm-swatch"]')) r.checked = r.value === '#ffffff';
+    $('dm-audience').value = 'everyone';
+  }
+  const hint = $('dm-hint');
+  if (locked) {
+    setHint('locked', 'This video is for members: its room and comments are closed to you.');
+  } else if (c.role === 'guest') {
+    setHint('guest', 'Sign in to post comments: guests can watch and read them. Try “alice (member)” or “bob (free)” above.');
+  } else if (!c.canPost) {
+    setHint('unknown', 'Waiting for the server to confirm who you are…');
+  } else if (!c.styled) {
+    setHint('free', 'Colours, top/bottom modes and members-only comments are for members. Upgrade to member to unlock them.');
+  } else {
+    hint.hidden = true;
+    hint.dataset.kind = '';
+  }
+  $('dm-text').placeholder = c.canPost
+    ? `Say something at this moment of the video (${c.maxLen} characters at most)…`
+    : 'Sign in to post a comment';
+  updateCount();
+}
+
+function setHint(kind, text) {
+  const hint = $('dm-hint');
+  hint.hidden = false;
+  hint.dataset.kind = kind;
+  hint.replaceChildren(kind === 'free' || kind === 'locked' ? lockIcon('members only') : '', ` ${text}`);
+}
+
+function updateCount() {
+  const c = caps();
+  const n = [...$('dm-text').value.trim()].length;
+  const node = $('dm-count');
+  node.textContent = `${n}/${c.maxLen}`;
+  node.dataset.over = String(n > c.maxLen);
+}
+
+/** Friendly text for a refused post; the server's message is kept. */
+function describeError(err) {
+  const m = err.message ? String(err.message) : '';
+  switch (err.code) {
+    case 'text_too_long': return `Too long: ${m}.`;
+    case 'text_empty': return 'Write something first.';
+    case 'muted': return `You are muted: ${m}.`;
+    case 'blocked': return 'Not sent: the comment contains a blocked word.';
+    case 'member_style': return 'Colours and top/bottom modes are for members (the server answered 403 member_style).';
+    case 'member_audience': return 'Members-only comments are for members (the server answered 403 member_audience).';
+    case 'login_required': return 'Sign in to post comments.';
+    case 'member_only': return 'This video is for members.';
+    case 'network_error': return `Not sent: ${m}`;
+    default: return `${err.code}: ${m}`;
+  }
+}
+
+function showPostError(err) {
+  const node = $('dm-error');
+  clearInterval(state.cooldownTimer);
+  state.cooldownTimer = null;
+  node.dataset.code = String(err.code);
+  node.hidden = false;
+  if (err.code === 'cooldown') {
+    const wait = Number(err.retry_after_ms);
+    state.cooldownUntil = Date.now() + (Number.isFinite(wait) && wait > 0 ? wait : 1000);
+    const tick = () => {
+      const left = state.cooldownUntil - Date.now();
+      if (left <= 0) {
+        clearInterval(state.cooldownTimer);
+        state.cooldownTimer = null;
+        node.hidden = true;
+        node.dataset.code = '';
+        renderComposer();
+        return;
+      }
+      node.textContent = `Slow down: you can post again in ${(left / 1000).toFixed(1)} s.`;
+      node.dataset.left = String(left);
+    };
+    tick();
+    state.cooldownTimer = setInterval(tick, 100);
+    renderComposer();
+    return;
+  }
+  node.textContent = describeError(err);
+}
+
+function clearPostError() {
+  if (state.cooldownTimer) return;
+  const node = $('dm-error');
+  node.hidden = true;
+  node.textContent = '';
+  node.dataset.code = '';
+}
+
+/** The comment to post from the form's controls. */
+function draftFromForm() {
+  const c = caps();
+  const video = $('video');
+  const body = {
+    text: $('dm-text').value,
+    time: Math.round((Number(video.currentTime) || 0) * 1000) / 1000,
+    size: $('dm-size').value,
+  };
+  if (c.styled) {
+    body.mode = document.querySelector('input[name="dm-mode"]:checked').value;
+    body.color = $('dm-color').value;
+    body.audience = $('dm-audience').value;
+  }
+  return body;
+}
+
+/**
+ * Posts a comment (over the socket when it is open, else over REST) and draws it from
+ * the reply: the server never echoes a comment to its sender. Resolves with
+ * {ok, danmaku} or {ok: false, error}.
+ */
+async function post(body) {
+  const frame = { op: 'danmaku', video: VIDEO_ID, ...body };
+  let reply = await request(frame);
+  if (reply === null) {
+    try {
+      const view = await api(`/api/videos/${encodeURIComponent(VIDEO_ID)}/danmaku`, { method: 'POST', body, token: state.token });
+      reply = { ok: true, danmaku: view };
+    } catch (e) {
+      const error = { code: e.code, message: e.message };
+      if (e.code === 'cooldown') error.retry_after_ms = (e.retryAfterS || 1) * 1000;
+      reply = { ok: false, error };
+    }
+  }
+  state.posts += 1;
+  if (reply.ok && isObject(reply.danmaku)) {
+    state.lastPost = { ok: true, id: reply.danmaku.id, text: reply.danmaku.text };
+    overlay.addLive(reply.danmaku, 'own');
+    clearPostError();
+    const ok = $('dm-ok');
+    ok.hidden = false;
+    ok.textContent = `Sent at ${videoTime(reply.danmaku.time)}${reply.danmaku.audience === 'members' ? ' (members only)' : ''}.`;
+    return { ok: true, danmaku: reply.danmaku };
+  }
+  const error = isObject(reply.error) ? reply.error : { code: 'error', message: 'the post failed' };
+  state.lastPost = { ok: false, code: String(error.code) };
+  showPostError(error);
+  $('dm-ok').hidden = true;
+  return { ok: false, error };
+}
+
+async function onComposerSubmit(ev) {
+  ev.preventDefault();
+  const c = caps();
+  if (!c.canPost || state.posting) return;
+  if (Date.now() < state.cooldownUntil) return;
+  const body = draftFromForm();
+  if (!body.text.trim()) {
+    showPostError({ code: 'text_empty', message: '' });
+    return;
+  }
+  state.posting = true;
+  renderComposer();
+  try {
+    const r = await post(body);
+    if (r.ok) {
+      $('dm-text').value = '';
+      updateCount();
+    }
+  } finally {
+    state.posting = false;
+    renderComposer();
+    $('dm-text').focus();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Presence
+
+function setViewers(total) {
+  state.viewers = Number.isFinite(total) ? total : null;
+  const node = $('viewers');
+  node.dataset.count = state.viewers == null ? '' : String(state.viewers);
+  node.textContent = state.viewers == null ? '– watching' : `${state.viewers} watching`;
+}
+
+async function loadPresence() {
+  if (state.memberLocked) {
+    setViewers(null);
+    return;
+  }
+  try {
+    const p = await api(`/api/channels/${encodeURIComponent(VIDEO_CHANNEL)}/presence`, { token: state.token });
+    setViewers(Number(p && p.total));
+  } catch {
+    setViewers(null);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The video list
+
+async function loadVideos() {
+  const load = ++state.videosLoad;
+  try {
+    const items = await api('/api/videos', { token: state.token });
+    if (load !== state.videosLoad) return;
+    state.videos = Array.isArray(items) ? items.filter((v) => isObject(v) && typeof v.id === 'string') : [];
+    state.videosError = null;
+  } catch (e) {
+    if (load !== state.videosLoad) return;
+    state.videos = [];
+    state.videosError = e;
+  }
+  renderVideos();
+}
+
+function renderVideos() {
+  const list = $('video-list');
+  const status = $('video-list-status');
+  const role = currentRole();
+  const videos = state.videos || [];
+  const current = videos.find((v) => v.id === VIDEO_ID);
+  $('video-title').textContent = current && current.title ? current.title : VIDEO_ID;
+  if (current && !tierAdmits(current.tier, role)) setMemberLock(true);
+  const search = new URLSearchParams(location.search);
+  const keep = search.get('src') ? `?src=${encodeURIComponent(search.get('src'))}` : '';
+  const rows = videos.map((v) => {
+    const tier = typeof v.tier === 'string' ? v.tier : 'free';
+    const locked = !tierAdmits(tier, role);
+    const isCurrent = v.id === VIDEO_ID;
+    let icon = null;
+    if (locked) icon = lockIcon(`${tier} tier: members only, your role (${role}) may not watch`);
+    else if (tier !== 'free') icon = lockIcon(`${tier} tier: open to you (${role})`, true);
+    return el('li', { class: 'chan video-item', dataset: { video: v.id, tier, locked: String(locked), current: String(isCurrent) } },
+      el('div', { class: 'chan-main' },
+        icon,
+        el('a', {
+          class: 'video-link',
+          href: `/watch/${encodeURIComponent(v.id)}${keep}`,
+          title: locked ? 'Members only: sign in as a member to watch' : `Watch ${v.id}`,
+          'aria-current': isCurrent ? 'page' : null,
+          text: v.title || v.id,
+        }),
+        el('span', { class: 'muted small', text: v.id }),
+        el('span', { class: 'spacer' }),
+        tierTag(tier),
+        isCurrent ? el('span', { class: 'tag now', text: 'playing' }) : null));
+  });
+  list.replaceChildren(...rows);
+  if (state.videosError) {
+    status.hidden = false;
+    status.textContent = `Could not load the catalog: ${state.videosError.code}: ${state.videosError.message}`;
+  } else if (rows.length === 0) {
+    status.hidden = false;
+    status.textContent = 'The catalog is empty. An admin adds videos in the admin console (PUT /api/videos/{id}); any video id also plays at /watch/{id}.';
+  } else {
+    status.hidden = true;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Channels
 
 function subscribe(name, origin) {
   const channel = name.trim();
+  if (channel === VIDEO_CHANNEL) state.leftRoom = false;
   if (!CHANNEL_RE.test(channel)) {
     showChannelError(channel, {
       code: 'invalid_channel',
@@ -665,7 +1093,9 @@ function subscribe(name, origin) {
 }
 
 function unsubscribe(channel) {
+  if (channel === VIDEO_CHANNEL) state.leftRoom = true;
   state.channelErrors.delete(channel);
+  state.positions.delete(channel);
   if (send({ op: 'unsubscribe', channel }, { channel, origin: 'list' }) === null) {
     state.wanted.delete(channel);
   } else {
@@ -704,42 +1134,6 @@ async function loadChannels() {
     state.declaredError = e;
   }
   renderChannelList();
-}
-
-/** Whether a role may join a tier (mirrors Tier::admits in src/access.rs). */
-function tierAdmits(tier, role) {
-  if (tier === 'member') return role === 'member' || role === 'admin';
-  if (tier === 'admin') return role === 'admin';
-  return true;
-}
-
-const SVG_NS = 'http://www.w3.org/2000/svg';
-
-/** A padlock drawn in SVG (no emoji font needed), with a tooltip. */
-function lockIcon(title) {
-  const svg = document.createElementNS(SVG_NS, 'svg');
-  svg.setAttribute('viewBox', '0 0 16 16');
-  svg.setAttribute('width', '14');
-  svg.setAttribute('height', '14');
-  svg.setAttribute('aria-hidden', 'true');
-  const shackle = document.createElementNS(SVG_NS, 'path');
-  shackle.setAttribute('d', 'M5 7V5a3 3 0 0 1 6 0v2');
-  shackle.setAttribute('fill', 'none');
-  shackle.setAttribute('stroke', 'currentColor');
-  shackle.setAttribute('stroke-width', '1.6');
-  const body = document.createElementNS(SVG_NS, 'rect');
-  body.setAttribute('x', '3');
-  body.setAttribute('y', '7');
-  body.setAttribute('width', '10');
-  body.setAttribute('height', '7');
-  body.setAttribute('rx', '1.5');
-  body.setAttribute('fill', 'currentColor');
-  svg.append(shackle, body);
-  return el('span', { class: 'lock', title, role: 'img', 'aria-label': 'locked' }, svg);
-}
-
-function tierTag(tier) {
-  return tier ? el('span', { class: 'tag', dataset: { tier }, text: tier }) : null;
 }
 
 function renderChannelList() {
@@ -829,7 +1223,7 @@ function renderRoomStatus() {
     text = entry.status === 'joined' ? 'live' : 'joining…';
   } else if (err) {
     status = 'error';
-    text = `${err.code}: ${err.message}`;
+    text = err.code === 'member_only' ? 'members only' : `${err.code}: ${err.message}`;
   }
   node.dataset.status = status;
   node.textContent = text;
@@ -848,15 +1242,15 @@ function renderIdentity() {
     const sub = state.user.sub;
     const name = state.user.name;
     const who = name && name !== sub ? `${name} (${sub})` : sub;
-    text = role === 'guest' || !sub ? 'guest' : `Signed in as ${who} — ${role}`;
+    text = role === 'guest' || !sub ? 'guest (read-only)' : `${who} · ${role}`;
   } else if (state.token) {
     const claims = decodeJwt(state.token) || {};
     role = typeof claims.role === 'string' ? claims.role : 'unknown';
-    text = `${claims.sub ? `Signing in as ${claims.sub}` : 'Signing in'} — ${role}`;
+    text = `${claims.sub ? claims.sub : 'signing in'} · ${role}?`;
     verified = false;
   } else {
     role = 'guest';
-    text = 'guest';
+    text = 'guest (read-only)';
   }
   badge.textContent = text;
   badge.dataset.role = role;
@@ -865,15 +1259,17 @@ function renderIdentity() {
   const info = $('token-info');
   if (state.token) {
     const exp = state.expiresAt ? new Date(state.expiresAt * 1000) : null;
-    info.textContent = `${state.demo ? 'Demo token' : 'Pasted token'}${exp ? `, expires ${exp.toLocaleString()}` : ''}`;
+    info.textContent = `${state.demo ? 'Demo token' : 'Pasted token'}${exp ? `, expires ${exp.toLocaleString()}` : ''}.`;
   } else {
-    info.textContent = 'No token: connected as a guest.';
+    info.textContent = 'No token: you watch as a guest.';
   }
-  $('admin-panel').hidden = !(state.user && state.user.role === 'admin');
+  $('admin-link').hidden = role !== 'admin';
   for (const key of ['alice', 'bob', 'admin']) {
     $(`login-${key}`).classList.toggle('active', Boolean(state.demo && state.demo.sub === key && state.token));
   }
   $('login-guest').classList.toggle('active', !state.token);
+  renderComposer();
+  if (state.videos) renderVideos();
 }
 
 function renderConn() {
@@ -883,7 +1279,7 @@ function renderConn() {
   const ws = state.ws;
   if (state.welcomed) {
     kind = 'open';
-    text = `open · conn ${state.conn ?? '?'}${state.rtt != null ? ` · ${state.rtt} ms` : ''}`;
+    text = `live${state.rtt != null ? ` · ${state.rtt} ms` : ''}`;
   } else if (ws && ws.readyState <= WebSocket.OPEN) {
     kind = 'connecting';
     text = ws.readyState === WebSocket.OPEN ? 'connecting · waiting for welcome' : 'connecting…';
@@ -911,31 +1307,63 @@ function renderConn() {
 function onEvent(f) {
   const data = f.data;
   const push = isObject(data) && Object.hasOwn(data, 'payload');
-  logEntry({
-    kind: 'event',
-    type: String(f.type),
-    channel: f.channel,
-    seq: f.seq,
-    ts: Number(f.ts) || null,
-    body: pretty(push ? data.payload : data),
-  });
-  if (f.type === 'danmaku_deleted') {
-    if (isObject(data)) removeDanmaku(data.id);
-    return;
+  let replayed = false;
+  const left = state.replaying.get(f.channel);
+  if (left) {
+    replayed = true;
+    if (left <= 1) state.replaying.delete(f.channel);
+    else state.replaying.set(f.channel, left - 1);
   }
-  if (f.type === 'danmaku') {
-    // Posted comments carry {text, color, mode}; an admin push carries them in payload.
-    const d = isObject(data) && typeof data.text === 'string' ? data : (push ? data.payload : null);
-    if (isObject(d)) drawDanmaku(d);
-    return;
+  const pos = state.positions.get(f.channel);
+  if (pos && Number.isSafeInteger(f.seq) && f.seq > pos.seq) pos.seq = f.seq;
+  if (f.type !== 'presence') {
+    logEntry({
+      kind: 'event',
+      type: `${String(f.type)}${replayed ? ' (replayed)' : ''}`,
+      channel: f.channel,
+      seq: f.seq,
+      ts: Number(f.ts) || null,
+      body: pretty(push ? data.payload : data),
+    });
+  }
+  if (f.channel === VIDEO_CHANNEL) {
+    if (f.type === 'danmaku_deleted') {
+      if (isObject(data) && Number.isSafeInteger(data.id)) overlay.remove(data.id);
+      return;
+    }
+    if (f.type === 'presence') {
+      if (isObject(data) && Number.isFinite(data.total)) setViewers(data.total);
+      return;
+    }
+    if (f.type === 'danmaku' && !push) {
+      if (!isObject(data)) return;
+      // Missed comments replayed on a resubscribe join the timeline without a burst.
+      if (replayed) overlay.merge([data]);
+      else overlay.addLive(data, 'live');
+      return;
+    }
+    if (f.type === 'danmaku' && push && isObject(data.payload) && typeof data.payload.text === 'string') {
+      // An admin's channel push shaped like a comment: draw it, do not store it.
+      overlay.addLive({ ...data.payload, id: undefined }, 'live');
+      return;
+    }
   }
   if (!push) return;
   const payload = data.payload;
   if (isOrderAlert(payload)) {
     addOrderCard(f, payload);
-  } else if (f.channel === 'broadcast' || (state.user && state.user.sub && f.channel === `user:${state.user.sub}`)) {
-    showToast({ title: `${f.type} · ${f.channel}`, body: summarize(payload) });
+    return;
   }
+  const schedule = isObject(data.schedule) && typeof data.schedule.name === 'string' ? data.schedule : null;
+  let origin;
+  if (f.channel === 'broadcast') origin = 'announcement';
+  else if (state.user && f.channel === `user:${state.user.sub}`) origin = 'for you';
+  else origin = f.channel;
+  showToast({
+    title: `${f.type} · ${origin}${schedule ? ` · scheduled “${schedule.name}”` : ''}`,
+    body: summarize(payload),
+    dataset: { channel: f.channel, event: String(f.type) },
+  });
 }
 
 function isOrderAlert(p) {
@@ -943,27 +1371,16 @@ function isOrderAlert(p) {
     && (typeof p.orderId === 'string' || typeof p.orderId === 'number');
 }
 
-function summarize(payload) {
-  if (payload == null) return '(empty)';
-  if (typeof payload !== 'object') return clip(String(payload), 300);
-  for (const key of ['message', 'content', 'text', 'title', 'body']) {
-    if (typeof payload[key] === 'string') return clip(payload[key], 300);
-  }
-  try {
-    return clip(JSON.stringify(payload), 300);
-  } catch {
-    return '(unprintable payload)';
-  }
-}
-
 function addOrderCard(f, p) {
   const list = $('notifications');
   const content = typeof p.content === 'string' ? p.content : JSON.stringify(p.content);
   const when = Number(f.ts) || Date.now();
   const card = el('li', { class: 'notification', dataset: { orderId: String(p.orderId), channel: f.channel } },
+    el('div', { class: 'notification-icon', 'aria-hidden': 'true', text: '¥' }),
     el('div', { class: 'notification-body' },
-      el('p', { class: 'notification-title', text: `Order #${p.orderId}: ${content}` }),
-      el('p', { class: 'notification-meta', text: `${String(p.type)} · ${f.channel} · ${clockTime(when)}` })),
+      el('p', { class: 'notification-title', text: `Order #${p.orderId}` }),
+      el('p', { class: 'notification-content', text: content }),
+      el('p', { class: 'notification-meta', text: `type ${String(p.type)} · ${f.channel} · ${clockTime(when)}` })),
     el('button', {
       type: 'button',
       class: 'icon-button',
@@ -973,19 +1390,6 @@ function addOrderCard(f, p) {
     }));
   list.prepend(card);
   while (list.childElementCount > NOTIFICATION_CAP) list.lastElementChild.remove();
-}
-
-function showToast({ title, body, tone = 'info' }) {
-  const box = $('toasts');
-  const toast = el('div', { class: 'toast', dataset: { tone } },
-    el('p', { class: 'toast-title', text: title }),
-    body ? el('p', { class: 'toast-body', text: body }) : null);
-  box.append(toast);
-  while (box.childElementCount > MAX_TOASTS) box.firstElementChild.remove();
-  setTimeout(() => {
-    toast.classList.add('leaving');
-    setTimeout(() => toast.remove(), 400);
-  }, TOAST_MS);
 }
 
 function logEntry({ kind, type, channel, seq, ts, body }) {
@@ -1008,185 +1412,12 @@ function logSystem(type, body) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Video and danmaku overlay
-
-function setupVideo() {
-  const video = $('video');
-  const placeholder = $('placeholder');
-  const src = new URLSearchParams(location.search).get('src');
-  let url = null;
-  if (src) {
-    try {
-      const u = new URL(src, location.href);
-      if (['http:', 'https:', 'blob:'].includes(u.protocol)) url = u.href;
-    } catch {
-      url = null;
-    }
-  }
-  if (url) {
-    video.src = url;
-    video.hidden = false;
-    placeholder.hidden = true;
-  } else {
-    video.hidden = true;
-    placeholder.hidden = false;
-    if (src) $('placeholder-detail').textContent = 'The ?src= address must be an http(s) URL.';
-  }
-  $('room-name').textContent = VIDEO_CHANNEL;
-}
-
-const DANMAKU_SPEED_PX_S = 150;
-const DANMAKU_GAP_PX = 24;
-const DANMAKU_MAX_ON_SCREEN = 150;
-const DANMAKU_STATIC_MS = 4000;
-/** Per lane, when (performance.now ms) the lane can take the next scrolling comment. */
-const laneFreeAt = [];
-
-function danmakuColor(c) {
-  if (typeof c === 'number' && Number.isInteger(c) && c >= 0 && c <= 0xffffff) {
-    return `#${c.toString(16).padStart(6, '0')}`;
-  }
-  if (typeof c === 'string' && (/^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i.test(c) || /^[a-z]{3,20}$/i.test(c))) {
-    return c;
-  }
-  return null;
-}
-
-/**
- * Draws one comment {text, color, mode} on the overlay. Scrolling comments cross from
- * right to left with a CSS animation, in the first lane whose previous comment has fully
- * entered the screen. `top` and `bottom` comments stay centred for a few seconds.
- */
-function drawDanmaku(d) {
-  const overlay = $('overlay');
-  if (!d || typeof d.text !== 'string' || !d.text.trim()) return;
-  while (overlay.childElementCount >= DANMAKU_MAX_ON_SCREEN) overlay.firstElementChild.remove();
-
-  const item = document.createElement('div');
-  item.className = 'danmaku';
-  item.textContent = clip(d.text.replace(/\s+/g, ' '), 100);
-  const color = danmakuColor(d.color);
-  if (color) item.style.color = color;
-  const mode = d.mode === 'top' || d.mode === 'bottom' ? d.mode : 'scroll';
-  item.dataset.mode = mode;
-  if (typeof d.id === 'number' || typeof d.id === 'string') item.dataset.id = String(d.id);
-  overlay.append(item);
-
-  if (mode !== 'scroll') {
-    setTimeout(() => item.remove(), DANMAKU_STATIC_MS);
-    return;
-  }
-  const width = overlay.clientWidth;
-  const itemWidth = item.offsetWidth;
-  const laneHeight = item.offsetHeight || 32;
-  // Leave the bottom strip free, where the native video controls sit.
-  const lanes = Math.max(1, Math.floor((overlay.clientHeight - 48) / laneHeight));
-  const now = performance.now();
-  let lane = 0;
-  for (let i = 0; i < lanes; i++) {
-    if ((laneFreeAt[i] ?? 0) <= now) {
-      lane = i;
-      break;
-    }
-    if ((laneFreeAt[i] ?? 0) < (laneFreeAt[lane] ?? 0)) lane = i;
-  }
-  laneFreeAt[lane] = now + ((itemWidth + DANMAKU_GAP_PX) / DANMAKU_SPEED_PX_S) * 1000;
-  const duration = (width + itemWidth) / DANMAKU_SPEED_PX_S;
-  item.style.top = `${4 + lane * laneHeight}px`;
-  item.style.setProperty('--from', `${width}px`);
-  item.style.setProperty('--to', `${-itemWidth}px`);
-  item.style.setProperty('--duration', `${duration.toFixed(2)}s`);
-  item.addEventListener('animationend', () => item.remove(), { once: true });
-  item.classList.add('scrolling');
-}
-
-/** Removes a comment from the overlay after `danmaku_deleted`; unknown ids are ignored. */
-function removeDanmaku(id) {
-  if (typeof id !== 'number' && typeof id !== 'string') return;
-  for (const item of [...$('overlay').children]) {
-    if (item.dataset.id === String(id)) item.remove();
-  }
-}
-
-// ---------------------------------------------------------------------------------------
-// Admin tools (shown only to admins; the server checks the role again)
-
-const PRESETS = {
-  order: { kind: 'user', target: 'alice', event: 'push', audience: 'everyone', payload: { type: 'order', orderId: 1042, content: 'your order has shipped' } },
-  notice: { kind: 'broadcast', target: '', event: 'push', audience: 'everyone', payload: { message: 'Maintenance at 02:00 UTC' } },
-  danmaku: { kind: 'channel', target: VIDEO_CHANNEL, event: 'danmaku', audience: 'everyone', payload: { text: 'Hello from the admin!', color: '#ffd166', mode: 'scroll' } },
-};
-
-function applyPreset(name) {
-  const p = PRESETS[name];
-  $('push-kind').value = p.kind;
-  $('push-target').value = p.target;
-  $('push-event').value = p.event;
-  $('push-audience').value = p.audience;
-  $('push-payload').value = JSON.stringify(p.payload, null, 2);
-  syncPushTarget();
-}
-
-function syncPushTarget() {
-  const kind = $('push-kind').value;
-  const target = $('push-target');
-  target.disabled = kind === 'broadcast';
-  target.placeholder = { broadcast: '(everyone)', user: 'user sub, e.g. alice', channel: 'channel, e.g. video:demo', role: 'free, member, admin or guest' }[kind];
-}
-
-async function sendPush(ev) {
-  ev.preventDefault();
-  const result = $('push-result');
-  const kind = $('push-kind').value;
-  const target = $('push-target').value.trim();
-  let payload;
-  try {
-    payload = JSON.parse($('push-payload').value);
-  } catch (e) {
-    result.textContent = `Payload is not JSON: ${e.message}`;
-    return;
-  }
-  let path;
-  if (kind === 'broadcast') path = '/api/push/broadcast';
-  else if (kind === 'user' && SUB_RE.test(target)) path = `/api/push/users/${target}`;
-  else if (kind === 'channel' && CHANNEL_RE.test(target)) path = `/api/push/channels/${target}`;
-  else if (kind === 'role' && ['guest', 'free', 'member', 'admin'].includes(target)) path = `/api/push/roles/${target}`;
-  else {
-    result.textContent = 'Enter a valid target first.';
-    return;
-  }
-  const body = { event: $('push-event').value.trim() || 'push', payload, audience: $('push-audience').value };
-  result.textContent = 'Sending…';
-  try {
-    const reply = await api(path, { method: 'POST', body, token: state.token });
-    result.textContent = `Delivered to ${reply.delivered} socket(s)${reply.seq != null ? `, seq ${reply.seq}` : ''}.`;
-  } catch (e) {
-    result.textContent = `${e.code}: ${e.message}`;
-  }
-}
-
-async function declareChannel(ev) {
-  ev.preventDefault();
-  const result = $('declare-result');
-  const name = $('declare-name').value.trim();
-  if (!CHANNEL_RE.test(name)) {
-    result.textContent = 'Channel names are 1 to 128 ASCII letters, digits and - _ . : @';
-    return;
-  }
-  try {
-    const info = await api(`/api/channels/${name}`, { method: 'PUT', body: { tier: $('declare-tier').value }, token: state.token });
-    result.textContent = `Declared ${info.name} (${info.tier}).`;
-    loadChannels();
-  } catch (e) {
-    result.textContent = `${e.code}: ${e.message}`;
-  }
-}
-
-// ---------------------------------------------------------------------------------------
 // Wiring
 
 function init() {
   setupVideo();
+  buildSwatches();
+  loadSettings();
   for (const key of Object.keys(DEMO_USERS)) {
     $(`login-${key}`).addEventListener('click', () => demoLogin(key));
   }
@@ -1198,6 +1429,23 @@ function init() {
       applyPastedToken();
     }
   });
+  $('composer').addEventListener('submit', onComposerSubmit);
+  $('dm-text').addEventListener('input', () => {
+    updateCount();
+    if ($('dm-error').dataset.code !== 'cooldown') clearPostError();
+  });
+  $('settings-toggle').addEventListener('click', () => {
+    const box = $('settings');
+    box.hidden = !box.hidden;
+    $('settings-toggle').setAttribute('aria-expanded', String(!box.hidden));
+  });
+  $('settings').addEventListener('input', () => applySettings());
+  $('settings').addEventListener('change', () => applySettings());
+  $('settings').addEventListener('submit', (ev) => ev.preventDefault());
+  $('settings-reset').addEventListener('click', () => {
+    localStorage.removeItem(STORAGE.settings);
+    loadSettings();
+  });
   $('join-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const input = $('join-input');
@@ -1206,35 +1454,24 @@ function init() {
     input.value = '';
   });
   $('channels-reload').addEventListener('click', loadChannels);
+  $('videos-reload').addEventListener('click', loadVideos);
   $('reconnect').addEventListener('click', () => {
     state.attempt = 0;
     connect();
   });
-  $('log-clear').addEventListener('click', () => {
+  $('log-clear').addEventListener('click', (ev) => {
+    ev.preventDefault();
     $('event-log').replaceChildren();
     $('log-count').textContent = '0 entries';
   });
-  $('danmaku-test').addEventListener('click', () => {
-    const samples = ['前方高能！', 'hello world', '2333333', 'nice shot', 'this is a longer test comment ✨'];
-    const colors = ['#ffffff', '#ffd166', '#06d6a0', '#4cc9f0', '#ff6b6b'];
-    drawDanmaku({
-      text: samples[Math.floor(Math.random() * samples.length)],
-      color: colors[Math.floor(Math.random() * colors.length)],
-      mode: 'scroll',
-    });
-  });
-  $('push-kind').addEventListener('change', syncPushTarget);
-  $('push-form').addEventListener('submit', sendPush);
-  $('declare-form').addEventListener('submit', declareChannel);
-  $('preset-order').addEventListener('click', () => applyPreset('order'));
-  $('preset-notice').addEventListener('click', () => applyPreset('notice'));
-  $('preset-danmaku').addEventListener('click', () => applyPreset('danmaku'));
-  syncPushTarget();
 
   // Keep the retry countdown fresh; reconnect at once when the network comes back.
   setInterval(() => {
     if (state.retryTimer) renderConn();
   }, 1000);
+  setInterval(() => {
+    if (state.welcomed && state.wanted.get(VIDEO_CHANNEL)?.status === 'joined') loadPresence();
+  }, PRESENCE_EVERY_MS);
   window.addEventListener('online', () => {
     if (state.retryTimer) {
       state.attempt = 0;
@@ -1246,10 +1483,22 @@ function init() {
   renderIdentity();
   renderSubscriptions();
   renderChannelList();
+  loadVideos();
   connect();
 }
 
-// A small handle for browser tests and the console.
-globalThis.danmakuDemo = { state, connect, drawDanmaku, subscribe, unsubscribe };
-
 init();
+
+// A small handle for browser tests and the console.
+globalThis.danmakuDemo = {
+  state,
+  overlay,
+  video: VIDEO_ID,
+  connect,
+  subscribe,
+  unsubscribe,
+  /** Posts like the send box does, with any body (the server still checks it). */
+  post,
+  /** Draws a comment locally, without the server. */
+  drawDanmaku: (d) => overlay.preview(d),
+};

@@ -336,3 +336,48 @@ async fn probes_and_metrics_answer() {
     assert!(app.metric("danmaku_connections_total").await >= 1.0);
     assert_eq!(app.metric("danmaku_slow_disconnects_total").await, 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_served_at_their_routes() {
+    let app = TestApp::start().await;
+    let get = |path: &str| app.http.get(app.url(path)).send();
+    for (path, script) in [
+        ("/", "/app.js"),
+        ("/watch/demo", "/app.js"),
+        ("/watch/any-video_1.2", "/app.js"),
+        ("/admin", "/admin.js"),
+    ] {
+        let resp = get(path).await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("text/html"), "{path}: {ct}");
+        let body = resp.text().await.unwrap();
+        assert!(body.contains(script), "{path} should load {script}");
+    }
+    // Assets are served at absolute paths, with a JavaScript type for modules.
+    for path in ["/app.js", "/admin.js", "/lib/util.js", "/lib/overlay.js"] {
+        let resp = get(path).await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.contains("javascript"), "{path}: {ct}");
+    }
+    // The demo clip answers range requests (seeking), and stays small.
+    let resp = app
+        .http
+        .get(app.url("/demo.webm"))
+        .header("Range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 206);
+    assert_eq!(resp.headers()["content-type"], "video/webm");
+    let total: u64 = resp.headers()["content-range"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(total < 2_000_000, "the demo clip is {total} bytes");
+}

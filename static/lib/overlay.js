@@ -1,0 +1,464 @@
+// The danmaku overlay: draws comments over the video and replays stored ones in sync
+// with the video time.
+//
+// - Stored comments live in a timeline sorted by video time. Each animation frame, the
+//   comments whose time the video just crossed are drawn. A comment seen at video time t
+//   that was posted at time c is drawn where it would be after (t - c) seconds of flight,
+//   and its animation is paused and resumed with the video: pausing pauses them, and a
+//   seek redraws what belongs on screen at the new position (nothing older), never the
+//   comments the jump skipped.
+// - Live comments (WebSocket events, and the sender's own comment from the reply) are
+//   drawn at once and move in real time. They join the timeline marked as already shown,
+//   so they replay after a later seek but are not drawn twice.
+// - Scrolling comments move right to left at one speed, so two comments of one lane
+//   never catch up with each other: a lane takes a new comment only when the comments
+//   already in it leave room for it (and will keep leaving room). `top` and `bottom`
+//   comments stay centred for a few seconds, one per lane. When no lane is free a
+//   replayed comment is skipped (and counted); a live one waits a little for a lane.
+// - Text goes in with `textContent` only.
+
+const LANE_H = 36;
+const GAP_PX = 28;
+const STATIC_MS = 4500;
+/** Space left at the bottom for the native video controls. */
+const BOTTOM_RESERVE = 44;
+/** Seconds a scrolling comment takes to cross the overlay's width (plus its own width). */
+const CROSS_S = 7;
+const LIVE_WAIT_MS = 4000;
+const MAX_ON_SCREEN = 200;
+const COLOR_RE = /^#[0-9a-fA-F]{6}$/;
+const SIZES = new Set(['small', 'normal', 'large']);
+const MODES = new Set(['scroll', 'top', 'bottom']);
+
+export const DEFAULT_SETTINGS = Object.freeze({
+  opacity: 1,
+  density: 1,
+  hideScroll: false,
+  hideTop: false,
+  hideBottom: false,
+});
+
+function cmp(a, b) {
+  return a.time - b.time || a.id - b.id;
+}
+
+/** First index whose time is > t (upper bound). */
+function upperBound(list, t) {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid].time <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Normalises a comment view; returns null when it cannot be drawn. */
+function normalize(d) {
+  if (!d || typeof d.text !== 'string' || !d.text.trim()) return null;
+  const id = Number.isSafeInteger(d.id) ? d.id : null;
+  return {
+    id,
+    time: Number.isFinite(d.time) && d.time >= 0 ? d.time : 0,
+    text: d.text.replace(/\s+/g, ' ').slice(0, 200),
+    mode: MODES.has(d.mode) ? d.mode : 'scroll',
+    color: typeof d.color === 'string' && COLOR_RE.test(d.color) ? d.color.toLowerCase() : '#ffffff',
+    size: SIZES.has(d.size) ? d.size : 'normal',
+    audience: d.audience === 'members' ? 'members' : 'everyone',
+    user: d.user && typeof d.user.name === 'string' ? d.user.name : '',
+  };
+}
+
+export class DanmakuOverlay {
+  /**
+   * @param {HTMLElement} root the overlay box, positioned over the video
+   * @param {HTMLVideoElement} video the player whose time drives the replay
+   * @param {{onStats?: (s: object) => void}} options
+   */
+  constructor(root, video, { onStats } = {}) {
+    this.root = root;
+    this.video = video;
+    this.onStats = onStats || (() => {});
+    this.settings = { ...DEFAULT_SETTINGS };
+    /** Timeline entries {id, time, view, shownEpoch}, sorted by (time, id). */
+    this.timeline = [];
+    this.byId = new Map();
+    /** Bumped on every seek: entries shown in an older epoch may replay. */
+    this.epoch = 0;
+    /** The last video time processed, or null before the first frame. */
+    this.last = null;
+    /** Items on screen: {node, anim, mode, lane, w, x0, v, source, id, time}. */
+    this.items = new Set();
+    /** Live comments waiting for a lane: {view, source, until}. */
+    this.waiting = [];
+    this.frozen = null;
+    this.dropped = 0;
+    this.shown = 0;
+    video.addEventListener('seeking', () => this.onSeek());
+    video.addEventListener('emptied', () => this.onSeek());
+    // Follow play/pause at once, not at the next animation frame (frames can be slow).
+    for (const ev of ['pause', 'play', 'playing', 'ended', 'seeked']) {
+      video.addEventListener(ev, () => this.syncFrozen());
+    }
+    const loop = () => {
+      try {
+        this.tick();
+      } finally {
+        requestAnimationFrame(loop);
+      }
+    };
+    requestAnimationFrame(loop);
+  }
+
+  // ---- Timeline --------------------------------------------------------------------
+
+  /** Replaces the stored comments (history). Live entries already shown are kept. */
+  setHistory(views) {
+    const keep = this.timeline.filter((e) => e.shownEpoch === this.epoch && e.live);
+    this.timeline = [];
+    this.byId.clear();
+    for (const e of keep) this.insert(e);
+    this.merge(views);
+    this.clear('replay');
+    this.last = null;
+    this.stats();
+  }
+
+  /** Adds stored comments without drawing them now (they replay when their time comes). */
+  merge(views) {
+    for (const d of views) {
+      const view = normalize(d);
+      if (!view || view.id == null || this.byId.has(view.id)) continue;
+      this.insert({ id: view.id, time: view.time, view, shownEpoch: -1, live: false });
+    }
+  }
+
+  insert(entry) {
+    const i = upperBound(this.timeline, entry.time);
+    // Keep (time, id) order among equal times.
+    let j = i;
+    while (j > 0 && this.timeline[j - 1].time === entry.time && this.timeline[j - 1].id > entry.id) j--;
+    this.timeline.splice(j, 0, entry);
+    if (entry.id != null) this.byId.set(entry.id, entry);
+  }
+
+  /** The largest comment id known, for catching up after a reconnect. */
+  maxId() {
+    let max = 0;
+    for (const id of this.byId.keys()) if (id > max) max = id;
+    return max;
+  }
+
+  /**
+   * Draws a live comment now. `source` is `live` (from the room) or `own` (the reply to
+   * this page's post). Returns false when it is not drawn (hidden mode, duplicate).
+   */
+  addLive(d, source = 'live') {
+    const view = normalize(d);
+    if (!view) return false;
+    if (view.id != null) {
+      const known = this.byId.get(view.id);
+      if (known) {
+        if (known.shownEpoch === this.epoch) return false;
+        known.shownEpoch = this.epoch;
+      } else {
+        this.insert({ id: view.id, time: view.time, view, shownEpoch: this.epoch, live: true });
+      }
+    }
+    if (this.isHidden(view.mode)) return false;
+    if (!this.place(view, source, 0)) {
+      if (source === 'own') this.place(view, source, 0, true);
+      else this.waiting.push({ view, source, until: performance.now() + LIVE_WAIT_MS });
+    }
+    this.stats();
+    return true;
+  }
+
+  /** Forgets a deleted comment and takes it off the screen. Unknown ids are ignored. */
+  remove(id) {
+    const entry = this.byId.get(id);
+    if (entry) {
+      this.byId.delete(id);
+      const i = this.timeline.indexOf(entry);
+      if (i >= 0) this.timeline.splice(i, 1);
+    }
+    for (const item of [...this.items]) if (item.id === id) this.drop(item);
+    this.waiting = this.waiting.filter((w) => w.view.id !== id);
+    this.stats();
+  }
+
+  /** Draws a comment without storing it (a local preview). */
+  preview(d) {
+    const view = normalize({ ...d, id: null });
+    if (view) this.place(view, 'preview', 0, true);
+  }
+
+  // ---- Settings --------------------------------------------------------------------
+
+  applySettings(s) {
+    this.settings = { ...this.settings, ...s };
+    const st = this.settings;
+    this.root.style.opacity = String(Math.min(1, Math.max(0.1, Number(st.opacity) || 1)));
+    this.root.dataset.hideScroll = String(Boolean(st.hideScroll));
+    this.root.dataset.hideTop = String(Boolean(st.hideTop));
+    this.root.dataset.hideBottom = String(Boolean(st.hideBottom));
+    for (const item of [...this.items]) {
+      if (this.isHidden(item.mode) || item.lane >= this.laneCount()) this.drop(item);
+    }
+    this.stats();
+  }
+
+  isHidden(mode) {
+    const st = this.settings;
+    return (mode === 'scroll' && st.hideScroll) || (mode === 'top' && st.hideTop)
+      || (mode === 'bottom' && st.hideBottom);
+  }
+
+  laneCount() {
+    const h = Math.max(LANE_H, this.root.clientHeight - BOTTOM_RESERVE);
+    const all = Math.max(1, Math.floor(h / LANE_H));
+    const density = Math.min(1, Math.max(0.1, Number(this.settings.density) || 1));
+    return Math.max(1, Math.round(all * density));
+  }
+
+  // ---- The frame loop --------------------------------------------------------------
+
+  onSeek() {
+    this.epoch += 1;
+    this.clear('replay');
+    this.last = null;
+  }
+
+  /** Removes items of one source (`replay`) or all (`null`). */
+  clear(source = null) {
+    for (const item of [...this.items]) if (!source || item.source === source) this.drop(item);
+    this.stats();
+  }
+
+  /** Pauses or resumes the replayed comments with the video. */
+  syncFrozen() {
+    const v = this.video;
+    const frozen = v.paused || v.ended || v.seeking;
+    if (frozen === this.frozen) return;
+    this.frozen = frozen;
+    this.root.dataset.paused = String(frozen);
+    for (const item of this.items) this.syncReplayItem(item);
+  }
+
+  tick() {
+    const v = this.video;
+    this.syncFrozen();
+    if (!v.seeking) {
+      const t = v.currentTime;
+      if (this.last === null || t < this.last - 0.3) {
+        // First frame, after a seek, or the video went back by itself: show what belongs
+        // on screen at t (comments still in flight), nothing older.
+        if (this.last !== null && t < this.last) {
+          this.epoch += 1;
+          this.clear('replay');
+        }
+        this.emit(t - this.lookback(), t);
+        this.last = t;
+      } else if (t > this.last + 2) {
+        // A jump forward without a seek event (a throttled tab): skip what was jumped.
+        this.emit(t - 0.25, t);
+        this.last = t;
+      } else if (t > this.last) {
+        this.emit(this.last, t);
+        this.last = t;
+      }
+    }
+    if (this.waiting.length) this.drainWaiting();
+  }
+
+  /** How far back a comment can have started and still be on screen, in seconds. */
+  lookback() {
+    return Math.max(CROSS_S, STATIC_MS / 1000);
+  }
+
+  /** Draws timeline entries with from < time <= to (at their position for `to`). */
+  emit(from, to) {
+    const list = this.timeline;
+    let i = upperBound(list, from);
+    for (; i < list.length && list[i].time <= to; i++) {
+      const e = list[i];
+      if (e.shownEpoch === this.epoch) continue;
+      e.shownEpoch = this.epoch;
+      if (this.isHidden(e.view.mode)) continue;
+      const age = Math.max(0, to - e.time);
+      if (!this.place(e.view, 'replay', age)) this.dropped += 1;
+    }
+    this.stats();
+  }
+
+  drainWaiting() {
+    const now = performance.now();
+    const still = [];
+    for (const w of this.waiting) {
+      if (this.isHidden(w.view.mode)) continue;
+      if (this.place(w.view, w.source, 0)) continue;
+      if (now < w.until) still.push(w);
+      else this.dropped += 1;
+    }
+    this.waiting = still;
+    this.stats();
+  }
+
+  // ---- Placement -------------------------------------------------------------------
+
+  /** Whether an item moves now: live ones always, replayed ones while the video plays. */
+  moving(source) {
+    return source !== 'replay' || !this.frozen;
+  }
+
+  /** Current left edge of a scrolling item, in px. */
+  xOf(item) {
+    const t = Number(item.anim.currentTime) || 0;
+    return item.x0 - (item.v * t) / 1000;
+  }
+
+  /**
+   * Draws `view` as if it had been flying for `age` seconds. Returns false when no lane
+   * can take it (unless `force`).
+   */
+  place(view, source, age, force = false) {
+    if (this.items.size >= MAX_ON_SCREEN) {
+      if (!force) return false;
+      const oldest = this.items.values().next().value;
+      if (oldest) this.drop(oldest);
+    }
+    const W = this.root.clientWidth || 640;
+    const lanes = this.laneCount();
+    const node = document.createElement('div');
+    node.className = 'danmaku';
+    node.textContent = view.text;
+    node.style.color = view.color;
+    node.style.visibility = 'hidden';
+    node.dataset.mode = view.mode;
+    node.dataset.size = view.size;
+    node.dataset.source = source;
+    node.dataset.audience = view.audience;
+    if (view.id != null) node.dataset.id = String(view.id);
+    node.dataset.time = view.time.toFixed(3);
+    if (view.user) node.title = `${view.user} · ${view.time.toFixed(1)} s`;
+    this.root.append(node);
+    const w = node.offsetWidth;
+    const moving = this.moving(source);
+    let lane = -1;
+    let anim;
+    let x0 = 0;
+    let v = 0;
+    if (view.mode === 'scroll') {
+      v = (W + 0) / CROSS_S;
+      const duration = ((W + w) / v) * 1000;
+      const elapsed = Math.min(duration, age * 1000);
+      const xNow = W - (v * elapsed) / 1000;
+      lane = this.scrollLane(lanes, xNow, w, moving, force);
+      if (lane < 0) {
+        node.remove();
+        return false;
+      }
+      x0 = W;
+      node.style.top = `${4 + lane * LANE_H}px`;
+      anim = node.animate(
+        [{ transform: `translateX(${W}px)` }, { transform: `translateX(${-w}px)` }],
+        { duration, easing: 'linear', fill: 'both' },
+      );
+      anim.currentTime = elapsed;
+    } else {
+      lane = this.staticLane(view.mode, lanes, force);
+      if (lane < 0) {
+        node.remove();
+        return false;
+      }
+      const h = this.root.clientHeight;
+      const top = view.mode === 'top'
+        ? 4 + lane * LANE_H
+        : Math.max(4, h - BOTTOM_RESERVE - (lane + 1) * LANE_H);
+      node.style.top = `${top}px`;
+      anim = node.animate(
+        [{ transform: 'translateX(-50%)' }, { transform: 'translateX(-50%)' }],
+        { duration: STATIC_MS, fill: 'both' },
+      );
+      anim.currentTime = Math.min(STATIC_MS, age * 1000);
+    }
+    node.style.visibility = '';
+    const item = { node, anim, mode: view.mode, lane, w, x0, v, source, id: view.id, time: view.time };
+    this.items.add(item);
+    if (!moving) anim.pause();
+    anim.finished.then(() => this.drop(item), () => {});
+    this.shown += 1;
+    return true;
+  }
+
+  scrollLane(lanes, x, w, moving, force) {
+    let best = -1;
+    let bestRoom = -Infinity;
+    for (let lane = 0; lane < lanes; lane++) {
+      let ok = true;
+      let room = Infinity;
+      for (const it of this.items) {
+        if (it.mode !== 'scroll' || it.lane !== lane) continue;
+        const ex = this.xOf(it);
+        const eMoving = this.moving(it.source);
+        // Overlapping now?
+        if (x < ex + it.w + GAP_PX && ex < x + w + GAP_PX) {
+          ok = false;
+        } else if (moving && !eMoving && x > ex) {
+          ok = false; // we would run into a paused comment ahead of us
+        } else if (!moving && eMoving && ex > x) {
+          ok = false; // a moving comment behind us would run into us
+        }
+        room = Math.min(room, x - (ex + it.w));
+        if (!ok) break;
+      }
+      if (ok) return lane;
+      if (room > bestRoom) {
+        bestRoom = room;
+        best = lane;
+      }
+    }
+    return force ? Math.max(0, best) : -1;
+  }
+
+  staticLane(mode, lanes, force) {
+    const used = new Set();
+    for (const it of this.items) if (it.mode === mode) used.add(it.lane);
+    for (let lane = 0; lane < lanes; lane++) if (!used.has(lane)) return lane;
+    return force ? 0 : -1;
+  }
+
+  syncReplayItem(item) {
+    if (item.source !== 'replay') return;
+    // Align with the video clock: a replayed comment is where its age puts it.
+    const age = Math.max(0, this.video.currentTime - item.time) * 1000;
+    const total = Number(item.anim.effect.getTiming().duration) || 0;
+    if (age >= total) {
+      this.drop(item);
+      return;
+    }
+    if (this.frozen) item.anim.pause();
+    else item.anim.play();
+    item.anim.currentTime = age;
+  }
+
+  drop(item) {
+    if (!this.items.delete(item)) return;
+    try {
+      item.anim.cancel();
+    } catch {
+      // already gone
+    }
+    item.node.remove();
+  }
+
+  stats() {
+    this.onStats({
+      onScreen: this.items.size,
+      stored: this.timeline.length,
+      dropped: this.dropped,
+      waiting: this.waiting.length,
+    });
+  }
+}
