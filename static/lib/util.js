@@ -26,6 +26,13 @@ export function el(tag, props = {}, ...children) {
     else if (key === 'class') node.className = value;
     else if (key === 'dataset') Object.assign(node.dataset, value);
     else if (key === 'value') node.value = String(value);
+    else if (key === 'style') {
+      // Through the CSSOM: a style attribute would be blocked by the page's CSP.
+      for (const decl of String(value).split(';')) {
+        const at = decl.indexOf(':');
+        if (at > 0) node.style.setProperty(decl.slice(0, at).trim(), decl.slice(at + 1).trim());
+      }
+    }
     else if (key.startsWith('on') && typeof value === 'function') {
       node.addEventListener(key.slice(2), value);
     } else node.setAttribute(key, value === true ? '' : String(value));

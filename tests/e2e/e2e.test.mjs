@@ -115,6 +115,9 @@ function recorder() {
   }).observe(document, { childList: true, subtree: true });
 }
 
+/** Console messages where a page broke its Content-Security-Policy (checked last). */
+const cspViolations = [];
+
 async function newPage(name) {
   const page = await context.newPage();
   page.on('dialog', (d) => {
@@ -125,6 +128,7 @@ async function newPage(name) {
     console.error(`[${name}] page error: ${e.message}`);
   });
   page.on('console', (m) => {
+    if (/Content Security Policy/.test(m.text())) cspViolations.push(`[${name}] ${m.text()}`);
     if (m.type() === 'error' && !/status of (403|404)/.test(m.text())) console.error(`[${name}] console: ${m.text()}`);
   });
   return page;
@@ -708,3 +712,7 @@ async function openVideoLocked(name, from) {
   assert.equal(await page.isDisabled('#dm-text'), true);
   return page;
 }
+
+test('9. no page broke its Content-Security-Policy (no inline script or style attribute)', () => {
+  assert.deepEqual(cspViolations, []);
+});
