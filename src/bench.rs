@@ -410,8 +410,12 @@ async fn viewer(
             .ok_or("closed before subscribe reply")?
             .map_err(|e| e.to_string())?;
         if let Message::Text(t) = msg {
-            let v: Value = serde_json::from_str(&t).unwrap_or_default();
-            if v["type"] == "reply" {
+            // The reply may share a batched frame (a JSON array) with events.
+            let frames = match serde_json::from_str::<Value>(&t).unwrap_or_default() {
+                Value::Array(items) => items,
+                v => vec![v],
+            };
+            if let Some(v) = frames.iter().find(|v| v["type"] == "reply") {
                 if v["ok"] != true {
                     return Err(format!("subscribe refused: {v}"));
                 }
