@@ -3,8 +3,10 @@
 //!
 //! The task owns the socket outright (no split, no lock). Every outgoing frame, replies
 //! included, goes through the connection's bounded outbox, so per-socket order is the
-//! order in which frames were queued. Writes drain up to [`BATCH`] queued frames into
-//! tungstenite's write buffer and flush once: one syscall for many messages.
+//! order in which frames were queued. The first queued frame arms a flush timer
+//! (`flush_tick_ms`) while the task keeps reading; then everything queued leaves as one
+//! WebSocket frame holding a JSON array (up to [`BATCH`] frames): one syscall for many
+//! messages. Comment posts run in their own tasks, bounded per socket.
 
 use std::{
     sync::Arc,
