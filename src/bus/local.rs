@@ -12,7 +12,6 @@ use crate::{
     auth::now_millis,
     hub::{
         Hub,
-        conn::Pushed,
         event::{Encoded, Publish},
     },
 };
@@ -240,16 +239,8 @@ impl LocalBus {
                 replay.push(e.frame.clone());
             }
         }
-        joined.replayed = replay.len();
-        let reply = (join.reply)(&joined);
-        join.conn.push(&reply);
-        for frame in &replay {
-            if join.conn.push(frame) != Pushed::Queued {
-                break;
-            }
-        }
         // Live from here on: publishers wait on this lock, so nothing slips between.
-        self.hub.subscribe(join.conn, join.channel, join.role);
+        join.finish(&self.hub, &mut joined, &replay);
         drop(log);
         joined
     }

@@ -15,7 +15,11 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{
     auth::Role,
-    hub::{conn::Conn, event::Publish},
+    hub::{
+        Hub,
+        conn::{Conn, Pushed},
+        event::Publish,
+    },
 };
 
 /// What a publish did.
@@ -63,6 +67,22 @@ pub struct Join<'a> {
     pub since: Option<Since>,
     /// Builds the reply frame; it is queued before any replayed event.
     pub reply: &'a (dyn Fn(&Joined) -> Utf8Bytes + Send + Sync),
+}
+
+impl Join<'_> {
+    /// The end of every engine's join, run while the engine still holds the channel's
+    /// lock: queue the reply, then the replayed frames, then subscribe the socket in the
+    /// hub, so nothing can slip between replay and live delivery.
+    pub fn finish(&self, hub: &Hub, joined: &mut Joined, replay: &[Utf8Bytes]) {
+        joined.replayed = replay.len();
+        self.conn.push(&(self.reply)(joined));
+        for frame in replay {
+            if self.conn.push(frame) != Pushed::Queued {
+                break;
+            }
+        }
+        hub.subscribe(self.conn, self.channel, self.role);
+    }
 }
 
 /// Carries events to subscribers, assigning each channel a strictly increasing `seq`.

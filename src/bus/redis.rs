@@ -44,7 +44,6 @@ use crate::{
     auth::now_millis,
     hub::{
         Hub,
-        conn::Pushed,
         event::{Encoded, FrameParts, Publish, Target, TargetWire},
     },
 };
@@ -567,16 +566,8 @@ impl Bus for RedisBus {
                     .collect();
             }
         }
-        joined.replayed = replay.len();
-        let reply = (join.reply)(&joined);
-        join.conn.push(&reply);
-        for frame in &replay {
-            if join.conn.push(frame) != Pushed::Queued {
-                break;
-            }
-        }
         // Live from here on: the loop takes this lock before delivering this channel.
-        self.hub.subscribe(join.conn, join.channel, join.role);
+        join.finish(&self.hub, &mut joined, &replay);
         drop(t);
         Ok(joined)
     }
