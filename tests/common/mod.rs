@@ -120,11 +120,11 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    /// POST with the admin API key.
-    pub async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
+    /// Sends a JSON body with the admin API key.
+    async fn admin_send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
         let resp = self
             .http
-            .post(self.url(path))
+            .request(method, self.url(path))
             .header("X-Api-Key", API_KEY)
             .json(&body)
             .send()
@@ -133,17 +133,14 @@ impl TestApp {
         status_json(resp).await
     }
 
+    /// POST with the admin API key.
+    pub async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.admin_send(reqwest::Method::POST, path, body).await
+    }
+
     /// PUT with the admin API key.
     pub async fn admin_put(&self, path: &str, body: Value) -> (u16, Value) {
-        let resp = self
-            .http
-            .put(self.url(path))
-            .header("X-Api-Key", API_KEY)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        status_json(resp).await
+        self.admin_send(reqwest::Method::PUT, path, body).await
     }
 
     /// Declares a channel with a tier.
