@@ -130,12 +130,13 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
             return json_error(StatusCode::BAD_REQUEST, "not_websocket", &e.to_string());
         }
     };
-    tokio::spawn(async move {
+    let fut = async move {
         match on_upgrade.await {
             Ok(io) => session::run(state, io, identity, conn_id, permit).await,
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
-    });
+    };
+    tokio::spawn(fut);
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "upgrade")
