@@ -9,6 +9,41 @@ use std::{net::SocketAddr, path::PathBuf, str::FromStr};
 use clap::Args;
 use serde::Deserialize;
 
+/// SQLite's `synchronous` level (the journal is always WAL). Both survive a killed
+/// process: a commit is in the OS before anything is acknowledged. `Full` also survives
+/// power loss or an OS crash (the WAL is fsynced at every commit); `Normal` fsyncs only
+/// at checkpoints, so the last commits can be lost if the machine itself goes down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    Full,
+    Normal,
+}
+
+impl FromStr for SqliteSync {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(Self::Full),
+            "normal" => Ok(Self::Normal),
+            other => Err(format!(
+                "sqlite_synchronous must be full or normal, not {other}"
+            )),
+        }
+    }
+}
+
+impl SqliteSync {
+    /// The pragma value.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
 /// The JWT algorithms an operator may pin. The token's own `alg` header is never trusted:
 /// a token whose header names any other algorithm is rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -95,6 +130,9 @@ pub struct Config {
     /// events arriving meanwhile share one frame and one syscall. 0 writes at once
     /// (lowest latency); a few ms multiply fan-out throughput. See BENCHMARKS.md.
     pub flush_tick_ms: u64,
+    /// SQLite `synchronous` level: `full` (default; survives power loss) or `normal`
+    /// (survives a killed process; faster). See BENCHMARKS.md for the cost.
+    pub sqlite_synchronous: SqliteSync,
     /// Events kept per channel for recovery (`subscribe` with `since`).
     pub replay_window_events: usize,
     /// Seconds an event stays in its channel's replay window.
@@ -173,6 +211,7 @@ impl Default for Config {
             block_words: Vec::new(),
             free_feed_rate: 20,
             flush_tick_ms: 5,
+            sqlite_synchronous: SqliteSync::Full,
             replay_window_events: 256,
             replay_window_s: 300,
             max_connections: 100_000,
@@ -260,6 +299,9 @@ pub struct ConfigArgs {
     pub free_feed_rate: Option<u32>,
     #[arg(long, env = "DANMAKU_FLUSH_TICK_MS")]
     pub flush_tick_ms: Option<u64>,
+    /// `full` or `normal`.
+    #[arg(long, env = "DANMAKU_SQLITE_SYNCHRONOUS")]
+    pub sqlite_synchronous: Option<SqliteSync>,
     #[arg(long, env = "DANMAKU_REPLAY_WINDOW_EVENTS")]
     pub replay_window_events: Option<usize>,
     #[arg(long, env = "DANMAKU_REPLAY_WINDOW_S")]
@@ -348,6 +390,7 @@ impl ConfigArgs {
             replay_window_events,
             replay_window_s,
             flush_tick_ms,
+            sqlite_synchronous,
             bus,
             store,
             node_id,

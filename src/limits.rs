@@ -286,8 +286,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for DeadlineIo<T> {
         if this.deadline.is_some()
             && let Poll::Ready(Ok(())) = res
         {
-            let fresh = buf.filled()[before..].to_vec();
-            this.observe(&fresh);
+            this.observe(&buf.filled()[before..]);
         }
         res
     }

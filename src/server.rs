@@ -12,7 +12,7 @@ use poem::{
     endpoint::StaticFileEndpoint,
     get, handler,
     http::StatusCode,
-    listener::{Acceptor, AcceptorExt, Listener, TcpListener},
+    listener::{Acceptor, Listener, TcpListener},
     web::Data,
 };
 use tokio::sync::watch;
@@ -76,7 +76,10 @@ pub async fn build(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<S
         metrics.clone(),
     ));
     let store: Arc<dyn Store> = if cfg.store == "sqlite" {
-        Arc::new(SqliteStore::open(&cfg.data_dir).map_err(|e| e.to_string())?)
+        Arc::new(
+            SqliteStore::open_with(&cfg.data_dir, cfg.sqlite_synchronous)
+                .map_err(|e| e.to_string())?,
+        )
     } else {
         Arc::new(
             PgStore::open(&cfg.store, &cfg.pg_schema)
@@ -249,7 +252,12 @@ fn readyz(state: Data<&Arc<State>>) -> (StatusCode, String) {
 fn metrics_text(state: Data<&Arc<State>>) -> poem::Response {
     poem::Response::builder()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(format!(
+            "{}# HELP danmaku_outbox_queued_bytes Bytes queued in socket outboxes, not yet written.\n\
+             # TYPE danmaku_outbox_queued_bytes gauge\ndanmaku_outbox_queued_bytes {}\n",
+            state.metrics.render(),
+            state.hub.queued_bytes()
+        ))
 }
 
 /// The policy of the static pages: scripts only from this origin (no inline script, no
@@ -323,7 +331,9 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
 /// A bound, not yet running server. Tests bind `127.0.0.1:0` and read [`Server::addr`].
 pub struct Server {
     state: Arc<State>,
-    acceptor: poem::listener::BoxAcceptor,
+    /// Concrete, not boxed: poem's `BoxAcceptor` splits every stream into halves behind
+    /// a lock and two boxes, paid on each read and write for the life of a socket.
+    acceptor: HandshakeDeadline<poem::listener::TcpAcceptor>,
     addr: SocketAddr,
     shutdown_tx: watch::Sender<bool>,
 }
@@ -349,7 +359,7 @@ impl Server {
             .ok_or("listener has no socket address")?;
         Ok(Server {
             state,
-            acceptor: acceptor.boxed(),
+            acceptor,
             addr,
             shutdown_tx,
         })

@@ -135,6 +135,11 @@ impl Conn {
         }
     }
 
+    /// Bytes queued and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// The session wrote `len` bytes of queued frames.
     pub fn written(&self, len: usize) {
         self.queued.fetch_sub(len, Ordering::Relaxed);

@@ -72,6 +72,13 @@ impl Hub {
         (conn, rx)
     }
 
+    /// Bytes queued in every outbox, summed at the moment of the call. Read by the
+    /// metrics endpoint only: a shared counter on the push path would make every
+    /// delivery contend on one cache line.
+    pub fn queued_bytes(&self) -> usize {
+        self.conns.pin().values().map(|c| c.queued_bytes()).sum()
+    }
+
     /// Forgets a socket and its memberships. `channels` are the names it had joined.
     pub fn unregister(&self, conn: &Conn, channels: &[Arc<str>]) {
         let role = conn.role();

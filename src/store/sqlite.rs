@@ -1,7 +1,9 @@
 //! SQLite store (embedded default).
 //!
-//! Durability settings: `journal_mode=WAL` with `synchronous=FULL`, so a transaction is on
-//! disk (WAL fsynced) before the call returns, and only then is anything acknowledged.
+//! Durability settings: `journal_mode=WAL` with `synchronous=FULL` by default, so a
+//! transaction is on disk (WAL fsynced) before the call returns, and only then is anything
+//! acknowledged. `sqlite_synchronous = "normal"` keeps the guarantee against a killed
+//! process (the commit is in the OS) but not against power loss.
 //!
 //! Writes go through one writer thread that does **group commit**: it takes every write
 //! queued while the previous commit was syncing, runs them in one transaction, commits
@@ -18,6 +20,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{ChannelDecl, Store, StoreError};
+use crate::config::SqliteSync;
 use crate::{access::Tier, auth::now_millis};
 
 /// Schema migrations, applied in order; `user_version` records how many ran.
@@ -82,11 +85,11 @@ pub struct SqliteStore {
 }
 
 /// Opens a connection with the durability pragmas.
-fn connect(path: &Path) -> Result<Connection, StoreError> {
+fn connect(path: &Path, sync: SqliteSync) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(unavailable)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(unavailable)?;
-    conn.pragma_update(None, "synchronous", "FULL")
+    conn.pragma_update(None, "synchronous", sync.pragma())
         .map_err(unavailable)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(unavailable)?;
@@ -130,21 +133,27 @@ fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Job>) {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `dir/danmaku.db` and runs migrations.
+    /// Opens (creating if needed) `dir/danmaku.db` with `synchronous=FULL`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, SqliteSync::Full)
+    }
+
+    /// Opens (creating if needed) `dir/danmaku.db` at the given `synchronous` level and
+    /// runs migrations.
+    pub fn open_with(dir: &Path, sync: SqliteSync) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
         let path = dir.join("danmaku.db");
-        let mut conn = connect(&path)?;
+        let mut conn = connect(&path, sync)?;
         migrate(&mut conn)?;
-        let write_conn = connect(&path)?;
+        let write_conn = connect(&path, sync)?;
         let (writer, rx) = tokio::sync::mpsc::channel::<Job>(8192);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(write_conn, rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
-        tracing::info!(path = %path.display(), "sqlite store open (WAL, synchronous=FULL, group commit)");
+        tracing::info!(path = %path.display(), synchronous = sync.pragma(), "sqlite store open (WAL, group commit)");
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             writer,

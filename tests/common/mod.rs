@@ -22,6 +22,11 @@ pub const API_KEY: &str = "test-api-key";
 /// How long a test waits for a frame that must arrive.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Held by the load-heavy tests (a thousand sockets, floods) so that no two of them share
+/// the two cores at once: each asserts that healthy readers keep up, which is only fair
+/// if the machine is not also running another flood.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Builds a test server with adjusted configuration.
 pub struct TestAppBuilder {
     cfg: Config,
@@ -99,6 +104,13 @@ impl TestApp {
     /// Starts a server with the defaults.
     pub async fn start() -> TestApp {
         Self::builder().start().await
+    }
+
+    /// A signer for the server's key, owned (for `danmaku bench`, which takes one).
+    pub fn key_signer(&self) -> danmaku::auth::Signer {
+        Keys::load(&state_cfg(&self._dir))
+            .and_then(|k| k.signer())
+            .expect("signer")
     }
 
     /// Starts the server's shutdown sequence.
