@@ -89,6 +89,11 @@ pub struct BenchArgs {
     /// Write a machine-readable result here.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Extra viewers that subscribe and then never read (fanout, rooms, mixed). The
+    /// server must close them as slow while every other viewer still gets everything;
+    /// the report counts the slow closes the server made meanwhile.
+    #[arg(long, default_value_t = 0)]
+    pub stalled: usize,
     /// Video id prefix, so runs do not mix.
     #[arg(long, default_value = "bench")]
     pub video: String,
@@ -187,6 +192,10 @@ pub struct Report {
     pub rss_before_kb: Option<u64>,
     pub rss_after_kb: Option<u64>,
     pub rss_per_conn_bytes: Option<f64>,
+    /// Viewers that never read (`--stalled`).
+    pub stalled: usize,
+    /// Sockets the server closed as slow during the run (from its `/metrics`).
+    pub slow_disconnects: Option<u64>,
     pub ok: bool,
 }
 
@@ -330,6 +339,27 @@ struct Live {
     delivered: AtomicU64,
 }
 
+/// The end-of-run signal: a flag for polling loops and a notifier for viewers, which
+/// wait on it beside their socket instead of arming a timer per frame.
+#[derive(Default)]
+struct Stop {
+    flag: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Stop {
+    /// Ends the run.
+    fn stop(&self) {
+        self.flag.store(true, Relaxed);
+        self.notify.notify_waiters();
+    }
+
+    /// Whether the run has ended.
+    fn is_stopped(&self) -> bool {
+        self.flag.load(Relaxed)
+    }
+}
+
 /// A viewer's final tally.
 struct ViewerResult {
     role: Role,
@@ -375,28 +405,12 @@ fn parse_text(text: &str) -> Option<(usize, u64, u64, bool)> {
     ))
 }
 
-/// Connects a viewer, subscribes to its room, and signals readiness.
-#[allow(clippy::too_many_arguments)]
-async fn viewer(
-    ws_url: String,
-    token: Option<String>,
-    role: Role,
-    room: usize,
-    channel: String,
-    posters: usize,
-    ready: Arc<tokio::sync::Barrier>,
-    stop: Arc<AtomicBool>,
-    live: Arc<Live>,
-    connect_permit: Option<tokio::sync::OwnedSemaphorePermit>,
-) -> Result<ViewerResult, String> {
-    let url = match &token {
-        Some(t) => format!("{ws_url}?access_token={t}"),
-        None => ws_url,
-    };
-    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(30), connect_async(url.as_str()))
-        .await
-        .map_err(|_| "viewer connect timed out".to_string())?
-        .map_err(|e| format!("viewer connect: {e}"))?;
+/// A client socket as both viewer kinds hold it.
+type ClientWs =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Subscribes to `channel` and waits for the server's reply.
+async fn subscribe(ws: &mut ClientWs, channel: &str) -> Result<(), String> {
     ws.send(Message::text(
         json!({"op": "subscribe", "id": 1, "channel": channel}).to_string(),
     ))
@@ -423,6 +437,83 @@ async fn viewer(
             }
         }
     }
+    Ok(())
+}
+
+/// Connects a viewer that reads its subscribe reply and then never reads again. Its
+/// receive buffer is small, so the server's outbox (not the kernel) fills up.
+async fn stalled_viewer(
+    ws_url: &str,
+    token: Option<String>,
+    channel: &str,
+) -> Result<ClientWs, String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = match &token {
+        Some(t) => format!("{ws_url}?access_token={t}"),
+        None => ws_url.to_string(),
+    };
+    let req = url.into_client_request().map_err(|e| e.to_string())?;
+    let host = req.uri().authority().ok_or("no host in --url")?.to_string();
+    let addr = tokio::net::lookup_host(host.as_str())
+        .await
+        .map_err(|e| format!("{host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host}: no address"))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| e.to_string())?;
+    socket
+        .set_recv_buffer_size(4096)
+        .map_err(|e| e.to_string())?;
+    let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .map_err(|e| format!("stalled viewer connect: {e}"))?;
+    subscribe(&mut ws, channel).await?;
+    Ok(ws)
+}
+
+/// Reads one sample of the server's `/metrics`.
+async fn server_metric(http: &reqwest::Client, base: &str, sample: &str) -> Option<f64> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|v| v.trim().parse().ok()))
+}
+
+/// Connects a viewer, subscribes to its room, and signals readiness.
+#[allow(clippy::too_many_arguments)]
+async fn viewer(
+    ws_url: String,
+    token: Option<String>,
+    role: Role,
+    room: usize,
+    channel: String,
+    posters: usize,
+    ready: Arc<tokio::sync::Barrier>,
+    stop: Arc<Stop>,
+    live: Arc<Live>,
+    connect_permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<ViewerResult, String> {
+    let url = match &token {
+        Some(t) => format!("{ws_url}?access_token={t}"),
+        None => ws_url,
+    };
+    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(30), connect_async(url.as_str()))
+        .await
+        .map_err(|_| "viewer connect timed out".to_string())?
+        .map_err(|e| format!("viewer connect: {e}"))?;
+    subscribe(&mut ws, &channel).await?;
     // Subscribed: let the next viewer connect.
     drop(connect_permit);
     ready.wait().await;
@@ -463,16 +554,17 @@ async fn viewer(
             live.delivered.fetch_add(n, Relaxed);
         }
     };
-    loop {
-        if stop.load(Relaxed) {
-            break;
-        }
-        match tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
-            Err(_) => continue,
-            Ok(None) => break,
-            Ok(Some(Err(_))) => break,
-            Ok(Some(Ok(Message::Text(t)))) => handle(&t, &mut res),
-            Ok(Some(Ok(_))) => {}
+    let stopped = stop.notify.notified();
+    tokio::pin!(stopped);
+    stopped.as_mut().enable();
+    while !stop.is_stopped() {
+        tokio::select! {
+            _ = &mut stopped => break,
+            msg = ws.next() => match msg {
+                None | Some(Err(_)) => break,
+                Some(Ok(Message::Text(t))) => handle(&t, &mut res),
+                Some(Ok(_)) => {}
+            },
         }
     }
     let _ = ws.close(None).await;
@@ -642,15 +734,11 @@ fn handle_rest(
 }
 
 /// Prints a progress line until `stop`.
-fn progress(
-    live: Arc<Live>,
-    stop: Arc<AtomicBool>,
-    total: Duration,
-) -> tokio::task::JoinHandle<()> {
+fn progress(live: Arc<Live>, stop: Arc<Stop>, total: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let start = Instant::now();
         let mut last = 0;
-        while !stop.load(Relaxed) {
+        while !stop.is_stopped() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let d = live.delivered.load(Relaxed);
             let frac = (start.elapsed().as_secs_f64() / total.as_secs_f64()).min(1.0);
@@ -716,7 +804,7 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
         .map_err(|e| e.to_string())?;
     let rss_before = args.server_pid.and_then(rss_kb);
     let live = Arc::new(Live::default());
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(Stop::default());
     let dur = Duration::from_secs(args.duration);
 
     let (rooms, viewers, posters_total) = match args.scenario {
@@ -773,6 +861,20 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
     ready.wait().await;
     eprintln!("{viewers} viewers subscribed");
     let rss_ready = args.server_pid.and_then(rss_kb);
+    let slow_before = if args.stalled > 0 {
+        server_metric(&http, &base, "danmaku_slow_disconnects_total").await
+    } else {
+        None
+    };
+    let mut stalled = Vec::with_capacity(args.stalled);
+    for i in 0..args.stalled {
+        let token = tokens.viewer(viewers + i, Role::Free);
+        let channel = format!("video:{}", room_video(i % rooms));
+        stalled.push(stalled_viewer(&ws_url, token, &channel).await?);
+    }
+    if args.stalled > 0 {
+        eprintln!("{} stalled viewers subscribed", args.stalled);
+    }
 
     let tally = Arc::new(Mutex::new(PostTally {
         acked_by_poster: vec![0; posters_total],
@@ -862,7 +964,14 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
         last = now;
     }
     let rss_after = args.server_pid.and_then(rss_kb);
-    stop.store(true, Relaxed);
+    let slow_disconnects = match slow_before {
+        Some(before) => server_metric(&http, &base, "danmaku_slow_disconnects_total")
+            .await
+            .map(|after| (after - before).max(0.0) as u64),
+        None => None,
+    };
+    drop(stalled);
+    stop.stop();
     let _ = bar.await;
 
     let tally = Arc::try_unwrap(tally)
@@ -929,7 +1038,8 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
         && acked == live.sent.load(Relaxed)
         && roles
             .values()
-            .all(|r| r.duplicates == 0 && r.leaks == 0 && r.missed == 0);
+            .all(|r| r.duplicates == 0 && r.leaks == 0 && r.missed == 0)
+        && (args.stalled == 0 || slow_disconnects.unwrap_or(0) >= args.stalled as u64);
     let report = Report {
         scenario: args.scenario,
         viewers,
@@ -952,6 +1062,8 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
         rss_before_kb: rss_before,
         rss_after_kb: rss_after,
         rss_per_conn_bytes: rss_per_conn,
+        stalled: args.stalled,
+        slow_disconnects,
         ok,
     };
     print_report(&report, viewer_errors, &poster_errors);
@@ -1024,6 +1136,14 @@ fn print_report(r: &Report, viewer_errors: usize, poster_errors: &[String]) {
     }
     if let Some(p) = r.rss_per_conn_bytes {
         println!("server RSS per connection: {:.0} bytes", p);
+    }
+    if r.stalled > 0 {
+        println!(
+            "stalled viewers: {}, closed by the server as slow: {}",
+            r.stalled,
+            r.slow_disconnects
+                .map_or_else(|| "unknown (no /metrics)".into(), |n| n.to_string())
+        );
     }
     if viewer_errors > 0 {
         println!("viewer failures: {viewer_errors}");

@@ -5,6 +5,7 @@ mod abuse;
 mod api;
 mod auth;
 mod authz_prop;
+mod bench;
 mod cluster;
 mod common;
 mod danmaku;

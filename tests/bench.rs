@@ -1,0 +1,194 @@
+//! `danmaku bench` is correct before it is fast: against the real server it sees every
+//! delivery, and against a server that loses or repeats one event it says so.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use danmaku::bench::{self, BenchArgs, Report, Scenario, Via};
+use futures_util::{SinkExt, StreamExt};
+use poem::{
+    EndpointExt, Route, handler,
+    http::StatusCode,
+    listener::{Acceptor, Listener, TcpListener},
+    post,
+    web::{
+        Data, Json,
+        websocket::{Message, WebSocket},
+    },
+};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::common::TestApp;
+
+/// A small fanout run against `url`.
+fn fanout(url: &str, viewers: usize) -> BenchArgs {
+    BenchArgs {
+        scenario: Scenario::Fanout,
+        url: url.to_string(),
+        post_url: None,
+        viewers,
+        posters: 2,
+        rate: 40.0,
+        duration: 2,
+        rooms: 1,
+        concurrency: 1,
+        via: Via::Rest,
+        server_pid: None,
+        token_file: None,
+        json: None,
+        video: "benchtest".into(),
+        stalled: 0,
+    }
+}
+
+/// Totals over the roles of a report: (received, expected, missed, duplicates, leaks).
+fn totals(r: &Report) -> (u64, u64, u64, u64, u64) {
+    r.roles.values().fold((0, 0, 0, 0, 0), |t, x| {
+        (
+            t.0 + x.received,
+            t.1 + x.expected,
+            t.2 + x.missed,
+            t.3 + x.duplicates,
+            t.4 + x.leaks,
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_sees_every_delivery_of_the_real_server() {
+    let app = TestApp::builder()
+        .config(|c| c.free_feed_rate = 0)
+        .start()
+        .await;
+    let report = bench::run(fanout(&app.base, 12), Some(app.key_signer()))
+        .await
+        .expect("bench runs");
+    let (received, expected, missed, dups, leaks) = totals(&report);
+    assert!(report.acked > 0, "no comment was acknowledged: {report:?}");
+    assert_eq!(report.acked, report.sent, "{report:?}");
+    assert_eq!(
+        expected,
+        report.acked * 12,
+        "every viewer expects every comment"
+    );
+    assert_eq!((received, missed, dups, leaks), (expected, 0, 0, 0));
+    assert!(report.ok, "{report:?}");
+}
+
+/// A fake danmaku server: acknowledges every REST post with 201 and rebroadcasts it to
+/// every socket, except that it drops the post numbered `drop` and sends the post
+/// numbered `dup` twice.
+struct Faulty {
+    events: broadcast::Sender<String>,
+    posts: AtomicU64,
+    drop: u64,
+    dup: u64,
+}
+
+#[handler]
+async fn faulty_post(fake: Data<&Arc<Faulty>>, body: Json<Value>) -> (StatusCode, Json<Value>) {
+    let n = fake.posts.fetch_add(1, Ordering::SeqCst);
+    let event = json!({
+        "type": "event", "channel": "video:benchtest", "event": "danmaku",
+        "payload": {"id": n, "text": body["text"]},
+    })
+    .to_string();
+    let copies = match n {
+        n if n == fake.drop => 0,
+        n if n == fake.dup => 2,
+        _ => 1,
+    };
+    for _ in 0..copies {
+        let _ = fake.events.send(event.clone());
+    }
+    (StatusCode::CREATED, Json(json!({"id": n})))
+}
+
+#[handler]
+fn faulty_ws(ws: WebSocket, fake: Data<&Arc<Faulty>>) -> impl poem::IntoResponse {
+    let mut events = fake.events.subscribe();
+    ws.on_upgrade(move |mut socket| async move {
+        let _ = socket
+            .send(Message::Text(json!({"type": "welcome"}).to_string()))
+            .await;
+        loop {
+            tokio::select! {
+                msg = socket.next() => match msg {
+                    Some(Ok(Message::Text(t))) => {
+                        let op: Value = serde_json::from_str(&t).unwrap_or_default();
+                        let reply = json!({"type": "reply", "id": op["id"], "ok": true});
+                        let _ = socket.send(Message::Text(reply.to_string())).await;
+                    }
+                    Some(Ok(_)) => {}
+                    _ => break,
+                },
+                ev = events.recv() => match ev {
+                    Ok(ev) => {
+                        if socket.send(Message::Text(ev)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                },
+            }
+        }
+    })
+}
+
+/// Serves a [`Faulty`] server on a free port; returns its base URL.
+async fn start_faulty(drop: u64, dup: u64) -> String {
+    let fake = Arc::new(Faulty {
+        events: broadcast::channel(4096).0,
+        posts: AtomicU64::new(0),
+        drop,
+        dup,
+    });
+    let app = Route::new()
+        .at("/ws", poem::get(faulty_ws))
+        .at("/api/videos/:video/danmaku", post(faulty_post))
+        .data(fake);
+    let acceptor = TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .expect("bind");
+    let addr = acceptor.local_addr()[0]
+        .as_socket_addr()
+        .copied()
+        .expect("tcp address");
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_a_dropped_event_as_missed_by_every_viewer() {
+    const VIEWERS: usize = 6;
+    let url = start_faulty(5, u64::MAX).await;
+    let signer = TestApp::builder().start().await.key_signer();
+    let report = bench::run(fanout(&url, VIEWERS), Some(signer))
+        .await
+        .expect("bench runs");
+    let (received, expected, missed, dups, _) = totals(&report);
+    assert!(report.acked > 5, "too few posts to reach the dropped one");
+    assert_eq!(missed, VIEWERS as u64, "one event lost by every viewer");
+    assert_eq!(dups, 0);
+    assert_eq!(received, expected - VIEWERS as u64);
+    assert!(!report.ok, "a lost event must fail the run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_a_repeated_event_as_a_duplicate() {
+    const VIEWERS: usize = 6;
+    let url = start_faulty(u64::MAX, 3).await;
+    let signer = TestApp::builder().start().await.key_signer();
+    let report = bench::run(fanout(&url, VIEWERS), Some(signer))
+        .await
+        .expect("bench runs");
+    let (received, expected, missed, dups, _) = totals(&report);
+    assert_eq!(dups, VIEWERS as u64, "one event seen twice by every viewer");
+    assert_eq!(missed, 0);
+    assert_eq!(received, expected + VIEWERS as u64);
+    assert!(!report.ok, "a duplicate must fail the run");
+}
