@@ -9,7 +9,8 @@ use std::sync::{
     atomic::{AtomicU8, AtomicU16, AtomicUsize, Ordering},
 };
 
-use tokio::sync::{Notify, mpsc};
+use futures_util::task::AtomicWaker;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::auth::Role;
@@ -54,8 +55,10 @@ pub struct Conn {
     max_bytes: usize,
     /// Close code requested by the hub; 0 while open.
     close_code: AtomicU16,
-    /// Wakes the session when `close_code` is set.
-    kill: Notify,
+    /// Wakes the session when `close_code` is set. An `AtomicWaker`, not a `Notify`: the
+    /// session polls this on every turn of its loop, and a waiting `Notify` takes its
+    /// mutex on each poll.
+    kill: AtomicWaker,
 }
 
 /// What happened to one push.
@@ -87,7 +90,7 @@ impl Conn {
             queued: AtomicUsize::new(0),
             max_bytes,
             close_code: AtomicU16::new(0),
-            kill: Notify::new(),
+            kill: AtomicWaker::new(),
         });
         (conn, rx)
     }
@@ -152,7 +155,7 @@ impl Conn {
             .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if first {
-            self.kill.notify_one();
+            self.kill.wake();
         }
         first
     }
@@ -165,13 +168,20 @@ impl Conn {
         }
     }
 
-    /// Resolves once a close has been requested.
+    /// Resolves once a close has been requested. Only the session task awaits it (an
+    /// `AtomicWaker` holds one waker).
     pub async fn closing(&self) -> u16 {
-        loop {
+        std::future::poll_fn(|cx| {
             if let Some(code) = self.close_requested() {
-                return code;
+                return std::task::Poll::Ready(code);
             }
-            self.kill.notified().await;
-        }
+            self.kill.register(cx.waker());
+            // A close requested between the check and the registration woke nobody.
+            match self.close_requested() {
+                Some(code) => std::task::Poll::Ready(code),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
     }
 }

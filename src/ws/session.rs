@@ -119,6 +119,12 @@ pub async fn run(
         .hub
         .register(conn_id, identity.sub.clone(), identity.role);
     tracing::info!(conn = conn_id, sub = %identity.sub, role = %identity.role, "ws open");
+    // Shutdown closes every registered socket (`Hub::close_all`). One that registered
+    // after that sweep sees the flag here, so the loop needs no shutdown branch (whose
+    // watch future would take a lock on every turn).
+    if *state.shutdown.borrow() {
+        conn.request_close(close::GOING_AWAY);
+    }
 
     let bucket = TokenBucket::new(state.cfg.ws_ops_per_s, state.cfg.ws_ops_burst);
     let mut session = Session {
@@ -252,7 +258,6 @@ impl Session {
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut shutdown = self.state.shutdown.clone();
         let far = Duration::from_secs(365 * 24 * 3600);
         let deadline = tokio::time::sleep(far);
         tokio::pin!(deadline);
@@ -263,9 +268,6 @@ impl Session {
                 biased;
                 code = self.conn.closing() => {
                     return Exit { code, reason: reason_of(code) };
-                }
-                _ = shutdown.changed() => {
-                    return Exit { code: close::GOING_AWAY, reason: reason_of(close::GOING_AWAY) };
                 }
                 frame = rx.recv(), if self.pending.is_none() => {
                     let Some(frame) = frame else {
