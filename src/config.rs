@@ -156,6 +156,10 @@ pub struct Config {
     /// Milliseconds a new TCP connection has to send its first complete HTTP request
     /// head; slower ones are dropped.
     pub handshake_timeout_ms: u64,
+    /// Kernel send buffer per accepted socket (`SO_SNDBUF`, bytes); 0 leaves Linux's
+    /// autotuning, which lets a stalled peer absorb up to `tcp_wmem`'s maximum (4 MiB)
+    /// before its outbox fills. A cap finds slow consumers sooner and bounds kernel memory.
+    pub socket_send_buffer: usize,
     /// Largest REST request body in bytes; bigger ones get 413 `payload_too_large`.
     pub rest_max_body: usize,
     /// Largest bilibili XML import body in bytes.
@@ -221,6 +225,7 @@ impl Default for Config {
             ws_ops_per_s: 50,
             ws_ops_burst: 100,
             handshake_timeout_ms: 10_000,
+            socket_send_buffer: 0,
             rest_max_body: 64 * 1024,
             import_max_body: 16 * 1024 * 1024,
             cors_origins: Vec::new(),
@@ -332,6 +337,8 @@ pub struct ConfigArgs {
     pub ws_ops_burst: Option<u32>,
     #[arg(long, env = "DANMAKU_HANDSHAKE_TIMEOUT_MS")]
     pub handshake_timeout_ms: Option<u64>,
+    #[arg(long, env = "DANMAKU_SOCKET_SEND_BUFFER")]
+    pub socket_send_buffer: Option<usize>,
     #[arg(long, env = "DANMAKU_REST_MAX_BODY")]
     pub rest_max_body: Option<usize>,
     #[arg(long, env = "DANMAKU_IMPORT_MAX_BODY")]
@@ -403,6 +410,7 @@ impl ConfigArgs {
             ws_ops_per_s,
             ws_ops_burst,
             handshake_timeout_ms,
+            socket_send_buffer,
             rest_max_body,
             import_max_body,
             cors_origins,

@@ -206,19 +206,32 @@ impl TokenBucket {
 /// Wraps an acceptor so every connection must deliver its first request head (up to the
 /// blank line) within `timeout`, or is dropped. Without it a peer that opens TCP and sends
 /// nothing (or a byte a minute) holds a socket and a task for as long as it likes.
+///
+/// It also caps each socket's kernel send buffer when `send_buffer` is set: Linux grows
+/// a send buffer up to `tcp_wmem`'s maximum (4 MiB by default) for a peer that stopped
+/// reading, which both hides a slow consumer from the outbox for minutes and lets 10k
+/// sockets pin gigabytes of kernel memory.
 pub struct HandshakeDeadline<A> {
     inner: A,
     timeout: Duration,
+    send_buffer: usize,
 }
 
 impl<A> HandshakeDeadline<A> {
-    /// Wraps `inner`.
-    pub fn new(inner: A, timeout: Duration) -> Self {
-        HandshakeDeadline { inner, timeout }
+    /// Wraps `inner`; `send_buffer` 0 leaves the kernel's autotuning alone.
+    pub fn new(inner: A, timeout: Duration, send_buffer: usize) -> Self {
+        HandshakeDeadline {
+            inner,
+            timeout,
+            send_buffer,
+        }
     }
 }
 
-impl<A: Acceptor> Acceptor for HandshakeDeadline<A> {
+impl<A: Acceptor> Acceptor for HandshakeDeadline<A>
+where
+    A::Io: std::os::fd::AsFd,
+{
     type Io = DeadlineIo<A::Io>;
 
     fn local_addr(&self) -> Vec<LocalAddr> {
@@ -229,6 +242,11 @@ impl<A: Acceptor> Acceptor for HandshakeDeadline<A> {
         &mut self,
     ) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
         let (io, local, remote, scheme) = self.inner.accept().await?;
+        if self.send_buffer > 0
+            && let Err(e) = socket2::SockRef::from(&io).set_send_buffer_size(self.send_buffer)
+        {
+            tracing::warn!(error = %e, "cannot set SO_SNDBUF");
+        }
         Ok((DeadlineIo::new(io, self.timeout), local, remote, scheme))
     }
 }

@@ -271,6 +271,10 @@ frame-ancestors 'self'; form-action 'self'";
 /// and (when configured) CORS.
 pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::Endpoint {
     let api_service = api::service();
+    let allow = Arc::new(api::allow::AllowTable::from_spec(
+        &api_service.spec(),
+        "/api",
+    ));
     let ui = api_service.swagger_ui();
     let spec = api_service.spec_endpoint();
     let caps = BodyCaps {
@@ -320,6 +324,7 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
         .at("/admin", get(page("admin.html")))
         .nest("/", pages)
         .around(move |ep, req| crate::limits::limit_body(ep, caps, req))
+        .around(move |ep, req| api::allow::add_allow(ep, allow.clone(), req))
         .with_if(
             cors.is_some(),
             cors.unwrap_or_else(poem::middleware::Cors::new),
@@ -351,6 +356,7 @@ impl Server {
         let acceptor = HandshakeDeadline::new(
             acceptor,
             Duration::from_millis(state.cfg.handshake_timeout_ms),
+            state.cfg.socket_send_buffer,
         );
         let addr = acceptor
             .local_addr()

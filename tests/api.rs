@@ -381,3 +381,38 @@ async fn pages_are_served_at_their_routes() {
         .unwrap();
     assert!(total < 2_000_000, "the demo clip is {total} bytes");
 }
+
+/// A 405 lists the methods the resource has (RFC 9110), API routes and others alike,
+/// and keeps the `{code, message}` body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_not_allowed_lists_the_allowed_methods() {
+    let app = TestApp::start().await;
+    for (method, path, allow) in [
+        (reqwest::Method::DELETE, "/api/videos", "GET"),
+        (reqwest::Method::PUT, "/api/videos/v1/danmaku", "GET, POST"),
+        (
+            reqwest::Method::POST,
+            "/api/schedules/s-1",
+            "DELETE, GET, PATCH",
+        ),
+        (reqwest::Method::POST, "/healthz", "GET"),
+    ] {
+        let resp = app
+            .http
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 405, "{method} {path}");
+        assert_eq!(
+            resp.headers().get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+        let body: Value = resp.json().await.expect("JSON body");
+        assert_eq!(
+            body["code"], "method_not_allowed",
+            "{method} {path}: {body}"
+        );
+    }
+}

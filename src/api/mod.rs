@@ -4,6 +4,7 @@
 //! the extractors in [`auth`] and answers errors as [`error::ApiError`]. The spec that
 //! this module generates is committed as `openapi/openapi.json` and checked by a test.
 
+pub mod allow;
 pub mod auth;
 pub mod channels;
 pub mod demo;
