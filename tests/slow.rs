@@ -197,3 +197,67 @@ async fn ten_stalled_viewers_of_1000_at_100_events_per_s_are_dropped_and_the_990
     .await;
     drop(stalled);
 }
+
+/// A reader dropped as slow while a batch was half written still gets a well-formed
+/// stream when it reads again: the rest of that frame first, then the close (4008), or
+/// a hang-up if the rest could not be sent. Never a close frame spliced into a data frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_dropped_as_slow_mid_frame_still_reads_a_well_formed_stream() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+    let _heavy = HEAVY.lock().await;
+    let app = TestApp::builder()
+        .config(|c| {
+            // Room for several batches, so the session is blocked in a write (kernel
+            // buffers full, kept small by the send-buffer cap) when the outbox overflows.
+            c.outbox_max_msgs = 64;
+            c.outbox_max_bytes = 256 * 1024;
+            c.socket_send_buffer = 16 * 1024;
+        })
+        .start()
+        .await;
+    let mut slow = WsClient::connect_small_buffer(&app.ws_base, 4096).await;
+    let pad = "s".repeat(8 * 1024);
+    let mut sent = 0;
+    while app.metric("danmaku_slow_disconnects_total").await < 1.0 {
+        assert!(sent < 5_000, "the slow reader was never dropped");
+        for _ in 0..10 {
+            let (status, _) = app
+                .admin_post(
+                    "/api/push/broadcast",
+                    json!({"payload": {"tag": sent.to_string(), "pad": pad}}),
+                )
+                .await;
+            assert_eq!(status, 200);
+            sent += 1;
+        }
+    }
+    let mut frames = 0;
+    loop {
+        let next = tokio::time::timeout(crate::common::WAIT, slow.ws.next())
+            .await
+            .expect("the stream ends after the drop");
+        match next {
+            Some(Ok(Message::Text(t))) => {
+                serde_json::from_str::<serde_json::Value>(&t).expect("every frame is JSON");
+                frames += 1;
+            }
+            Some(Ok(Message::Close(Some(f)))) => {
+                assert_eq!(u16::from(f.code), 4008, "closed as slow");
+                break;
+            }
+            Some(Ok(_)) => {}
+            // A hang-up (the rest could not be written in time) is allowed; a protocol,
+            // UTF-8 or size error would mean a corrupt stream.
+            Some(Err(WsError::Io(_) | WsError::ConnectionClosed | WsError::AlreadyClosed))
+            | None => break,
+            Some(Err(WsError::Protocol(e)))
+                if e.to_string().contains("without closing handshake") =>
+            {
+                break;
+            }
+            Some(Err(e)) => panic!("corrupt stream after {frames} frames: {e}"),
+        }
+    }
+    assert!(frames > 0, "the slow reader read nothing back");
+}

@@ -86,6 +86,9 @@ struct Session {
     posts: Arc<tokio::sync::Semaphore>,
     /// The first frame of a burst, held until the flush tick fires.
     pending: Option<Utf8Bytes>,
+    /// A batch whose write was cut short (the socket is closing), with the bytes written
+    /// so far: its rest must go out before any other frame, or nothing more may be sent.
+    unsent: Unsent,
     /// The per-socket op rate limit.
     bucket: TokenBucket,
 }
@@ -139,6 +142,7 @@ pub async fn run(
         window_start: Instant::now(),
         posts: Arc::new(tokio::sync::Semaphore::new(POSTS_IN_FLIGHT)),
         pending: None,
+        unsent: None,
         bucket,
     };
     session.join_automatic();
@@ -171,16 +175,28 @@ async fn close_gracefully(
     rx: &mut mpsc::Receiver<Utf8Bytes>,
     exit: Exit,
 ) -> (u16, &'static str) {
+    // A frame cut short must be finished first; if it cannot be, nothing else may be
+    // written (a close frame inside it would corrupt the stream), so just hang up.
+    let finished = session.unsent.is_none()
+        || matches!(
+            tokio::time::timeout(
+                Duration::from_secs(1),
+                write_unsent(ws, &mut session.unsent)
+            )
+            .await,
+            Ok(Ok(()))
+        );
     // Frames queued before the close (replies to the last ops, above all) still go out,
     // unless the peer is the reason we close: a slow reader gets nothing more.
-    if exit.code != close::SLOW && session.conn.close_requested() != Some(close::SLOW) {
+    if finished && exit.code != close::SLOW && session.conn.close_requested() != Some(close::SLOW) {
         let first = session.pending.take().or_else(|| rx.try_recv().ok());
         if let Some(first) = first {
             let conn = session.conn.clone();
+            let unsent = &mut session.unsent;
             let drain = async {
                 let mut next = Some(first);
                 while let Some(frame) = next.take() {
-                    write_batch(ws, frame, rx, &conn).await?;
+                    write_batch(ws, frame, rx, &conn, unsent).await?;
                     next = rx.try_recv().ok();
                 }
                 Ok::<(), WsError>(())
@@ -200,6 +216,9 @@ async fn close_gracefully(
         code: CloseCode::from(code),
         reason: reason.into(),
     };
+    if session.unsent.is_some() {
+        return (code, reason);
+    }
     // Best effort: a stalled peer will not read it, so do not wait long.
     let sent = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(close_frame))).await;
     if matches!(sent, Ok(Ok(()))) {
@@ -346,11 +365,16 @@ impl Session {
         ws: &mut WebSocketStream<Upgraded>,
         rx: &mut mpsc::Receiver<Utf8Bytes>,
     ) -> Option<Exit> {
-        let conn = &self.conn;
-        let mut next = self.pending.take();
+        let Session {
+            conn,
+            pending,
+            unsent,
+            ..
+        } = self;
+        let mut next = pending.take();
         while let Some(frame) = next.take() {
             tokio::select! {
-                res = tokio::time::timeout(WRITE_TIMEOUT, write_batch(ws, frame, rx, conn)) => {
+                res = tokio::time::timeout(WRITE_TIMEOUT, write_batch(ws, frame, rx, conn, unsent)) => {
                     if !matches!(res, Ok(Ok(()))) {
                         return Some(Exit { code: close::SLOW, reason: "write failed or timed out" });
                     }
@@ -683,6 +707,7 @@ async fn write_batch(
     first: Utf8Bytes,
     rx: &mut mpsc::Receiver<Utf8Bytes>,
     conn: &Conn,
+    unsent: &mut Unsent,
 ) -> Result<(), WsError> {
     let mut frames = Vec::new();
     let mut bytes = first.len();
@@ -711,9 +736,32 @@ async fn write_batch(
     }
     drop(frames);
     ws.flush().await?;
-    let res = ws.get_mut().write_all(&buf).await;
+    *unsent = Some((buf, 0));
+    let res = write_unsent(ws, unsent).await;
     conn.written(bytes);
-    res.map_err(WsError::Io)
+    res
+}
+
+/// A raw frame being written and how many of its bytes are out.
+type Unsent = Option<(Vec<u8>, usize)>;
+
+/// Writes the rest of `unsent`, keeping count as it goes: each `write` is cancel-safe, so
+/// if this future is dropped (the socket is closing) the count says what is left.
+async fn write_unsent(
+    ws: &mut WebSocketStream<Upgraded>,
+    unsent: &mut Unsent,
+) -> Result<(), WsError> {
+    if let Some((buf, off)) = unsent.as_mut() {
+        while *off < buf.len() {
+            match ws.get_mut().write(&buf[*off..]).await {
+                Ok(0) => return Err(WsError::Io(std::io::ErrorKind::WriteZero.into())),
+                Ok(n) => *off += n,
+                Err(e) => return Err(WsError::Io(e)),
+            }
+        }
+    }
+    *unsent = None;
+    Ok(())
 }
 
 /// Appends the header of an unmasked, final text frame of `len` bytes (RFC 6455 §5.2).
