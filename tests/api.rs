@@ -416,3 +416,43 @@ async fn method_not_allowed_lists_the_allowed_methods() {
         );
     }
 }
+
+/// A named channel exists while it is declared: its presence answers 404 before the
+/// declaration and after its deletion, for admins too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_of_a_named_channel_follows_its_declaration() {
+    let app = TestApp::start().await;
+    let presence = || async {
+        status_json(
+            app.http
+                .get(app.url("/api/channels/lounge/presence"))
+                .header("X-Api-Key", API_KEY)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+    let (status, body) = presence().await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("unknown_channel"))
+    );
+    app.declare("lounge", "free").await;
+    let (status, body) = presence().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 0);
+    let resp = app
+        .http
+        .delete(app.url("/api/channels/lounge"))
+        .header("X-Api-Key", API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let (status, body) = presence().await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("unknown_channel"))
+    );
+}

@@ -174,8 +174,17 @@ impl ChannelsApi {
                 .directory
                 .check(&who, &name)
                 .map_err(ApiError::denied)?;
-        } else {
-            access::parse_channel(&name).map_err(ApiError::denied)?;
+        } else if matches!(
+            access::parse_channel(&name).map_err(ApiError::denied)?,
+            access::ChannelKind::Named
+        ) && state.directory.declared(&name).is_none()
+        {
+            // Admins may look into any channel, but a named one exists only while it is
+            // declared (a deleted declaration is gone, as for everyone else).
+            return Err(ApiError::not_found(
+                "unknown_channel",
+                format!("channel {} is not declared", *name),
+            ));
         }
         let counts = state
             .bus
