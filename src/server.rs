@@ -324,12 +324,13 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
         .at("/admin", get(page("admin.html")))
         .nest("/", pages)
         .around(move |ep, req| crate::limits::limit_body(ep, caps, req))
-        .around(move |ep, req| api::allow::add_allow(ep, allow.clone(), req))
         .with_if(
             cors.is_some(),
             cors.unwrap_or_else(poem::middleware::Cors::new),
         )
         .catch_all_error(api::error::render_error)
+        // Outside the error renderer, so every 405 arrives here as a response.
+        .around(move |ep, req| api::allow::add_allow(ep, allow.clone(), req))
         .data(state)
 }
 

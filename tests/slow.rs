@@ -31,21 +31,8 @@ async fn one_stalled_client_is_dropped_and_the_others_get_everything() {
     let progress: Vec<Arc<AtomicUsize>> = (0..READERS).map(|_| Arc::default()).collect();
     let mut readers = Vec::new();
     for (i, seen_count) in progress.iter().cloned().enumerate() {
-        let mut c = app.ws_as(&format!("reader{i}"), Role::Free).await;
-        readers.push(tokio::spawn(async move {
-            let mut seen = Vec::with_capacity(EVENTS);
-            loop {
-                let v = c.next_json().await;
-                if v["type"] == "end" {
-                    // Hand the socket back so it stays open until the test ends.
-                    return (seen, c);
-                }
-                if let Some(t) = tag_of(&v) {
-                    seen.push(t.parse::<usize>().unwrap());
-                    seen_count.store(seen.len(), Ordering::Relaxed);
-                }
-            }
-        }));
+        let c = app.ws_as(&format!("reader{i}"), Role::Free).await;
+        readers.push(spawn_reader(c, seen_count));
     }
     let pad = "x".repeat(8 * 1024);
     for i in 0..EVENTS {
@@ -57,13 +44,7 @@ async fn one_stalled_client_is_dropped_and_the_others_get_everything() {
             })
             .await;
         }
-        let (status, reply) = app
-            .admin_post(
-                "/api/push/broadcast",
-                json!({"payload": {"tag": i.to_string(), "pad": pad}}),
-            )
-            .await;
-        assert_eq!(status, 200, "{reply}");
+        broadcast_tagged(&app, i, &pad).await;
     }
     app.admin_post(
         "/api/push/broadcast",
@@ -131,19 +112,8 @@ async fn ten_stalled_viewers_of_1000_at_100_events_per_s_are_dropped_and_the_990
         clients.extend(futures_util::future::join_all(batch).await);
     }
     let mut readers = Vec::new();
-    for mut c in clients {
-        readers.push(tokio::spawn(async move {
-            let mut seen = Vec::new();
-            loop {
-                let v = c.next_json().await;
-                if v["type"] == "end" {
-                    return (seen, c);
-                }
-                if let Some(t) = tag_of(&v) {
-                    seen.push(t.parse::<usize>().unwrap());
-                }
-            }
-        }));
+    for c in clients {
+        readers.push(spawn_reader(c, Arc::default()));
     }
     assert_eq!(
         app.metric("danmaku_connections{role=\"guest\"}").await,
@@ -283,4 +253,26 @@ async fn broadcast_tagged(app: &TestApp, tag: usize, pad: &str) {
         )
         .await;
     assert_eq!(status, 200, "{reply}");
+}
+
+/// Reads tagged events until the `end` event, publishing how many it has seen in
+/// `seen_count`; returns the tags in arrival order and the socket (kept open by the
+/// caller until the test ends).
+fn spawn_reader(
+    mut c: WsClient,
+    seen_count: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<(Vec<usize>, WsClient)> {
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        loop {
+            let v = c.next_json().await;
+            if v["type"] == "end" {
+                return (seen, c);
+            }
+            if let Some(t) = tag_of(&v) {
+                seen.push(t.parse::<usize>().unwrap());
+                seen_count.store(seen.len(), Ordering::Relaxed);
+            }
+        }
+    })
 }

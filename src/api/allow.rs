@@ -69,30 +69,22 @@ impl AllowTable {
     }
 }
 
-/// Middleware body: adds `Allow` to a 405, whether it came back as a response or as an
-/// error (poem's router returns an error, rendered later by `render_error`).
+/// Middleware body: adds `Allow` to a 405. It wraps the error renderer, so a 405 from
+/// the router is already a `{code, message}` response here.
 pub async fn add_allow<E: Endpoint>(
     ep: Arc<E>,
     table: Arc<AllowTable>,
     req: Request,
 ) -> Result<Response> {
     let path = req.uri().path().to_string();
-    let res = ep.call(req).await.map(IntoResponse::into_response);
-    let res = match res {
-        Err(e) if e.status() == StatusCode::METHOD_NOT_ALLOWED => {
-            Ok(super::error::render_error(e).await)
-        }
-        other => other,
-    };
-    res.map(|mut resp| {
-        if resp.status() == StatusCode::METHOD_NOT_ALLOWED
-            && let Some(methods) = table.methods(&path)
-            && let Ok(v) = HeaderValue::from_str(methods)
-        {
-            resp.headers_mut().insert(header::ALLOW, v);
-        }
-        resp
-    })
+    let mut resp = ep.call(req).await?.into_response();
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(methods) = table.methods(&path)
+        && let Ok(v) = HeaderValue::from_str(methods)
+    {
+        resp.headers_mut().insert(header::ALLOW, v);
+    }
+    Ok(resp)
 }
 
 #[cfg(test)]

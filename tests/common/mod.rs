@@ -57,16 +57,19 @@ impl TestAppBuilder {
             base: format!("http://{addr}"),
             ws_base: format!("ws://{addr}/ws"),
             http: reqwest::Client::new(),
-            signer: Arc::new(
-                Keys::load(&state_cfg(&self.dir))
-                    .and_then(|k| k.signer())
-                    .expect("signer"),
-            ),
+            signer: Arc::new(key_signer(&self.dir)),
             stop: Some(stop_tx),
             handle: Some(handle),
             _dir: self.dir,
         }
     }
+}
+
+/// A signer for the key of the server whose data dir is `dir`.
+fn key_signer(dir: &tempfile::TempDir) -> danmaku::auth::Signer {
+    Keys::load(&state_cfg(dir))
+        .and_then(|k| k.signer())
+        .expect("signer")
 }
 
 /// A config whose keys match the test server's (used to mint tokens).
@@ -108,9 +111,7 @@ impl TestApp {
 
     /// A signer for the server's key, owned (for `danmaku bench`, which takes one).
     pub fn key_signer(&self) -> danmaku::auth::Signer {
-        Keys::load(&state_cfg(&self._dir))
-            .and_then(|k| k.signer())
-            .expect("signer")
+        key_signer(&self._dir)
     }
 
     /// Starts the server's shutdown sequence.
