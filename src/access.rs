@@ -6,108 +6,13 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use crate::auth::{Identity, Role};
+use crate::model::{Identity, Refusal, Tier};
 
 /// Longest accepted channel name.
 pub const MAX_CHANNEL_LEN: usize = 128;
 
 /// The channel every socket is on automatically; broadcasts and role pushes use it.
 pub const BROADCAST: &str = "broadcast";
-
-/// Who may join a channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, poem_openapi::Enum)]
-#[serde(rename_all = "lowercase")]
-#[oai(rename_all = "lowercase")]
-pub enum Tier {
-    /// Everyone, including guests.
-    Free,
-    /// Members and admins.
-    Member,
-    /// Admins only.
-    Admin,
-}
-
-impl Tier {
-    /// Lowercase name, as stored and on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Free => "free",
-            Tier::Member => "member",
-            Tier::Admin => "admin",
-        }
-    }
-
-    /// Parses a stored tier name.
-    pub fn parse(s: &str) -> Option<Tier> {
-        match s {
-            "free" => Some(Tier::Free),
-            "member" => Some(Tier::Member),
-            "admin" => Some(Tier::Admin),
-            _ => None,
-        }
-    }
-
-    /// Bit mask over [`Role::index`] of the groups this tier admits; fan-out on a channel
-    /// is always narrowed by it, so re-tiering a channel takes effect at once.
-    pub fn mask(self) -> u8 {
-        Role::ALL
-            .iter()
-            .filter(|r| self.admits(**r))
-            .fold(0, |m, r| m | role_bit(*r))
-    }
-
-    /// Whether `role` may subscribe to a channel of this tier.
-    pub fn admits(self, role: Role) -> bool {
-        match self {
-            Tier::Free => true,
-            Tier::Member => role.is_member_or_admin(),
-            Tier::Admin => role == Role::Admin,
-        }
-    }
-}
-
-/// Which role groups a message may reach. An explicit user list narrows it further.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Enum,
-)]
-#[serde(rename_all = "lowercase")]
-#[oai(rename_all = "lowercase")]
-pub enum Audience {
-    /// Every role.
-    #[default]
-    Everyone,
-    /// Members and admins.
-    Members,
-    /// Free users and guests only (upsell notices and the like).
-    Free,
-}
-
-impl Audience {
-    /// Bit mask over [`Role::index`] of the groups this audience reaches.
-    pub fn mask(self) -> u8 {
-        match self {
-            Audience::Everyone => 0b1111,
-            Audience::Members => role_bit(Role::Member) | role_bit(Role::Admin),
-            Audience::Free => role_bit(Role::Guest) | role_bit(Role::Free),
-        }
-    }
-
-    /// Lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Audience::Everyone => "everyone",
-            Audience::Members => "members",
-            Audience::Free => "free",
-        }
-    }
-}
-
-/// The mask bit of one role group.
-pub fn role_bit(role: Role) -> u8 {
-    1 << role.index()
-}
 
 /// A parsed channel name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,26 +27,10 @@ pub enum ChannelKind {
     Named,
 }
 
-/// Why an operation was refused; `code` is the machine-readable error code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denied {
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl Denied {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Denied {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
 /// Validates a channel name and classifies it.
-pub fn parse_channel(name: &str) -> Result<ChannelKind, Denied> {
+pub fn parse_channel(name: &str) -> Result<ChannelKind, Refusal> {
     if name.is_empty() || name.len() > MAX_CHANNEL_LEN {
-        return Err(Denied::new(
+        return Err(Refusal::invalid(
             "invalid_channel",
             format!("channel names are 1 to {MAX_CHANNEL_LEN} bytes"),
         ));
@@ -150,7 +39,7 @@ pub fn parse_channel(name: &str) -> Result<ChannelKind, Denied> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b))
     {
-        return Err(Denied::new(
+        return Err(Refusal::invalid(
             "invalid_channel",
             "channel names use only ASCII letters, digits and - _ . : @",
         ));
@@ -160,7 +49,7 @@ pub fn parse_channel(name: &str) -> Result<ChannelKind, Denied> {
     }
     let nonempty = |rest: &str, what: &str| {
         if rest.is_empty() {
-            Err(Denied::new(
+            Err(Refusal::invalid(
                 "invalid_channel",
                 format!("{what} channel needs an id"),
             ))
@@ -179,10 +68,10 @@ pub fn parse_channel(name: &str) -> Result<ChannelKind, Denied> {
 
 /// Whether a name may be declared through `PUT /api/channels/{name}` (the reserved
 /// families are managed by the server).
-pub fn declarable(name: &str) -> Result<(), Denied> {
+pub fn declarable(name: &str) -> Result<(), Refusal> {
     match parse_channel(name)? {
         ChannelKind::Named => Ok(()),
-        _ => Err(Denied::new(
+        _ => Err(Refusal::invalid(
             "reserved_channel",
             "broadcast, user:* and video:* channels are managed by the server",
         )),
@@ -196,22 +85,22 @@ pub fn check_subscribe(
     name: &str,
     declared: Option<Tier>,
     video_tier: Tier,
-) -> Result<Tier, Denied> {
+) -> Result<Tier, Refusal> {
     let tier = match parse_channel(name)? {
         ChannelKind::Broadcast => {
-            return Err(Denied::new(
+            return Err(Refusal::invalid(
                 "reserved_channel",
                 "every socket is on the broadcast channel already",
             ));
         }
         ChannelKind::User(sub) => {
             return if !who.is_guest() && *who.sub == *sub {
-                Err(Denied::new(
+                Err(Refusal::forbidden(
                     "already_subscribed",
                     "your personal channel is joined automatically",
                 ))
             } else {
-                Err(Denied::new(
+                Err(Refusal::forbidden(
                     "forbidden",
                     "a personal channel is open only to its user",
                 ))
@@ -219,13 +108,13 @@ pub fn check_subscribe(
         }
         ChannelKind::Video(_) => video_tier,
         ChannelKind::Named => declared.ok_or_else(|| {
-            Denied::new("unknown_channel", format!("channel {name} is not declared"))
+            Refusal::not_found("unknown_channel", format!("channel {name} is not declared"))
         })?,
     };
     if tier.admits(who.role) {
         Ok(tier)
     } else {
-        Err(Denied::new(
+        Err(Refusal::forbidden(
             "forbidden",
             format!(
                 "a {} may not join a {}-tier channel",
@@ -297,10 +186,10 @@ impl Directory {
     }
 
     /// Decides whether `who` may subscribe to `name` (see [`check_subscribe`]).
-    pub fn check(&self, who: &Identity, name: &str) -> Result<Tier, Denied> {
+    pub fn check(&self, who: &Identity, name: &str) -> Result<Tier, Refusal> {
         let video_tier = match parse_channel(name)? {
             ChannelKind::Video(id) => self.video_tier(&id).ok_or_else(|| {
-                Denied::new("unknown_video", format!("video {id} is not in the catalog"))
+                Refusal::forbidden("unknown_video", format!("video {id} is not in the catalog"))
             })?,
             _ => Tier::Free,
         };
@@ -308,7 +197,7 @@ impl Directory {
         // A member-only video room refuses with the code the danmaku API uses.
         match (parse_channel(name), result) {
             (Ok(ChannelKind::Video(_)), Err(d)) if d.code == "forbidden" => {
-                Err(Denied::new("member_only", d.message))
+                Err(Refusal::forbidden("member_only", d.message))
             }
             (_, r) => r,
         }
@@ -323,6 +212,7 @@ pub fn user_channel(sub: &str) -> Arc<str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Role;
 
     fn who(role: Role) -> Identity {
         Identity {
@@ -331,25 +221,6 @@ mod tests {
             role,
             exp: None,
         }
-    }
-
-    #[test]
-    fn tiers_admit_by_role() {
-        for role in Role::ALL {
-            assert!(Tier::Free.admits(role));
-            assert_eq!(Tier::Member.admits(role), role >= Role::Member);
-            assert_eq!(Tier::Admin.admits(role), role == Role::Admin);
-        }
-    }
-
-    #[test]
-    fn audiences_map_to_groups() {
-        assert_eq!(Audience::Everyone.mask(), 0b1111);
-        assert_eq!(Audience::Members.mask() & role_bit(Role::Free), 0);
-        assert_eq!(Audience::Members.mask() & role_bit(Role::Guest), 0);
-        assert_ne!(Audience::Members.mask() & role_bit(Role::Admin), 0);
-        assert_eq!(Audience::Free.mask() & role_bit(Role::Member), 0);
-        assert_ne!(Audience::Free.mask() & role_bit(Role::Guest), 0);
     }
 
     #[test]

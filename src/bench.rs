@@ -21,7 +21,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
-use crate::auth::{Role, Signer, now_millis};
+use crate::{
+    auth::{Signer, now_millis},
+    model::Role,
+};
 
 /// Which scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]

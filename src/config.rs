@@ -174,7 +174,7 @@ pub struct Config {
     /// SIGTERM before it stops serving anyway.
     pub shutdown_grace_s: u64,
     /// Posting privileges per role (TOML `[policy.free]`, `[policy.member]`, `[policy.admin]`).
-    pub policy: crate::danmaku::rules::Policy,
+    pub policy: crate::model::Policy,
     /// The bus engine: `local` (one node, in process) or a `redis://` URL (cluster).
     pub bus: String,
     /// The store engine: `sqlite` (embedded, in `data_dir`) or a `postgres://` URL.
@@ -231,7 +231,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             ws_allowed_origins: Vec::new(),
             shutdown_grace_s: 10,
-            policy: crate::danmaku::rules::Policy::default(),
+            policy: crate::model::Policy::default(),
             bus: "local".to_string(),
             store: "sqlite".to_string(),
             node_id: String::new(),

@@ -1,5 +1,6 @@
 //! Resource limits that protect the server from one client or one address: connection
-//! caps, a per-socket op rate, a deadline on the HTTP handshake and a REST body cap.
+//! caps, a per-socket op rate and a deadline on the HTTP handshake. (The REST body cap
+//! is HTTP middleware: `api::body`.)
 //!
 //! Each limit comes from [`crate::config::Config`]; 0 disables the count-based ones. They
 //! live together so the README's limits table has one place to point at.
@@ -15,14 +16,15 @@ use std::{
 };
 
 use poem::{
-    Endpoint, IntoResponse, Request, Response,
-    http::{Method, StatusCode, header},
     listener::Acceptor,
     web::{LocalAddr, RemoteAddr},
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::api::error::json_error;
+use crate::model::{Kind, Refusal};
+
+/// The stable error code of every connection-cap refusal.
+pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";
 
 /// Caps on concurrent WebSocket connections; 0 means unlimited.
 #[derive(Debug, Clone, Copy)]
@@ -46,23 +48,6 @@ struct Counts {
 pub struct ConnLimiter {
     caps: ConnCaps,
     counts: Mutex<Counts>,
-}
-
-/// Why an upgrade was refused, as the HTTP answer it gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl Refusal {
-    /// The stable error code of every connection-cap refusal.
-    pub const CODE: &'static str = "too_many_connections";
-
-    /// The JSON `{code, message}` response.
-    pub fn response(&self) -> Response {
-        json_error(self.status, Self::CODE, &self.message)
-    }
 }
 
 /// One admitted connection; dropping it gives the slot back.
@@ -93,28 +78,30 @@ impl ConnLimiter {
         let caps = self.caps;
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         if caps.total > 0 && counts.total >= caps.total {
-            return Err(Refusal {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: format!("the server is at its limit of {} connections", caps.total),
-            });
+            return Err(Refusal::unavailable(
+                TOO_MANY_CONNECTIONS,
+                format!("the server is at its limit of {} connections", caps.total),
+            ));
         }
         if let Some(u) = &user
             && caps.per_user > 0
             && counts.users.get(u).copied().unwrap_or(0) >= caps.per_user
         {
-            return Err(Refusal {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                message: format!("at most {} connections per user", caps.per_user),
-            });
+            return Err(Refusal::new(
+                Kind::RateLimited,
+                TOO_MANY_CONNECTIONS,
+                format!("at most {} connections per user", caps.per_user),
+            ));
         }
         if let Some(ip) = ip
             && caps.per_ip > 0
             && counts.ips.get(&ip).copied().unwrap_or(0) >= caps.per_ip
         {
-            return Err(Refusal {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                message: format!("at most {} connections per address", caps.per_ip),
-            });
+            return Err(Refusal::new(
+                Kind::RateLimited,
+                TOO_MANY_CONNECTIONS,
+                format!("at most {} connections per address", caps.per_ip),
+            ));
         }
         counts.total += 1;
         if let Some(u) = &user {
@@ -340,63 +327,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
     }
 }
 
-/// Body caps for REST requests: `default` everywhere, `import` for bilibili XML imports
-/// (`POST /api/videos/{id}/danmaku.xml`).
-#[derive(Debug, Clone, Copy)]
-pub struct BodyCaps {
-    pub default: usize,
-    pub import: usize,
-}
-
-impl BodyCaps {
-    /// The cap that applies to `path`.
-    fn for_path(&self, path: &str) -> usize {
-        if path.starts_with("/api/videos/") && path.ends_with("/danmaku.xml") {
-            self.import
-        } else {
-            self.default
-        }
-    }
-}
-
-/// The 413 answer.
-fn too_large(cap: usize) -> Response {
-    json_error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        &format!("request bodies are at most {cap} bytes"),
-    )
-}
-
-/// Refuses bodies over the cap with 413 before a handler reads them: by `Content-Length`
-/// when given, else (chunked bodies) by reading at most cap + 1 bytes. poem's own
-/// `SizeLimit` wants a `Content-Length` on every request, GETs included, so it is not used.
-pub async fn limit_body<E: Endpoint>(
-    ep: Arc<E>,
-    caps: BodyCaps,
-    mut req: Request,
-) -> poem::Result<Response> {
-    let cap = caps.for_path(req.uri().path());
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
-        Some(n) if n > cap as u64 => return Ok(too_large(cap)),
-        Some(_) => {}
-        None if matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) => {
-            match req.take_body().into_bytes_limit(cap).await {
-                Ok(bytes) => req.set_body(bytes),
-                Err(poem::error::ReadBodyError::PayloadTooLarge) => return Ok(too_large(cap)),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        None => {}
-    }
-    ep.call(req).await.map(IntoResponse::into_response)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,10 +342,10 @@ mod tests {
         let a1 = l.acquire(Some(alice.clone()), None).expect("first");
         let _a2 = l.acquire(Some(alice.clone()), None).expect("second");
         let refused = l.acquire(Some(alice.clone()), None).expect_err("third");
-        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.kind, Kind::RateLimited);
         let _g = l.acquire(None, None).expect("guest");
         let full = l.acquire(None, None).expect_err("full");
-        assert_eq!(full.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(full.kind, Kind::Unavailable);
         drop(a1);
         assert_eq!(l.total(), 2);
         l.acquire(Some(alice), None).expect("a slot came back");

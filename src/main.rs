@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use danmaku::{
-    auth::{Keys, Role},
+    auth::Keys,
     config::ConfigArgs,
+    model::Role,
     server::{Server, termination},
 };
 use tracing_subscriber::EnvFilter;

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
-use crate::auth::{AuthError, Role};
+use crate::{auth::AuthError, model::Role};
 
 /// Auth failure reasons, in label order.
 const AUTH_CODES: [AuthError; 11] = [

@@ -13,9 +13,11 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::time::MissedTickBehavior;
 
 use crate::{
-    access::Audience,
+    bus::Bus,
+    hub::Hub,
     hub::event::{Publish, Target},
-    server::State,
+    model::Audience,
+    shutdown::Shutdown,
 };
 
 /// The channel family that gets presence events.
@@ -28,25 +30,24 @@ pub const EVENT: &str = "presence";
 /// last seen with here; channels that emptied (and so left the hub) are forgotten, so a
 /// room that fills again is told its new count. In a cluster the bus keeps the last
 /// total told by any node ([`crate::bus::Bus::presence_told`]).
-async fn tick(state: &State, last: &mut HashMap<Arc<str>, usize>) {
-    let totals = state.hub.channel_totals(PREFIX);
+async fn tick(hub: &Hub, bus: &dyn Bus, last: &mut HashMap<Arc<str>, usize>) {
+    let totals = hub.channel_totals(PREFIX);
     let mut seen = HashMap::with_capacity(totals.len());
     for (channel, local) in totals {
         // In a cluster the count is every node's; each node tells its own viewers.
-        let total = match state.bus.presence(&channel).await {
+        let total = match bus.presence(&channel).await {
             Ok(counts) => counts.iter().sum(),
             Err(_) => local,
         };
         let told_here = last.get(&channel).copied();
         // In a cluster the last total told is shared, so one node announces each change
         // (and a room new to this node is told at once); on one node, `last` decides.
-        let announce = match state.bus.presence_told(&channel, total).await {
+        let announce = match bus.presence_told(&channel, total).await {
             Ok(Some(changed)) => changed || told_here.is_none(),
             Ok(None) | Err(_) => told_here != Some(total),
         };
         if announce {
-            let published = state
-                .bus
+            let published = bus
                 .publish(Publish {
                     channel: channel.clone(),
                     event: EVENT.to_string(),
@@ -65,27 +66,17 @@ async fn tick(state: &State, last: &mut HashMap<Arc<str>, usize>) {
     *last = seen;
 }
 
-/// The presence task: one tick per interval until shutdown starts.
-pub async fn run(state: Arc<State>) {
-    let mut shutdown = state.shutdown.clone();
-    let mut interval =
-        tokio::time::interval(Duration::from_millis(state.cfg.presence_interval_ms.max(1)));
+/// The presence task: one tick per `interval` until shutdown starts.
+pub async fn run(hub: Arc<Hub>, bus: Arc<dyn Bus>, interval: Duration, mut shutdown: Shutdown) {
+    let mut interval = tokio::time::interval(interval.max(Duration::from_millis(1)));
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last = HashMap::new();
     loop {
         tokio::select! {
             _ = interval.tick() => {}
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    break;
-                }
-                continue;
-            }
+            _ = shutdown.started() => break,
         }
-        if *shutdown.borrow() {
-            break;
-        }
-        tick(&state, &mut last).await;
+        tick(&hub, bus.as_ref(), &mut last).await;
     }
     tracing::debug!("presence task stopped");
 }

@@ -15,13 +15,11 @@ use poem::{
     listener::{Acceptor, Listener, TcpListener},
     web::Data,
 };
-use tokio::sync::watch;
 
 use crate::{
     access::Directory,
     api,
-    auth::now_millis,
-    auth::{Keys, Signer, Verifier},
+    auth::{Keys, now_millis},
     bus::{
         Bus,
         local::{LocalBus, Window},
@@ -29,37 +27,18 @@ use crate::{
     },
     config::Config,
     hub::{Hub, OutboxLimits, conn::close},
-    limits::{BodyCaps, ConnCaps, ConnLimiter, HandshakeDeadline},
+    limits::{ConnCaps, ConnLimiter, HandshakeDeadline},
     metrics::Metrics,
-    presence,
-    schedule::{self, Schedules},
+    presence, push,
+    schedule::{Runner, Schedules},
+    shutdown::{Shutdown, Trigger},
+    state::State,
     store::{Store, postgres::PgStore, sqlite::SqliteStore},
     ws,
 };
 
-/// Everything a request or session needs, shared behind one `Arc`.
-pub struct State {
-    pub cfg: Config,
-    pub verifier: Verifier,
-    /// Present when tokens can be minted (HS256, or a configured private key).
-    pub signer: Option<Signer>,
-    pub hub: Arc<Hub>,
-    pub bus: Arc<dyn Bus>,
-    pub store: Arc<dyn Store>,
-    pub directory: Directory,
-    /// Posting, history and moderation of comments.
-    pub danmaku: crate::danmaku::Service,
-    /// Scheduled pushes, mirrored from the store; the scheduler task fires them.
-    pub schedules: Schedules,
-    pub metrics: Arc<Metrics>,
-    /// Flips to true when shutdown starts; sessions watch it.
-    pub shutdown: watch::Receiver<bool>,
-    /// Connection caps checked at every WebSocket upgrade.
-    pub limiter: Arc<ConnLimiter>,
-}
-
 /// Opens the engines named by config and assembles the shared state.
-pub async fn build(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<State>, String> {
+pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String> {
     let keys = Keys::load(&cfg)?;
     let verifier = keys.verifier()?;
     let signer = match keys.signer() {
@@ -111,7 +90,7 @@ pub async fn build(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<S
         )
         .await?
     };
-    let directory = Directory::new(cfg.open_unknown_videos);
+    let directory = Arc::new(Directory::new(cfg.open_unknown_videos));
     let decls = store.list_channels().await.map_err(|e| e.to_string())?;
     directory.load(decls.into_iter().map(|d| (d.name, d.tier)));
     for v in store.list_videos().await.map_err(|e| e.to_string())? {
@@ -125,7 +104,8 @@ pub async fn build(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<S
         metrics.clone(),
     )
     .await?;
-    let schedules = Schedules::default();
+    let push = Arc::new(push::Service::new(directory.clone(), bus.clone()));
+    let schedules = Arc::new(Schedules::default());
     let stored = store.list_schedules().await.map_err(|e| e.to_string())?;
     schedules.load(stored, now_millis());
     tracing::info!(store = store.name(), bus = bus.name(), "engines ready");
@@ -144,6 +124,7 @@ pub async fn build(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<S
         store,
         directory,
         danmaku,
+        push,
         schedules,
         metrics,
         shutdown,
@@ -193,14 +174,7 @@ async fn sync_mirrors(state: Arc<State>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            changed = shutdown.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-            }
-        }
-        if *state.shutdown.borrow() {
-            break;
+            _ = shutdown.started() => break,
         }
         if let Err(e) = sync_once(&state).await {
             tracing::warn!(error = %e, "cannot refresh mirrors from the store");
@@ -235,7 +209,7 @@ fn healthz() -> &'static str {
 /// `GET /readyz`: the store is open and the bus can carry events.
 #[handler]
 fn readyz(state: Data<&Arc<State>>) -> (StatusCode, String) {
-    if *state.shutdown.borrow() {
+    if state.shutdown.is_started() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down".into())
     } else if !state.bus.is_ready() {
         (
@@ -277,7 +251,7 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
     ));
     let ui = api_service.swagger_ui();
     let spec = api_service.spec_endpoint();
-    let caps = BodyCaps {
+    let caps = api::body::BodyCaps {
         default: state.cfg.rest_max_body,
         import: state.cfg.import_max_body,
     };
@@ -323,7 +297,7 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
         .at("/watch/:video", get(page("index.html")))
         .at("/admin", get(page("admin.html")))
         .nest("/", pages)
-        .around(move |ep, req| crate::limits::limit_body(ep, caps, req))
+        .around(move |ep, req| api::body::limit_body(ep, caps, req))
         .with_if(
             cors.is_some(),
             cors.unwrap_or_else(poem::middleware::Cors::new),
@@ -341,15 +315,15 @@ pub struct Server {
     /// a lock and two boxes, paid on each read and write for the life of a socket.
     acceptor: HandshakeDeadline<poem::listener::TcpAcceptor>,
     addr: SocketAddr,
-    shutdown_tx: watch::Sender<bool>,
+    trigger: Trigger,
 }
 
 impl Server {
     /// Opens the engines and binds the listener.
     pub async fn bind(cfg: Config) -> Result<Server, String> {
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (trigger, shutdown) = crate::shutdown::channel();
         let bind = cfg.bind;
-        let state = build(cfg, shutdown_rx).await?;
+        let state = build(cfg, shutdown).await?;
         let acceptor = TcpListener::bind(bind.to_string())
             .into_acceptor()
             .await
@@ -368,7 +342,7 @@ impl Server {
             state,
             acceptor,
             addr,
-            shutdown_tx,
+            trigger,
         })
     }
 
@@ -391,7 +365,7 @@ impl Server {
             state,
             acceptor,
             addr,
-            shutdown_tx,
+            trigger,
         } = self;
         let static_dir = static_dir();
         tracing::info!(%addr, demo = state.cfg.demo, static_dir = %static_dir.display(), "listening");
@@ -399,15 +373,30 @@ impl Server {
         let app = routes(state.clone(), static_dir);
         // Both tasks watch `state.shutdown` (and stop too if its sender is dropped).
         let tasks = [
-            tokio::spawn(schedule::run(state.clone())),
-            tokio::spawn(presence::run(state.clone())),
+            tokio::spawn(
+                Runner {
+                    schedules: state.schedules.clone(),
+                    push: state.push.clone(),
+                    bus: state.bus.clone(),
+                    store: state.store.clone(),
+                    metrics: state.metrics.clone(),
+                    shutdown: state.shutdown.clone(),
+                }
+                .run(),
+            ),
+            tokio::spawn(presence::run(
+                state.hub.clone(),
+                state.bus.clone(),
+                Duration::from_millis(state.cfg.presence_interval_ms),
+                state.shutdown.clone(),
+            )),
             tokio::spawn(sync_mirrors(state.clone())),
         ];
         let hub = state.hub.clone();
         let stop = async move {
             signal.await;
             tracing::info!("shutdown: closing sockets with 1001");
-            let _ = shutdown_tx.send(true);
+            trigger.fire();
             hub.close_all(close::GOING_AWAY);
         };
         let result = poem::Server::new_with_acceptor(acceptor)

@@ -2,7 +2,7 @@
 //! each one the server still answers `/healthz` and a bystander on the same channel still
 //! gets a push.
 
-use danmaku::auth::Role;
+use danmaku::model::Role;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

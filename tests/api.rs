@@ -1,6 +1,6 @@
 //! REST frame: spec drift, errors, admin auth, demo mode, channel declarations, probes.
 
-use danmaku::auth::Role;
+use danmaku::model::Role;
 use serde_json::{Value, json};
 
 use crate::common::{API_KEY, TestApp, status_json};

@@ -1,7 +1,7 @@
 //! Every JWT rejection, over both the WebSocket upgrade and the REST API.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use danmaku::{auth::Role, config::JwtAlg};
+use danmaku::{config::JwtAlg, model::Role};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use danmaku::auth::Role;
+use danmaku::model::Role;
 use proptest::{
     prelude::*,
     test_runner::{Config as PropConfig, TestCaseError, TestRunner},

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use danmaku::auth::Role;
+use danmaku::model::Role;
 use serde_json::{Value, json};
 
 use crate::common::{TestApp, WsClient, status_json, tag_of};
@@ -695,8 +695,7 @@ async fn cross_node_delivery_resumes_within_5s_of_redis_restarting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_answers_every_store_query_like_sqlite() {
     use danmaku::{
-        access::{Audience, Tier},
-        danmaku::rules::{Mode, Size},
+        model::{Audience, Mode, Size, Tier},
         store::{
             ScheduleRecord, ScheduleStore, Store,
             danmaku::{DanmakuStore, HistoryQuery, NewDanmaku, Video},

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use danmaku::auth::Role;
+use danmaku::model::Role;
 use serde_json::{Value, json};
 
 use crate::common::{API_KEY, TestApp, WsClient, status_json};

@@ -1,7 +1,7 @@
 //! Configurable limits: connection caps, op rate, channel cap, REST body cap, CORS, the
 //! WebSocket origin check and the static pages' Content-Security-Policy.
 
-use danmaku::auth::Role;
+use danmaku::model::Role;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};

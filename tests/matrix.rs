@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use danmaku::auth::Role;
+use danmaku::model::Role;
 use serde_json::{Value, json};
 
 use crate::common::{TestApp, WsClient, tag_of};

@@ -13,8 +13,9 @@ use std::{
 };
 
 use danmaku::{
-    auth::{Keys, Role, Signer},
+    auth::{Keys, Signer},
     config::Config,
+    model::Role,
 };
 use serde_json::{Value, json};
 use tokio::{

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use danmaku::auth::Role;
+use danmaku::model::Role;
 use serde_json::{Value, json};
 
 use crate::common::{TestApp, WsClient, tag_of};

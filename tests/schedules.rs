@@ -8,7 +8,7 @@
 //! had a `seq` above the sentinel's too.
 
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, Timelike};
-use danmaku::auth::Role;
+use danmaku::model::Role;
 use serde_json::{Value, json};
 
 use crate::common::{API_KEY, TestApp, WsClient, tag_of};

@@ -5,7 +5,7 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use danmaku::auth::Role;
+use danmaku::model::Role;
 use serde_json::json;
 
 use crate::common::{HEAVY, TestApp, WsClient, tag_of};

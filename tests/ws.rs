@@ -1,6 +1,6 @@
 //! WebSocket protocol behaviour: personal channels, bad frames, refresh, expiry, shutdown.
 
-use danmaku::auth::Role;
+use danmaku::model::Role;
 use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;

@@ -15,8 +15,9 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use crate::{
-    auth::{AuthError, Identity, MAX_TOKEN_LEN, Role},
-    server::State,
+    auth::{AuthError, MAX_TOKEN_LEN},
+    model::{Identity, Role},
+    state::State,
 };
 
 /// Security scheme names, as they appear in the spec.

@@ -11,9 +11,9 @@ use super::{
     error::ApiError,
 };
 use crate::{
-    access::{self, Tier},
-    auth::{Identity, Role},
-    server::State,
+    access,
+    model::{Identity, Role, Tier},
+    state::State,
 };
 
 /// Channel endpoints.
@@ -123,7 +123,7 @@ impl ChannelsApi {
         name: Path<String>,
         body: Json<DeclareChannel>,
     ) -> Result<DeclareReply, ApiError> {
-        access::declarable(&name).map_err(ApiError::denied)?;
+        access::declarable(&name).map_err(ApiError::from)?;
         let created = state.store.put_channel(&name, body.tier).await?;
         state.directory.declare(&name, body.tier);
         tracing::info!(channel = %*name, tier = body.tier.as_str(), by = %auth.0.label(), created, "channel declared");
@@ -147,7 +147,7 @@ impl ChannelsApi {
         auth: Admin,
         name: Path<String>,
     ) -> Result<DeleteReply, ApiError> {
-        access::declarable(&name).map_err(ApiError::denied)?;
+        access::declarable(&name).map_err(ApiError::from)?;
         if !state.store.delete_channel(&name).await? {
             return Err(ApiError::not_found(
                 "unknown_channel",
@@ -170,12 +170,9 @@ impl ChannelsApi {
     ) -> Result<Json<Presence>, ApiError> {
         let who = effective_identity(&auth.0);
         if who.role != Role::Admin {
-            state
-                .directory
-                .check(&who, &name)
-                .map_err(ApiError::denied)?;
+            state.directory.check(&who, &name).map_err(ApiError::from)?;
         } else if matches!(
-            access::parse_channel(&name).map_err(ApiError::denied)?,
+            access::parse_channel(&name).map_err(ApiError::from)?,
             access::ChannelKind::Named
         ) && state.directory.declared(&name).is_none()
         {

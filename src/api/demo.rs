@@ -6,7 +6,7 @@ use poem::web::Data;
 use poem_openapi::{Object, OpenApi, payload::Json};
 
 use super::{ApiTags, auth::Authed, error::ApiError};
-use crate::{auth::Role, server::State};
+use crate::{model::Role, state::State};
 
 /// Lifetime of demo tokens.
 const DEMO_TTL: Duration = Duration::from_secs(12 * 3600);

@@ -16,13 +16,12 @@ use serde_json::{Value, json};
 
 use super::auth::request_token;
 use crate::{
-    auth::{Identity, Role},
     danmaku::{
         MAX_LIMIT,
         formats::{dplayer_draft, dplayer_row},
-        rules::Reject,
     },
-    server::State,
+    model::{Identity, Refusal, Role},
+    state::State,
     store::danmaku::HistoryQuery,
 };
 
@@ -52,12 +51,13 @@ fn ok(data: Value) -> Response {
 }
 
 /// Maps a rule refusal, keeping its status.
-fn reject(r: Reject) -> Response {
-    let resp = fail(r.status, format!("{} ({})", r.message, r.code));
+fn reject(r: Refusal) -> Response {
+    let status = super::error::status_of(r.kind).as_u16();
+    let resp = fail(status, format!("{} ({})", r.message, r.code));
     match r.retry_after_ms {
         Some(ms) => {
             let mut resp = resp;
-            if let Ok(v) = ms.div_ceil(1000).max(1).to_string().parse() {
+            if let Ok(v) = super::error::retry_after_s(Some(ms)).to_string().parse() {
                 resp.headers_mut().insert("retry-after", v);
             }
             resp

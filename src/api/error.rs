@@ -7,8 +7,8 @@
 use poem::{Response, http::StatusCode};
 use poem_openapi::{ApiResponse, Object, payload::Json};
 
-use crate::access::Denied;
 use crate::auth::AuthError;
+use crate::model::{Kind, Refusal};
 use crate::store::StoreError;
 
 /// The body of every error response.
@@ -104,13 +104,45 @@ impl ApiError {
             | ApiError::Unavailable(b) => &b.0,
         }
     }
+}
 
-    /// Maps an access-rule refusal: unknown things are 404, invalid names 422, the rest 403.
-    pub fn denied(d: Denied) -> Self {
-        match d.code {
-            "unknown_channel" => ApiError::not_found(d.code, d.message),
-            "invalid_channel" | "reserved_channel" => ApiError::unprocessable(d.code, d.message),
-            _ => ApiError::forbidden(d.code, d.message),
+/// The HTTP status of each kind of refusal.
+pub fn status_of(kind: Kind) -> StatusCode {
+    match kind {
+        Kind::BadRequest => StatusCode::BAD_REQUEST,
+        Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Seconds for a `Retry-After` header: at least 1, rounded up.
+pub fn retry_after_s(retry_after_ms: Option<u64>) -> u64 {
+    retry_after_ms.unwrap_or(1000).div_ceil(1000).max(1)
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        if r.kind == Kind::Internal {
+            // Never leak an internal message; the log has it.
+            tracing::error!(code = r.code, message = %r.message, "internal refusal");
+            return ApiError::Unavailable(body(r.code, "internal error"));
+        }
+        let b = body(r.code, r.message);
+        match r.kind {
+            Kind::BadRequest => ApiError::BadRequest(b),
+            Kind::Unauthorized => ApiError::Unauthorized(b),
+            Kind::Forbidden => ApiError::Forbidden(b),
+            Kind::NotFound => ApiError::NotFound(b),
+            Kind::Conflict => ApiError::Conflict(b),
+            Kind::Invalid => ApiError::Unprocessable(b),
+            Kind::RateLimited => ApiError::TooManyRequests(b, retry_after_s(r.retry_after_ms)),
+            Kind::Unavailable | Kind::Internal => ApiError::Unavailable(b),
         }
     }
 }
@@ -138,6 +170,25 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
         .status(status)
         .content_type("application/json; charset=utf-8")
         .body(body.to_string())
+}
+
+/// A refusal as a response outside poem-openapi (the WebSocket upgrade, DPlayer): the
+/// same status and `{code, message}` body as [`ApiError`], and `Retry-After` when the
+/// refusal says when to retry.
+pub fn refusal_response(r: &Refusal) -> Response {
+    let message = if r.kind == Kind::Internal {
+        "internal error"
+    } else {
+        &r.message
+    };
+    let mut resp = json_error(status_of(r.kind), r.code, message);
+    if let Some(ms) = r.retry_after_ms
+        && let Ok(v) = retry_after_s(Some(ms)).to_string().parse()
+    {
+        resp.headers_mut()
+            .insert(poem::http::header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 /// Gives every error that escaped a handler the `{code, message}` shape.

@@ -6,6 +6,7 @@
 
 pub mod allow;
 pub mod auth;
+pub mod body;
 pub mod channels;
 pub mod demo;
 pub mod dplayer;

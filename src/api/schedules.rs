@@ -10,11 +10,12 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json, types::Example};
 
-use super::{ApiTags, auth::Admin, error::ApiError, push};
+use super::{ApiTags, auth::Admin, error::ApiError};
 use crate::{
     auth::now_millis,
+    push,
     schedule::{self, Cadence, MAX_SCHEDULES, ScheduleDef, ScheduleInfo},
-    server::State,
+    state::State,
     store::ScheduleRecord,
 };
 
@@ -92,7 +93,7 @@ impl SchedulesApi {
         let created_at = now_millis();
         let cadence = Cadence::of(&def, created_at)?;
         push::check(&def.event, &def.payload)?;
-        schedule::routes(&state, &def)?;
+        def.routes(&state.push)?;
         if state.schedules.len() >= MAX_SCHEDULES {
             return Err(ApiError::unprocessable(
                 "too_many_schedules",

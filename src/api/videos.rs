@@ -18,14 +18,14 @@ use super::{
     error::ApiError,
 };
 use crate::{
-    access::Tier,
-    auth::{Identity, Role, now_millis},
+    auth::now_millis,
     danmaku::{
         DEFAULT_LIMIT, View,
         formats::{bilibili_xml, parse_bilibili},
-        rules::{Draft, Reject, check_video_id},
+        rules::{Draft, check_video_id},
     },
-    server::State,
+    model::{Identity, Role, Tier},
+    state::State,
     store::danmaku::{HistoryQuery, Video},
 };
 
@@ -34,30 +34,6 @@ pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Catalog, comment and moderation endpoints.
 pub struct VideosApi;
-
-impl From<Reject> for ApiError {
-    fn from(r: Reject) -> Self {
-        let body = || {
-            Json(super::error::ErrorBody {
-                code: r.code.to_string(),
-                message: r.message.clone(),
-            })
-        };
-        match r.status {
-            401 => ApiError::Unauthorized(body()),
-            403 => ApiError::Forbidden(body()),
-            404 => ApiError::NotFound(body()),
-            409 => ApiError::Conflict(body()),
-            429 => ApiError::TooManyRequests(
-                body(),
-                r.retry_after_ms.unwrap_or(1000).div_ceil(1000).max(1),
-            ),
-            503 => ApiError::Unavailable(body()),
-            400 => ApiError::BadRequest(body()),
-            _ => ApiError::Unprocessable(body()),
-        }
-    }
-}
 
 /// An XML document as a request or response body (`application/xml`).
 pub struct XmlText(pub String);

@@ -14,12 +14,12 @@ use async_trait::async_trait;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{
-    auth::Role,
     hub::{
         Hub,
         conn::{Conn, Pushed},
         event::Publish,
     },
+    model::Role,
 };
 
 /// What a publish did.

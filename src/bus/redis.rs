@@ -36,7 +36,7 @@ use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::{AsyncConnectionConfig, Client, Script, aio::MultiplexedConnection};
-use tokio::sync::{Mutex as AsyncMutex, watch};
+use tokio::sync::Mutex as AsyncMutex;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{Bus, BusError, Join, Joined, Published, local::Window};
@@ -46,6 +46,7 @@ use crate::{
         Hub,
         event::{Encoded, FrameParts, Publish, Target, TargetWire},
     },
+    shutdown::Shutdown,
 };
 
 /// Numbers, records and announces one event atomically (see the module docs).
@@ -222,7 +223,7 @@ impl RedisBus {
     pub async fn start(
         hub: Arc<Hub>,
         cfg: RedisSettings,
-        shutdown: watch::Receiver<bool>,
+        shutdown: Shutdown,
     ) -> Result<Arc<RedisBus>, String> {
         let client = Client::open(cfg.url.as_str()).map_err(|e| format!("bad redis URL: {e}"))?;
         let bus = Arc::new(RedisBus {
@@ -299,7 +300,7 @@ impl RedisBus {
     async fn supervise(
         self: Arc<Self>,
         first: (MultiplexedConnection, redis::aio::PubSub),
-        mut shutdown: watch::Receiver<bool>,
+        mut shutdown: Shutdown,
     ) {
         let mut next = Some(first);
         let mut backoff = BACKOFF.0;
@@ -317,12 +318,7 @@ impl RedisBus {
                             Some(msg) => self.on_message(msg.get_payload_bytes()).await,
                             None => break,
                         },
-                        changed = shutdown.changed() => {
-                            // A dropped sender means the server is gone: stop too.
-                            if changed.is_err() || *shutdown.borrow() {
-                                return;
-                            }
-                        }
+                        _ = shutdown.started() => return,
                     }
                 }
                 self.ready.store(false, Ordering::SeqCst);
@@ -335,14 +331,7 @@ impl RedisBus {
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                changed = shutdown.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
-            }
-            if *shutdown.borrow() {
-                return;
+                _ = shutdown.started() => return,
             }
             match self.connect().await {
                 Ok(pair) => next = Some(pair),
@@ -418,17 +407,15 @@ impl RedisBus {
     }
 
     /// Writes this node's counts every heartbeat; removes them at shutdown.
-    async fn heartbeat(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    async fn heartbeat(self: Arc<Self>, mut shutdown: Shutdown) {
         let mut tick = tokio::time::interval(self.cfg.heartbeat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let key = self.key("presence", &self.cfg.node);
         loop {
-            let mut stopping = false;
-            tokio::select! {
-                _ = tick.tick() => {}
-                changed = shutdown.changed() => stopping = changed.is_err(),
-            }
-            stopping |= *shutdown.borrow();
+            let stopping = tokio::select! {
+                _ = tick.tick() => shutdown.is_started(),
+                _ = shutdown.started() => true,
+            };
             let Ok(mut conn) = self.connection() else {
                 if stopping {
                     return;

@@ -7,7 +7,8 @@
 
 use sha2::{Digest, Sha256};
 
-use super::rules::{Draft, Mode, Size, WHITE, format_color};
+use super::rules::{Draft, WHITE, format_color};
+use crate::model::{Mode, Size};
 use crate::store::danmaku::{NewDanmaku, StoredDanmaku};
 
 /// HTML-escapes `& < > " ' /` for DPlayer, which renders with `innerHTML`.
@@ -246,7 +247,7 @@ pub fn parse_bilibili(
                 mode,
                 color,
                 size,
-                audience: crate::access::Audience::Everyone,
+                audience: crate::model::Audience::Everyone,
                 sub: format!("bilibili:{hash}"),
                 name: "bilibili".into(),
                 created_at: sent.filter(|s| *s > 0).unwrap_or(now_ms),

@@ -15,14 +15,15 @@ use serde::Serialize;
 
 use self::{
     feed::FreeFeed,
-    rules::{BlockList, Draft, Policy, Reject, check_video_id, format_color},
+    rules::{BlockList, Draft, check_video_id, format_color},
 };
 use crate::{
-    access::{Audience, Directory, Tier, role_bit},
-    auth::{Identity, Role, now_millis},
+    access::Directory,
+    auth::now_millis,
     bus::Bus,
     hub::event::{Publish, Target},
     metrics::Metrics,
+    model::{Audience, Identity, Policy, Refusal, Role, Tier, role_bit},
     store::{
         Store,
         danmaku::{HistoryQuery, NewDanmaku, StoredDanmaku},
@@ -46,10 +47,10 @@ pub struct View {
     /// Video position in seconds.
     pub time: f64,
     pub text: String,
-    pub mode: rules::Mode,
+    pub mode: crate::model::Mode,
     /// `#rrggbb`.
     pub color: String,
-    pub size: rules::Size,
+    pub size: crate::model::Size,
     pub audience: Audience,
     pub user: ViewUser,
     /// Unix milliseconds.
@@ -160,11 +161,10 @@ impl Service {
     }
 
     /// The tier of a video's room, or 404 when unknown videos are closed.
-    pub fn video_tier(&self, dir: &Directory, video: &str) -> Result<Tier, Reject> {
+    pub fn video_tier(&self, dir: &Directory, video: &str) -> Result<Tier, Refusal> {
         check_video_id(video)?;
         dir.video_tier(video).ok_or_else(|| {
-            Reject::new(
-                404,
+            Refusal::not_found(
                 "unknown_video",
                 format!("video {video} is not in the catalog"),
             )
@@ -172,11 +172,14 @@ impl Service {
     }
 
     /// Refuses a role that may not read a video of `tier`.
-    pub fn check_read(tier: Tier, role: Role) -> Result<(), Reject> {
+    pub fn check_read(tier: Tier, role: Role) -> Result<(), Refusal> {
         if tier.admits(role) {
             Ok(())
         } else {
-            Err(Reject::new(403, "member_only", "this video is for members"))
+            Err(Refusal::forbidden(
+                "member_only",
+                "this video is for members",
+            ))
         }
     }
 
@@ -188,7 +191,7 @@ impl Service {
         who: &Identity,
         video: &str,
         draft: &Draft,
-    ) -> Result<Accepted, Reject> {
+    ) -> Result<Accepted, Refusal> {
         let valid = rules::validate(draft, who.role, &self.policy, &self.blocked)?;
         let tier = self.video_tier(dir, video)?;
         Self::check_read(tier, who.role)?;
@@ -196,8 +199,7 @@ impl Service {
         if let Some(until) = self.mutes.pin().get(&*who.sub).copied()
             && until > now
         {
-            return Err(Reject::new(
-                403,
+            return Err(Refusal::forbidden(
                 "muted",
                 format!(
                     "you are muted for {} more seconds",
@@ -223,11 +225,7 @@ impl Service {
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "danmaku insert failed");
-                Reject::new(
-                    503,
-                    "store_unavailable",
-                    "the comment was not stored; retry",
-                )
+                Refusal::unavailable("store_unavailable", "the comment was not stored; retry")
             })?;
         self.invalidate(video).await;
         self.metrics
@@ -267,7 +265,7 @@ impl Service {
     }
 
     /// Atomically checks and records the poster's cooldown.
-    async fn take_cooldown(&self, who: &Identity, now: u64) -> Result<(), Reject> {
+    async fn take_cooldown(&self, who: &Identity, now: u64) -> Result<(), Refusal> {
         let cooldown = self.policy.of(who.role).map(|p| p.cooldown_ms).unwrap_or(0);
         if cooldown == 0 {
             return Ok(());
@@ -286,13 +284,11 @@ impl Service {
         match result {
             CompResult::Unchanged(e) => {
                 let wait = cooldown - now.saturating_sub(*e.value());
-                let mut r = Reject::new(
-                    429,
+                Err(Refusal::rate_limited(
                     "cooldown",
                     format!("slow down: next comment in {:.1} s", wait as f64 / 1000.0),
-                );
-                r.retry_after_ms = Some(wait);
-                Err(r)
+                    wait,
+                ))
             }
             _ => Ok(()),
         }
@@ -310,7 +306,7 @@ impl Service {
     }
 
     /// Mutes (or, with 0 seconds, unmutes) a user. Stored first, then mirrored.
-    pub async fn mute(&self, sub: &str, seconds: u64) -> Result<u64, Reject> {
+    pub async fn mute(&self, sub: &str, seconds: u64) -> Result<u64, Refusal> {
         let until = if seconds == 0 {
             0
         } else {
@@ -318,7 +314,7 @@ impl Service {
         };
         self.store.put_mute(sub, until).await.map_err(|e| {
             tracing::error!(error = %e, "mute failed");
-            Reject::new(503, "store_unavailable", "the mute was not stored; retry")
+            Refusal::unavailable("store_unavailable", "the mute was not stored; retry")
         })?;
         if until == 0 {
             self.mutes.pin().remove(sub);
@@ -334,7 +330,7 @@ impl Service {
         dir: &Directory,
         role: Role,
         mut q: HistoryQuery,
-    ) -> Result<Arc<Vec<View>>, Reject> {
+    ) -> Result<Arc<Vec<View>>, Refusal> {
         let tier = self.video_tier(dir, &q.video)?;
         Self::check_read(tier, role)?;
         q.members = role.is_member_or_admin();
@@ -350,7 +346,7 @@ impl Service {
         }
         let rows = self.store.history(q).await.map_err(|e| {
             tracing::error!(error = %e, "history read failed");
-            Reject::new(503, "store_unavailable", "history is unavailable; retry")
+            Refusal::unavailable("store_unavailable", "history is unavailable; retry")
         })?;
         let views = Arc::new(rows.iter().map(View::of).collect::<Vec<_>>());
         if cacheable {
@@ -365,14 +361,14 @@ impl Service {
         dir: &Directory,
         role: Role,
         mut q: HistoryQuery,
-    ) -> Result<Vec<StoredDanmaku>, Reject> {
+    ) -> Result<Vec<StoredDanmaku>, Refusal> {
         let tier = self.video_tier(dir, &q.video)?;
         Self::check_read(tier, role)?;
         q.members = role.is_member_or_admin();
         q.limit = q.limit.clamp(1, MAX_LIMIT);
         self.store.history(q).await.map_err(|e| {
             tracing::error!(error = %e, "history read failed");
-            Reject::new(503, "store_unavailable", "history is unavailable; retry")
+            Refusal::unavailable("store_unavailable", "history is unavailable; retry")
         })
     }
 
@@ -384,16 +380,12 @@ impl Service {
         who_sub: Option<&str>,
         role: Role,
         id: i64,
-    ) -> Result<Publish, Reject> {
+    ) -> Result<Publish, Refusal> {
         let unavailable = |e: crate::store::StoreError| {
             tracing::error!(error = %e, "delete failed");
-            Reject::new(
-                503,
-                "store_unavailable",
-                "the deletion was not stored; retry",
-            )
+            Refusal::unavailable("store_unavailable", "the deletion was not stored; retry")
         };
-        let not_found = || Reject::new(404, "unknown_danmaku", format!("no comment {id}"));
+        let not_found = || Refusal::not_found("unknown_danmaku", format!("no comment {id}"));
         let stored = self
             .store
             .get_danmaku(id)
@@ -405,15 +397,13 @@ impl Service {
         let is_author = who_sub.is_some_and(|s| s == stored.d.sub);
         if role != Role::Admin {
             if !is_author {
-                return Err(Reject::new(
-                    403,
+                return Err(Refusal::forbidden(
                     "forbidden",
                     "only the author or an admin may delete a comment",
                 ));
             }
             if now.saturating_sub(stored.d.created_at) > RECALL_WINDOW_MS {
-                return Err(Reject::new(
-                    403,
+                return Err(Refusal::forbidden(
                     "recall_expired",
                     "authors may recall a comment within 2 minutes",
                 ));

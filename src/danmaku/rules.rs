@@ -3,75 +3,10 @@
 //! Pure functions over a [`Draft`] and the poster's role, so that REST, WebSocket and the
 //! DPlayer endpoint apply one rule set, and unit tests can exercise every branch.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
-use crate::{access::Audience, auth::Role};
-
-/// How a comment moves across the player.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, poem_openapi::Enum)]
-#[serde(rename_all = "lowercase")]
-#[oai(rename_all = "lowercase")]
-pub enum Mode {
-    /// Right to left.
-    Scroll,
-    /// Pinned at the top.
-    Top,
-    /// Pinned at the bottom.
-    Bottom,
-}
-
-impl Mode {
-    /// Wire and storage name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Scroll => "scroll",
-            Mode::Top => "top",
-            Mode::Bottom => "bottom",
-        }
-    }
-
-    /// Parses a stored or submitted name.
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s {
-            "scroll" => Some(Mode::Scroll),
-            "top" => Some(Mode::Top),
-            "bottom" => Some(Mode::Bottom),
-            _ => None,
-        }
-    }
-}
-
-/// Font size class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, poem_openapi::Enum)]
-#[serde(rename_all = "lowercase")]
-#[oai(rename_all = "lowercase")]
-pub enum Size {
-    Small,
-    Normal,
-    Large,
-}
-
-impl Size {
-    /// Wire and storage name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Size::Small => "small",
-            Size::Normal => "normal",
-            Size::Large => "large",
-        }
-    }
-
-    /// Parses a stored or submitted name.
-    pub fn parse(s: &str) -> Option<Size> {
-        match s {
-            "small" => Some(Size::Small),
-            "normal" => Some(Size::Normal),
-            "large" => Some(Size::Large),
-            _ => None,
-        }
-    }
-}
+use crate::model::{Audience, Mode, Policy, Refusal, Role, Size};
 
 /// White, the only colour of non-members and the default.
 pub const WHITE: u32 = 0xffffff;
@@ -81,77 +16,6 @@ pub const MAX_VIDEO_ID: usize = 64;
 
 /// Latest accepted video position: 24 hours.
 pub const MAX_TIME_S: f64 = 86_400.0;
-
-/// What a role may do when posting.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RolePolicy {
-    /// Whether this role may post at all.
-    pub can_post: bool,
-    /// Modes other than scroll are allowed.
-    pub styled_modes: bool,
-    /// Colours other than white are allowed.
-    pub any_color: bool,
-    /// Longest text, in characters after normalisation.
-    pub max_len: usize,
-    /// Minimum time between two posts of one user, in milliseconds (0: none).
-    pub cooldown_ms: u64,
-    /// May post with `audience: members`.
-    pub members_audience: bool,
-}
-
-/// The privileges of every role; defaults modelled on bilibili.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Policy {
-    pub free: RolePolicy,
-    pub member: RolePolicy,
-    pub admin: RolePolicy,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            free: RolePolicy {
-                can_post: true,
-                styled_modes: false,
-                any_color: false,
-                max_len: 30,
-                cooldown_ms: 3000,
-                members_audience: false,
-            },
-            member: RolePolicy {
-                can_post: true,
-                styled_modes: true,
-                any_color: true,
-                max_len: 100,
-                cooldown_ms: 1000,
-                members_audience: true,
-            },
-            admin: RolePolicy {
-                can_post: true,
-                styled_modes: true,
-                any_color: true,
-                max_len: 100,
-                cooldown_ms: 0,
-                members_audience: true,
-            },
-        }
-    }
-}
-
-impl Policy {
-    /// The policy of a role; guests never post.
-    pub fn of(&self, role: Role) -> Option<&RolePolicy> {
-        match role {
-            Role::Guest => None,
-            Role::Free => Some(&self.free),
-            Role::Member => Some(&self.member),
-            Role::Admin => Some(&self.admin),
-        }
-        .filter(|p| p.can_post)
-    }
-}
 
 /// A comment as submitted, before validation. Optional fields take defaults.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -177,30 +41,8 @@ pub struct Valid {
     pub audience: Audience,
 }
 
-/// A refused post: HTTP status, code and message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reject {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-    /// For 429: milliseconds until the next post is allowed.
-    pub retry_after_ms: Option<u64>,
-}
-
-impl Reject {
-    /// Builds a rejection.
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Reject {
-            status,
-            code,
-            message: message.into(),
-            retry_after_ms: None,
-        }
-    }
-}
-
 /// Validates a video id (used in paths and channel names).
-pub fn check_video_id(id: &str) -> Result<(), Reject> {
+pub fn check_video_id(id: &str) -> Result<(), Refusal> {
     let ok = !id.is_empty()
         && id.len() <= MAX_VIDEO_ID
         && id
@@ -209,8 +51,7 @@ pub fn check_video_id(id: &str) -> Result<(), Reject> {
     if ok {
         Ok(())
     } else {
-        Err(Reject::new(
-            422,
+        Err(Refusal::invalid(
             "invalid_video",
             format!("video ids are 1 to {MAX_VIDEO_ID} characters of letters, digits and - _ ."),
         ))
@@ -303,17 +144,15 @@ pub fn validate(
     role: Role,
     policy: &Policy,
     blocked: &BlockList,
-) -> Result<Valid, Reject> {
+) -> Result<Valid, Refusal> {
     let rp = policy.of(role).ok_or_else(|| {
-        Reject::new(
-            401,
+        Refusal::unauthorized(
             "login_required",
             "sign in to post comments (guests may only read)",
         )
     })?;
     if !draft.time.is_finite() || draft.time < 0.0 || draft.time > MAX_TIME_S {
-        return Err(Reject::new(
-            422,
+        return Err(Refusal::invalid(
             "invalid_time",
             "time is the video position in seconds, from 0 to 86400",
         ));
@@ -321,25 +160,24 @@ pub fn validate(
     let mode = match draft.mode.as_deref() {
         None => Mode::Scroll,
         Some(m) => Mode::parse(m)
-            .ok_or_else(|| Reject::new(422, "invalid_mode", "mode is scroll, top or bottom"))?,
+            .ok_or_else(|| Refusal::invalid("invalid_mode", "mode is scroll, top or bottom"))?,
     };
     let color = match draft.color.as_deref() {
         None => WHITE,
         Some(c) => {
-            parse_color(c).ok_or_else(|| Reject::new(422, "invalid_color", "color is #rrggbb"))?
+            parse_color(c).ok_or_else(|| Refusal::invalid("invalid_color", "color is #rrggbb"))?
         }
     };
     let size = match draft.size.as_deref() {
         None => Size::Normal,
         Some(s) => Size::parse(s)
-            .ok_or_else(|| Reject::new(422, "invalid_size", "size is small, normal or large"))?,
+            .ok_or_else(|| Refusal::invalid("invalid_size", "size is small, normal or large"))?,
     };
     let audience = match draft.audience.as_deref() {
         None | Some("everyone") => Audience::Everyone,
         Some("members") => Audience::Members,
         Some(_) => {
-            return Err(Reject::new(
-                422,
+            return Err(Refusal::invalid(
                 "invalid_audience",
                 "a comment's audience is everyone or members",
             ));
@@ -348,32 +186,28 @@ pub fn validate(
     let text = normalize_text(&draft.text);
     let len = text.chars().count();
     if len == 0 {
-        return Err(Reject::new(422, "text_empty", "the comment is empty"));
+        return Err(Refusal::invalid("text_empty", "the comment is empty"));
     }
     if len > rp.max_len {
-        return Err(Reject::new(
-            422,
+        return Err(Refusal::invalid(
             "text_too_long",
             format!("a {role}'s comment is at most {} characters", rp.max_len),
         ));
     }
     if (mode != Mode::Scroll && !rp.styled_modes) || (color != WHITE && !rp.any_color) {
-        return Err(Reject::new(
-            403,
+        return Err(Refusal::forbidden(
             "member_style",
             "top/bottom modes and colours are for members",
         ));
     }
     if audience == Audience::Members && !rp.members_audience {
-        return Err(Reject::new(
-            403,
+        return Err(Refusal::forbidden(
             "member_audience",
             "members-only comments are for members",
         ));
     }
     if blocked.blocks(&text) {
-        return Err(Reject::new(
-            422,
+        return Err(Refusal::invalid(
             "blocked",
             "the comment contains a blocked word",
         ));
@@ -449,10 +283,8 @@ mod tests {
             "member_audience"
         );
         assert_eq!(
-            validate(&draft("x"), Role::Guest, &p, &b)
-                .unwrap_err()
-                .status,
-            401
+            validate(&draft("x"), Role::Guest, &p, &b).unwrap_err().kind,
+            crate::model::Kind::Unauthorized
         );
         assert_eq!(
             validate(&draft(&"a".repeat(31)), Role::Free, &p, &b)
@@ -498,7 +330,7 @@ mod tests {
                 _ => d.audience = bad,
             }
             let e = validate(&d, Role::Admin, &p, &b).unwrap_err();
-            assert_eq!((e.status, e.code), (422, code));
+            assert_eq!((e.kind, e.code), (crate::model::Kind::Invalid, code));
         }
         let mut d = draft("x");
         d.time = -1.0;

@@ -12,7 +12,7 @@ use super::{
     conn::{Conn, Pushed},
     event::Encoded,
 };
-use crate::auth::Role;
+use crate::model::Role;
 
 /// Subscribers of one channel.
 #[derive(Debug)]
@@ -81,7 +81,7 @@ impl Channel {
     pub fn deliver(&self, ev: &Encoded) -> FanOut {
         let mut out = FanOut::default();
         for role in Role::ALL {
-            if ev.target.mask & crate::access::role_bit(role) == 0 {
+            if ev.target.mask & crate::model::role_bit(role) == 0 {
                 continue;
             }
             let group = self.groups[role.index()].load();

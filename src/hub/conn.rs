@@ -13,7 +13,7 @@ use futures_util::task::AtomicWaker;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::auth::Role;
+use crate::model::Role;
 
 /// WebSocket close codes used by the server. The AsyncAPI document lists each one.
 pub mod close {

@@ -9,8 +9,8 @@ use std::{collections::HashSet, sync::Arc};
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::access::{Audience, role_bit};
-use crate::auth::Role;
+use crate::model::Role;
+use crate::model::{Audience, role_bit};
 
 /// Who, among a channel's subscribers, may receive an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +187,7 @@ mod tests {
             channel: Arc::from("news"),
             event: "push".into(),
             data: serde_json::json!({"text": "\"seq\":0, tricky"}),
-            target: Target::audience(crate::access::Audience::Everyone),
+            target: Target::audience(crate::model::Audience::Everyone),
         };
         let parts = FrameParts::encode(&p, 42);
         let whole = Encoded::encode(p, 17, 42);

@@ -23,7 +23,7 @@ use self::{
     conn::Conn,
     event::Encoded,
 };
-use crate::{auth::Role, metrics::Metrics};
+use crate::{metrics::Metrics, model::Role};
 
 /// Bounds applied to every new connection's outbox.
 #[derive(Debug, Clone, Copy)]

@@ -7,10 +7,7 @@ use super::{
     StoreError,
     sqlite::{SqliteStore, unavailable},
 };
-use crate::{
-    access::{Audience, Tier},
-    danmaku::rules::{Mode, Size},
-};
+use crate::model::{Audience, Mode, Size, Tier};
 
 /// A comment to store.
 #[derive(Debug, Clone, PartialEq, Eq)]

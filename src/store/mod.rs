@@ -11,7 +11,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 
-use crate::access::Tier;
+use crate::model::Tier;
 
 pub use self::schedules::{ScheduleRecord, ScheduleStore};
 

@@ -25,9 +25,8 @@ use super::{
     danmaku::{DanmakuStore, HistoryQuery, NewDanmaku, StoredDanmaku, Video},
 };
 use crate::{
-    access::{Audience, Tier},
     auth::now_millis,
-    danmaku::rules::{Mode, Size},
+    model::{Audience, Mode, Size, Tier},
 };
 
 /// Schema migrations, applied in order; `schema_migrations` records which ran.

@@ -21,7 +21,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{ChannelDecl, Store, StoreError};
 use crate::config::SqliteSync;
-use crate::{access::Tier, auth::now_millis};
+use crate::{auth::now_millis, model::Tier};
 
 /// Schema migrations, applied in order; `user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[

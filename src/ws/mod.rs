@@ -19,9 +19,13 @@ use poem::{
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::{
-    api::{auth::request_token, error::json_error},
-    auth::{AuthError, Identity},
-    server::State,
+    api::{
+        auth::request_token,
+        error::{json_error, refusal_response},
+    },
+    auth::AuthError,
+    model::Identity,
+    state::State,
 };
 
 /// Resolves the identity of a WebSocket request: a verified token, or a guest.
@@ -81,7 +85,7 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
             "GET /ws expects a WebSocket upgrade (version 13)",
         );
     }
-    if *state.shutdown.borrow() {
+    if state.shutdown.is_started() {
         return json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
@@ -121,7 +125,7 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
                 .ws_refused
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(sub = %identity.sub, ?ip, reason = %refusal.message, "ws upgrade refused: connection cap");
-            return refusal.response();
+            return refusal_response(&refusal);
         }
     };
     let on_upgrade = match req.take_upgrade() {

@@ -8,8 +8,8 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{
-    auth::{Identity, Role},
     danmaku::rules::Draft,
+    model::{Identity, Refusal, Role},
 };
 
 /// Protocol version announced in `welcome`.
@@ -70,28 +70,8 @@ pub enum Op {
     },
 }
 
-/// A typed protocol error: a code for machines and a message for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtoError {
-    pub code: &'static str,
-    pub message: String,
-    /// For `cooldown`: milliseconds until the next post is allowed.
-    pub retry_after_ms: Option<u64>,
-}
-
-impl ProtoError {
-    /// Builds an error.
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        ProtoError {
-            code,
-            message: message.into(),
-            retry_after_ms: None,
-        }
-    }
-}
-
 /// Parses a text frame into its echo id and operation.
-pub fn parse(text: &str) -> (Option<Value>, Result<Op, ProtoError>) {
+pub fn parse(text: &str) -> (Option<Value>, Result<Op, Refusal>) {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(f) => f,
         Err(e) => {
@@ -103,12 +83,12 @@ pub fn parse(text: &str) -> (Option<Value>, Result<Op, ProtoError>) {
             let err = if e.is_data() {
                 // serde quotes the offending value, which may be the whole frame:
                 // echo a bounded prefix only.
-                ProtoError::new(
+                Refusal::bad_request(
                     "bad_request",
                     format!("invalid frame: {}", truncate(&e.to_string(), 160)),
                 )
             } else {
-                ProtoError::new("bad_json", "frames must be JSON objects")
+                Refusal::bad_request("bad_json", "frames must be JSON objects")
             };
             return (id, Err(err));
         }
@@ -119,7 +99,7 @@ pub fn parse(text: &str) -> (Option<Value>, Result<Op, ProtoError>) {
     {
         return (
             None,
-            Err(ProtoError::new(
+            Err(Refusal::bad_request(
                 "bad_request",
                 "id must be a number or a string of at most 64 bytes",
             )),
@@ -138,9 +118,9 @@ fn valid_id(id: &Value) -> bool {
 }
 
 /// Per-op validation.
-fn to_op(frame: ClientFrame) -> Result<Op, ProtoError> {
+fn to_op(frame: ClientFrame) -> Result<Op, Refusal> {
     let need_channel = |c: Option<String>| {
-        c.ok_or_else(|| ProtoError::new("bad_request", "this op needs a channel"))
+        c.ok_or_else(|| Refusal::bad_request("bad_request", "this op needs a channel"))
     };
     match frame.op.as_deref() {
         Some("subscribe") => Ok(Op::Subscribe {
@@ -153,17 +133,17 @@ fn to_op(frame: ClientFrame) -> Result<Op, ProtoError> {
         Some("refresh") => Ok(Op::Refresh {
             token: frame
                 .token
-                .ok_or_else(|| ProtoError::new("bad_request", "refresh needs a token"))?,
+                .ok_or_else(|| Refusal::bad_request("bad_request", "refresh needs a token"))?,
         }),
         Some("ping") => Ok(Op::Ping),
         Some("danmaku") => Ok(Op::Danmaku {
             video: frame
                 .video
-                .ok_or_else(|| ProtoError::new("bad_request", "danmaku needs a video"))?,
+                .ok_or_else(|| Refusal::bad_request("bad_request", "danmaku needs a video"))?,
             draft: Draft {
                 text: frame
                     .text
-                    .ok_or_else(|| ProtoError::new("bad_request", "danmaku needs a text"))?,
+                    .ok_or_else(|| Refusal::bad_request("bad_request", "danmaku needs a text"))?,
                 time: frame.time.unwrap_or(0.0),
                 mode: frame.mode,
                 color: frame.color,
@@ -171,14 +151,14 @@ fn to_op(frame: ClientFrame) -> Result<Op, ProtoError> {
                 audience: frame.audience,
             },
         }),
-        Some(other) => Err(ProtoError::new(
+        Some(other) => Err(Refusal::bad_request(
             "unknown_op",
             format!(
                 "unknown op {:?}: use subscribe, unsubscribe, refresh, ping or danmaku",
                 truncate(other, 32)
             ),
         )),
-        None => Err(ProtoError::new("bad_request", "frames need an op")),
+        None => Err(Refusal::bad_request("bad_request", "frames need an op")),
     }
 }
 
@@ -236,7 +216,7 @@ pub fn reply_ok(id: Option<Value>, extra: Value) -> Utf8Bytes {
 }
 
 /// `{"type":"reply","id":..,"ok":false,"error":{"code","message"}}`.
-pub fn reply_err(id: Option<Value>, err: &ProtoError) -> Utf8Bytes {
+pub fn reply_err(id: Option<Value>, err: &Refusal) -> Utf8Bytes {
     let mut error = serde_json::json!({"code": err.code, "message": err.message});
     if let Some(ms) = err.retry_after_ms {
         error["retry_after_ms"] = ms.into();

@@ -27,14 +27,15 @@ use tokio_tungstenite::{
     },
 };
 
-use super::protocol::{self, Op, ProtoError};
+use super::protocol::{self, Op};
 use crate::{
     access::{self, BROADCAST},
-    auth::Identity,
     bus::{Join, Joined, Since},
     hub::conn::{Conn, close},
     limits::{Permit, TokenBucket},
-    server::State,
+    model::Identity,
+    model::Refusal,
+    state::State,
 };
 
 /// Comment posts of one socket that may wait on the store at once.
@@ -125,7 +126,7 @@ pub async fn run(
     // Shutdown closes every registered socket (`Hub::close_all`). One that registered
     // after that sweep sees the flag here, so the loop needs no shutdown branch (whose
     // watch future would take a lock on every turn).
-    if *state.shutdown.borrow() {
+    if state.shutdown.is_started() {
         conn.request_close(close::GOING_AWAY);
     }
 
@@ -414,7 +415,7 @@ impl Session {
                             .metrics
                             .ws_rate_limited
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        Err(ProtoError::new(
+                        Err(Refusal::bad_request(
                             "rate_limited",
                             format!(
                                 "at most {} ops per second per socket",
@@ -478,26 +479,22 @@ impl Session {
 
     /// Executes one validated op and builds its success reply.
     /// `Ok(None)` means the reply was queued already.
-    async fn on_op(&mut self, id: Option<Value>, op: Op) -> Result<Option<Utf8Bytes>, ProtoError> {
+    async fn on_op(&mut self, id: Option<Value>, op: Op) -> Result<Option<Utf8Bytes>, Refusal> {
         tracing::debug!(conn = self.conn.id, sub = %self.identity.sub, role = %self.identity.role, ?op, "ws op");
         match op {
             Op::Ping => Ok(Some(protocol::reply_ok(id, json!({"op": "ping"})))),
             Op::Subscribe { channel, since } => {
                 if self.channels.iter().any(|c| **c == *channel) {
-                    return Err(ProtoError::new(
+                    return Err(Refusal::bad_request(
                         "already_subscribed",
                         format!("already subscribed to {channel}"),
                     ));
                 }
-                let tier = self
-                    .state
-                    .directory
-                    .check(&self.identity, &channel)
-                    .map_err(|d| ProtoError::new(d.code, d.message))?;
+                let tier = self.state.directory.check(&self.identity, &channel)?;
                 let max = self.state.cfg.ws_max_channels;
                 let automatic = if self.identity.is_guest() { 1 } else { 2 };
                 if self.channels.len() >= max + automatic {
-                    return Err(ProtoError::new(
+                    return Err(Refusal::bad_request(
                         "too_many_subscriptions",
                         format!("at most {max} channels per socket"),
                     ));
@@ -533,7 +530,7 @@ impl Session {
                         reply: &reply,
                     })
                     .await
-                    .map_err(|e| ProtoError::new("bus_unavailable", e.to_string()))?;
+                    .map_err(|e| Refusal::unavailable("bus_unavailable", e.to_string()))?;
                 tracing::debug!(conn = self.conn.id, %channel, recovered = ?joined.recovered, replayed = joined.replayed, "subscribed");
                 self.channels.push(name);
                 Ok(None)
@@ -544,13 +541,16 @@ impl Session {
                     .iter()
                     .position(|c| **c == *channel)
                     .ok_or_else(|| {
-                        ProtoError::new("not_subscribed", format!("not subscribed to {channel}"))
+                        Refusal::bad_request(
+                            "not_subscribed",
+                            format!("not subscribed to {channel}"),
+                        )
                     })?;
                 if matches!(
                     access::parse_channel(&channel),
                     Ok(access::ChannelKind::Broadcast | access::ChannelKind::User(_))
                 ) {
-                    return Err(ProtoError::new(
+                    return Err(Refusal::bad_request(
                         "reserved_channel",
                         "automatic channels cannot be left",
                     ));
@@ -574,7 +574,7 @@ impl Session {
                     .clone()
                     .acquire_owned()
                     .await
-                    .map_err(|_| ProtoError::new("internal", "post queue closed"))?;
+                    .map_err(|_| Refusal::internal("internal", "post queue closed"))?;
                 let (state, who, conn) =
                     (self.state.clone(), self.identity.clone(), self.conn.clone());
                 tokio::spawn(async move {
@@ -597,12 +597,7 @@ impl Session {
                                 .await;
                         }
                         Err(r) => {
-                            let e = ProtoError {
-                                code: r.code,
-                                message: r.message,
-                                retry_after_ms: r.retry_after_ms,
-                            };
-                            conn.push(&protocol::reply_err(id, &e));
+                            conn.push(&protocol::reply_err(id, &r));
                         }
                     }
                 });
@@ -612,9 +607,9 @@ impl Session {
     }
 
     /// Replaces the token: same user, possibly another role.
-    async fn refresh(&mut self, id: Option<Value>, token: &str) -> Result<Utf8Bytes, ProtoError> {
+    async fn refresh(&mut self, id: Option<Value>, token: &str) -> Result<Utf8Bytes, Refusal> {
         if self.identity.is_guest() {
-            return Err(ProtoError::new(
+            return Err(Refusal::bad_request(
                 "sub_mismatch",
                 "guest sockets cannot log in; reconnect with a token",
             ));
@@ -623,11 +618,11 @@ impl Session {
             Ok(new) => new,
             Err(e) => {
                 self.state.metrics.auth_failure(e);
-                return Err(ProtoError::new(e.code(), e.to_string()));
+                return Err(Refusal::unauthorized(e.code(), e.to_string()));
             }
         };
         if new.sub != self.identity.sub {
-            return Err(ProtoError::new(
+            return Err(Refusal::bad_request(
                 "sub_mismatch",
                 "a refresh must keep the same sub",
             ));
@@ -671,7 +666,7 @@ impl Session {
 }
 
 /// Reads `{"seq": N, "epoch": "..."}`.
-fn parse_since(v: &Value) -> Result<Since, ProtoError> {
+fn parse_since(v: &Value) -> Result<Since, Refusal> {
     let seq = v["seq"].as_u64();
     let epoch = v["epoch"].as_str();
     match (seq, epoch) {
@@ -683,7 +678,7 @@ fn parse_since(v: &Value) -> Result<Since, ProtoError> {
             seq,
             epoch: String::new(),
         }),
-        _ => Err(ProtoError::new(
+        _ => Err(Refusal::bad_request(
             "bad_request",
             "since is {\"seq\": N, \"epoch\": \"...\"}",
         )),

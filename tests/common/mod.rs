@@ -3,8 +3,9 @@
 use std::{sync::Arc, time::Duration};
 
 use danmaku::{
-    auth::{Keys, Role, Signer},
+    auth::{Keys, Signer},
     config::Config,
+    model::Role,
     server::Server,
 };
 use futures_util::{SinkExt, StreamExt};

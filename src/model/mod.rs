@@ -1,0 +1,24 @@
+//! The bottom of the house: plain types that every layer shares and that import nothing
+//! else from the crate.
+//!
+//! - [`role`]: the four roles and a verified caller ([`role::Identity`]).
+//! - [`audience`]: channel tiers, message audiences and the role-group masks fan-out
+//!   uses.
+//! - [`comment`]: how a comment is drawn (mode and size), shared by the rules, the
+//!   store and the wire.
+//! - [`policy`]: what each role may do when posting (configuration reads it, the comment
+//!   rules enforce it).
+//! - [`refusal`]: the one refusal type. Domain code says what kind of refusal it is;
+//!   `api::error` turns the kind into an HTTP status and `ws::protocol` into a reply.
+
+pub mod audience;
+pub mod comment;
+pub mod policy;
+pub mod refusal;
+pub mod role;
+
+pub use audience::{Audience, Tier, role_bit};
+pub use comment::{Mode, Size};
+pub use policy::{Policy, RolePolicy};
+pub use refusal::{Kind, Refusal};
+pub use role::{Identity, Role};
