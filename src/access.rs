@@ -11,8 +11,8 @@ use crate::model::{Identity, Refusal, Tier};
 /// Longest accepted channel name.
 pub const MAX_CHANNEL_LEN: usize = 128;
 
-/// The channel every socket is on automatically; broadcasts and role pushes use it.
-pub const BROADCAST: &str = "broadcast";
+pub use crate::model::channel::BROADCAST;
+use crate::model::channel::{USER_PREFIX, VIDEO_PREFIX};
 
 /// A parsed channel name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,10 +57,10 @@ pub fn parse_channel(name: &str) -> Result<ChannelKind, Refusal> {
             Ok(rest.to_string())
         }
     };
-    if let Some(rest) = name.strip_prefix("video:") {
+    if let Some(rest) = name.strip_prefix(VIDEO_PREFIX) {
         return nonempty(rest, "video").map(ChannelKind::Video);
     }
-    if let Some(rest) = name.strip_prefix("user:") {
+    if let Some(rest) = name.strip_prefix(USER_PREFIX) {
         return nonempty(rest, "user").map(ChannelKind::User);
     }
     Ok(ChannelKind::Named)
@@ -206,7 +206,7 @@ impl Directory {
 
 /// The personal channel name of a user.
 pub fn user_channel(sub: &str) -> Arc<str> {
-    Arc::from(format!("user:{sub}"))
+    Arc::from(format!("{USER_PREFIX}{sub}"))
 }
 
 #[cfg(test)]

@@ -1,25 +1,16 @@
 //! Resource limits that protect the server from one client or one address: connection
-//! caps, a per-socket op rate and a deadline on the HTTP handshake. (The REST body cap
-//! is HTTP middleware: `api::body`.)
+//! caps and a per-socket op rate. (The handshake deadline is the listener's, `net`; the
+//! REST body cap is HTTP middleware, `api::body`.)
 //!
 //! Each limit comes from [`crate::config::Config`]; 0 disables the count-based ones. They
 //! live together so the README's limits table has one place to point at.
 
 use std::{
     collections::HashMap,
-    io,
     net::IpAddr,
-    pin::Pin,
     sync::{Arc, Mutex},
-    task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Instant,
 };
-
-use poem::{
-    listener::Acceptor,
-    web::{LocalAddr, RemoteAddr},
-};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::model::{Kind, Refusal};
 
@@ -187,143 +178,6 @@ impl TokenBucket {
         } else {
             false
         }
-    }
-}
-
-/// Wraps an acceptor so every connection must deliver its first request head (up to the
-/// blank line) within `timeout`, or is dropped. Without it a peer that opens TCP and sends
-/// nothing (or a byte a minute) holds a socket and a task for as long as it likes.
-///
-/// It also caps each socket's kernel send buffer when `send_buffer` is set: Linux grows
-/// a send buffer up to `tcp_wmem`'s maximum (4 MiB by default) for a peer that stopped
-/// reading, which both hides a slow consumer from the outbox for minutes and lets 10k
-/// sockets pin gigabytes of kernel memory.
-pub struct HandshakeDeadline<A> {
-    inner: A,
-    timeout: Duration,
-    send_buffer: usize,
-}
-
-impl<A> HandshakeDeadline<A> {
-    /// Wraps `inner`; `send_buffer` 0 leaves the kernel's autotuning alone.
-    pub fn new(inner: A, timeout: Duration, send_buffer: usize) -> Self {
-        HandshakeDeadline {
-            inner,
-            timeout,
-            send_buffer,
-        }
-    }
-}
-
-impl<A: Acceptor> Acceptor for HandshakeDeadline<A>
-where
-    A::Io: std::os::fd::AsFd,
-{
-    type Io = DeadlineIo<A::Io>;
-
-    fn local_addr(&self) -> Vec<LocalAddr> {
-        self.inner.local_addr()
-    }
-
-    async fn accept(
-        &mut self,
-    ) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
-        let (io, local, remote, scheme) = self.inner.accept().await?;
-        if self.send_buffer > 0
-            && let Err(e) = socket2::SockRef::from(&io).set_send_buffer_size(self.send_buffer)
-        {
-            tracing::warn!(error = %e, "cannot set SO_SNDBUF");
-        }
-        Ok((DeadlineIo::new(io, self.timeout), local, remote, scheme))
-    }
-}
-
-/// A stream that fails reads once its deadline passes, until the bytes read so far
-/// contain `\r\n\r\n` (the end of the first request head, or of the HTTP/2 preface).
-/// After that it is a plain pass-through.
-pub struct DeadlineIo<T> {
-    inner: T,
-    /// `None` once the head is complete.
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// The last bytes seen, to find `\r\n\r\n` across reads.
-    tail: u32,
-}
-
-impl<T> DeadlineIo<T> {
-    /// Starts the clock.
-    fn new(inner: T, timeout: Duration) -> Self {
-        DeadlineIo {
-            inner,
-            deadline: Some(Box::pin(tokio::time::sleep(timeout))),
-            tail: 0,
-        }
-    }
-
-    /// Feeds read bytes to the head detector; stops the clock when the head is complete.
-    fn observe(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.tail = (self.tail << 8) | u32::from(b);
-            if self.tail == u32::from_be_bytes(*b"\r\n\r\n") {
-                self.deadline = None;
-                return;
-            }
-        }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for DeadlineIo<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if let Some(d) = this.deadline.as_mut()
-            && d.as_mut().poll(cx).is_ready()
-        {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "handshake timeout",
-            )));
-        }
-        let before = buf.filled().len();
-        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if this.deadline.is_some()
-            && let Poll::Ready(Ok(())) = res
-        {
-            this.observe(&buf.filled()[before..]);
-        }
-        res
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }
 

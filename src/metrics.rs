@@ -36,6 +36,12 @@ pub struct Metrics {
     pub published: AtomicU64,
     /// Sockets closed because they could not keep up.
     pub slow_disconnects: AtomicU64,
+    /// Room passes: one batch written to a room's members.
+    pub fanout_passes: AtomicU64,
+    /// Frames built by room passes (each shared by every socket it went to).
+    pub fanout_frames: AtomicU64,
+    /// Compressed client messages inflated.
+    pub ws_inflated: AtomicU64,
     /// Client operations received over WebSocket.
     pub ws_ops: AtomicU64,
     /// Invalid client frames (bad JSON, unknown op, binary).
@@ -99,7 +105,7 @@ impl Metrics {
                 self.connections[role.index()].load(Relaxed)
             );
         }
-        let counters: [(&str, &str, &AtomicU64); 11] = [
+        let counters: [(&str, &str, &AtomicU64); 14] = [
             (
                 "danmaku_comments_posted_total",
                 "Comments accepted and durably stored.",
@@ -122,12 +128,27 @@ impl Metrics {
             ),
             (
                 "danmaku_events_delivered_total",
-                "Event copies queued to sockets.",
+                "Event copies written or queued to sockets.",
                 &self.delivered,
             ),
             (
+                "danmaku_fanout_passes_total",
+                "Room batches written to a room's members (one pass each).",
+                &self.fanout_passes,
+            ),
+            (
+                "danmaku_fanout_frames_total",
+                "Frames built by room passes, each shared by every socket it reached.",
+                &self.fanout_frames,
+            ),
+            (
+                "danmaku_ws_inflated_total",
+                "Compressed client messages inflated (permessage-deflate).",
+                &self.ws_inflated,
+            ),
+            (
                 "danmaku_slow_disconnects_total",
-                "Sockets closed because their outbox overflowed.",
+                "Sockets closed because their write queue overflowed or stalled.",
                 &self.slow_disconnects,
             ),
             (

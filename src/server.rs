@@ -26,9 +26,14 @@ use crate::{
         redis::{RedisBus, RedisSettings},
     },
     config::Config,
-    hub::{Hub, OutboxLimits, conn::close},
-    limits::{ConnCaps, ConnLimiter, HandshakeDeadline},
+    hub::{
+        self, Hub,
+        clock::Deadlines,
+        conn::{QueueCaps, close},
+    },
+    limits::{ConnCaps, ConnLimiter},
     metrics::Metrics,
+    net::Listener as NetListener,
     presence, push,
     schedule::{Runner, Schedules},
     shutdown::{Shutdown, Trigger},
@@ -47,13 +52,7 @@ pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String
         Err(_) => None,
     };
     let metrics = Arc::new(Metrics::default());
-    let hub = Arc::new(Hub::new(
-        OutboxLimits {
-            max_msgs: cfg.outbox_max_msgs,
-            max_bytes: cfg.outbox_max_bytes,
-        },
-        metrics.clone(),
-    ));
+    let hub = Arc::new(Hub::new(hub_settings(&cfg), metrics.clone()));
     let store: Arc<dyn Store> = if cfg.store == "sqlite" {
         Arc::new(
             SqliteStore::open_with(&cfg.data_dir, cfg.sqlite_synchronous)
@@ -128,8 +127,31 @@ pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String
         schedules,
         metrics,
         shutdown,
+        sockets: Arc::default(),
     }))
 }
+
+/// The hub's settings from configuration.
+fn hub_settings(cfg: &Config) -> hub::Settings {
+    let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    hub::Settings {
+        queue: QueueCaps {
+            max_msgs: clamp(cfg.outbox_max_msgs),
+            max_bytes: clamp(cfg.outbox_max_bytes),
+        },
+        flush_tick: Duration::from_millis(cfg.flush_tick_ms),
+        deadlines: Deadlines {
+            heartbeat_s: u32::try_from(cfg.heartbeat_s).unwrap_or(u32::MAX),
+            idle_timeout_s: u32::try_from(cfg.idle_timeout_s).unwrap_or(u32::MAX),
+            token_grace_s: cfg.token_grace_s,
+            write_timeout_s: WRITE_TIMEOUT_S,
+            expiry_notice: ws::protocol::token_expired(cfg.token_grace_s),
+        },
+    }
+}
+
+/// A socket whose queued frames have not moved for this long is closed as slow.
+const WRITE_TIMEOUT_S: u32 = 10;
 
 /// The in-process bus, with its once-a-minute sweep of idle channel logs.
 fn local_bus(cfg: &Config, hub: &Arc<Hub>) -> Arc<dyn Bus> {
@@ -312,8 +334,8 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
 pub struct Server {
     state: Arc<State>,
     /// Concrete, not boxed: poem's `BoxAcceptor` splits every stream into halves behind
-    /// a lock and two boxes, paid on each read and write for the life of a socket.
-    acceptor: HandshakeDeadline<poem::listener::TcpAcceptor>,
+    /// a lock and two boxes, paid on each read and write.
+    acceptor: NetListener,
     addr: SocketAddr,
     trigger: Trigger,
 }
@@ -328,10 +350,11 @@ impl Server {
             .into_acceptor()
             .await
             .map_err(|e| format!("cannot bind {bind}: {e}"))?;
-        let acceptor = HandshakeDeadline::new(
+        let acceptor = NetListener::new(
             acceptor,
             Duration::from_millis(state.cfg.handshake_timeout_ms),
             state.cfg.socket_send_buffer,
+            state.sockets.clone(),
         );
         let addr = acceptor
             .local_addr()
@@ -391,6 +414,7 @@ impl Server {
                 state.shutdown.clone(),
             )),
             tokio::spawn(sync_mirrors(state.clone())),
+            tokio::spawn(state.hub.clone().run_clock(state.shutdown.clone())),
         ];
         let hub = state.hub.clone();
         let stop = async move {

@@ -17,6 +17,7 @@ use crate::{
     hub::Hub,
     limits::ConnLimiter,
     metrics::Metrics,
+    net::Sockets,
     push,
     schedule::Schedules,
     shutdown::Shutdown,
@@ -45,4 +46,6 @@ pub struct State {
     pub shutdown: Shutdown,
     /// Connection caps checked at every WebSocket upgrade.
     pub limiter: Arc<ConnLimiter>,
+    /// The listener's open connections, where an upgraded socket takes its stream.
+    pub sockets: Arc<Sockets>,
 }

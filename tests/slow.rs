@@ -87,6 +87,9 @@ async fn ten_stalled_viewers_of_1000_at_100_events_per_s_are_dropped_and_the_990
         .config(|c| {
             c.outbox_max_msgs = 512;
             c.outbox_max_bytes = MAX_BYTES;
+            // Without a cap Linux lets a stalled reader's kernel buffer grow to 4 MiB
+            // before the queue sees anything (about 40 s at this rate).
+            c.socket_send_buffer = 64 * 1024;
         })
         .start()
         .await;

@@ -175,19 +175,27 @@ impl LocalBus {
         let now = now_millis();
         log.touched = now;
         let encoded = Encoded::encode(msg, seq, now);
-        let out = self.hub.deliver(&encoded);
-        if self.window.events > 0 {
+        let delivery = if self.window.events > 0 {
+            let delivery = self.hub.deliver(encoded.clone());
             log.recent.push_back((now, encoded));
             log.trim(self.window, now);
-        }
+            delivery
+        } else {
+            self.hub.deliver(encoded)
+        };
         drop(log);
+        // The room's pass runs outside the log lock: publishers of this channel queue
+        // behind the pass's batch, never behind its writes.
+        if let Some(room) = delivery.flush {
+            self.hub.flush(room);
+        }
         self.hub
             .metrics()
             .published
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Published {
             seq,
-            delivered: out.delivered,
+            delivered: delivery.count,
         }
     }
 
@@ -236,7 +244,7 @@ impl LocalBus {
         let mut replay = Vec::with_capacity(missed.len());
         for e in missed {
             if e.target.admits(join.role, &sub) {
-                replay.push(e.frame.clone());
+                replay.push(e.text.clone());
             }
         }
         // Live from here on: publishers wait on this lock, so nothing slips between.

@@ -11,14 +11,11 @@ pub mod redis;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use bytes::Bytes;
 
 use crate::{
-    hub::{
-        Hub,
-        conn::{Conn, Pushed},
-        event::Publish,
-    },
+    frame,
+    hub::{Hub, conn::Conn, event::Publish},
     model::Role,
 };
 
@@ -65,22 +62,24 @@ pub struct Join<'a> {
     pub channel: &'a Arc<str>,
     pub role: Role,
     pub since: Option<Since>,
-    /// Builds the reply frame; it is queued before any replayed event.
-    pub reply: &'a (dyn Fn(&Joined) -> Utf8Bytes + Send + Sync),
+    /// Builds the reply frame (complete, header included); it goes out before any
+    /// replayed event.
+    pub reply: &'a (dyn Fn(&Joined) -> Bytes + Send + Sync),
 }
 
 impl Join<'_> {
     /// The end of every engine's join, run while the engine still holds the channel's
-    /// lock: queue the reply, then the replayed frames, then subscribe the socket in the
-    /// hub, so nothing can slip between replay and live delivery.
-    pub fn finish(&self, hub: &Hub, joined: &mut Joined, replay: &[Utf8Bytes]) {
+    /// lock: write the reply, then the replayed events (batched, 64 to a frame), then
+    /// subscribe the socket in the hub, so nothing can slip between replay and live
+    /// delivery. `replay` holds each event's JSON text.
+    pub fn finish(&self, hub: &Hub, joined: &mut Joined, replay: &[Bytes]) {
         joined.replayed = replay.len();
-        self.conn.push(&(self.reply)(joined));
-        for frame in replay {
-            if self.conn.push(frame) != Pushed::Queued {
-                break;
-            }
+        let mut frames = Vec::with_capacity(1 + replay.len().div_ceil(64));
+        frames.push((self.reply)(joined));
+        for chunk in replay.chunks(64) {
+            frames.push(frame::text_array(chunk.iter().map(|t| &t[..])));
         }
+        self.conn.send_all(&frames);
         hub.subscribe(self.conn, self.channel, self.role);
     }
 }

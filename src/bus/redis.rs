@@ -34,10 +34,10 @@ use std::{
 
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use redis::{AsyncConnectionConfig, Client, Script, aio::MultiplexedConnection};
 use tokio::sync::Mutex as AsyncMutex;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{Bus, BusError, Join, Joined, Published, local::Window};
 use crate::{
@@ -373,7 +373,7 @@ impl RedisBus {
             channel: channel.clone(),
             seq,
             target: Target::from(header.target.clone()),
-            frame: Utf8Bytes::from(frame.to_string()),
+            text: Bytes::copy_from_slice(frame.as_bytes()),
         };
         let tracked = {
             let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
@@ -381,7 +381,10 @@ impl RedisBus {
                 Some(t) => t,
                 None => {
                     // Joined only directly in the hub (broadcast, user channels) or not here.
-                    self.hub.deliver(&encoded());
+                    let delivery = self.hub.deliver(encoded());
+                    if let Some(room) = delivery.flush {
+                        self.hub.flush(room);
+                    }
                     return;
                 }
             }
@@ -390,8 +393,12 @@ impl RedisBus {
         if t.delivered_upto.is_some_and(|d| seq <= d) {
             return;
         }
-        self.hub.deliver(&encoded());
+        let delivery = self.hub.deliver(encoded());
         t.delivered_upto = Some(seq);
+        drop(t);
+        if let Some(room) = delivery.flush {
+            self.hub.flush(room);
+        }
     }
 
     /// The tracking entry of a channel, created (under the gate) on first join.
@@ -533,7 +540,7 @@ impl Bus for RedisBus {
         let mut replay = Vec::new();
         if let Some(since) = &join.since {
             let cutoff = now_millis().saturating_sub(self.cfg.window.max_age_ms);
-            let events: Vec<(u64, u64, Target, Utf8Bytes)> = items
+            let events: Vec<(u64, u64, Target, Bytes)> = items
                 .into_iter()
                 .filter_map(decode_item)
                 .filter(|(seq, ..)| *seq <= upto)
@@ -625,7 +632,7 @@ impl Bus for RedisBus {
 }
 
 /// Decodes a window entry into `(seq, published at, target, frame)`.
-fn decode_item((id, fields): Item) -> Option<(u64, u64, Target, Utf8Bytes)> {
+fn decode_item((id, fields): Item) -> Option<(u64, u64, Target, Bytes)> {
     let seq = id.split('-').next()?.parse().ok()?;
     let (mut header, mut at, mut frame) = (None, None, None);
     for pair in fields.chunks(2) {
@@ -637,12 +644,7 @@ fn decode_item((id, fields): Item) -> Option<(u64, u64, Target, Utf8Bytes)> {
             _ => {}
         }
     }
-    Some((
-        seq,
-        at?,
-        Target::from(header?.target),
-        Utf8Bytes::from(frame?),
-    ))
+    Some((seq, at?, Target::from(header?.target), Bytes::from(frame?)))
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! Events as published and as encoded for the wire.
 //!
 //! A [`Publish`] is what a producer asks for. The bus stamps it with `seq` and `ts` and
-//! encodes it exactly once into an [`Encoded`] frame, whose bytes are shared by every
-//! socket that receives it.
+//! encodes it exactly once into an [`Encoded`] event: its JSON text, which the hub puts
+//! into room batches (one frame per batch, shared by every socket that receives it) and
+//! the bus keeps for replay.
 
 use std::{collections::HashSet, sync::Arc};
 
+use bytes::Bytes;
 use serde::Serialize;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::model::Role;
 use crate::model::{Audience, role_bit};
@@ -45,6 +46,12 @@ impl Target {
         self
     }
 
+    /// Whether the target filters by user (a list, or a skipped sender): such events
+    /// are checked per socket.
+    pub fn by_user(&self) -> bool {
+        self.users.is_some() || self.except.is_some()
+    }
+
     /// Whether a socket of `role` belonging to `sub` may receive the event.
     pub fn admits(&self, role: Role, sub: &str) -> bool {
         self.mask & role_bit(role) != 0
@@ -70,8 +77,8 @@ pub struct Encoded {
     pub channel: Arc<str>,
     pub seq: u64,
     pub target: Target,
-    /// The complete JSON text frame.
-    pub frame: Utf8Bytes,
+    /// The event's JSON text (a frame payload on its own, or one item of a batch).
+    pub text: Bytes,
 }
 
 /// The wire shape of a channel event.
@@ -172,7 +179,7 @@ impl Encoded {
             channel: p.channel,
             seq,
             target: p.target,
-            frame: Utf8Bytes::from(text),
+            text: Bytes::from(text),
         }
     }
 }
@@ -191,6 +198,9 @@ mod tests {
         };
         let parts = FrameParts::encode(&p, 42);
         let whole = Encoded::encode(p, 17, 42);
-        assert_eq!(format!("{}17{}", parts.prefix, parts.suffix), *whole.frame);
+        assert_eq!(
+            format!("{}17{}", parts.prefix, parts.suffix).as_bytes(),
+            &whole.text[..]
+        );
     }
 }

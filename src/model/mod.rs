@@ -4,6 +4,7 @@
 //! - [`role`]: the four roles and a verified caller ([`role::Identity`]).
 //! - [`audience`]: channel tiers, message audiences and the role-group masks fan-out
 //!   uses.
+//! - [`channel`]: the reserved channel names (`broadcast`, `user:*`, `video:*`).
 //! - [`comment`]: how a comment is drawn (mode and size), shared by the rules, the
 //!   store and the wire.
 //! - [`policy`]: what each role may do when posting (configuration reads it, the comment
@@ -12,6 +13,7 @@
 //!   `api::error` turns the kind into an HTTP status and `ws::protocol` into a reply.
 
 pub mod audience;
+pub mod channel;
 pub mod comment;
 pub mod policy;
 pub mod refusal;

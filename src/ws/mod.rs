@@ -1,21 +1,36 @@
 //! WebSocket transport: `GET /ws`.
 //!
-//! The upgrade is authenticated before the handshake completes, so a bad token gets a
-//! plain HTTP 401 with a JSON `{code, message}` body. The upgrade itself is done here on
-//! top of poem's raw upgrade (instead of poem's `WebSocket` extractor) so that sessions
-//! can write tungstenite's shared `Utf8Bytes` frames: the bytes encoded once by the bus
-//! are handed to every socket without copying.
+//! The upgrade request is served by poem like any other: it is authenticated before
+//! the handshake completes (a bad token gets a plain HTTP 401 with a JSON
+//! `{code, message}` body), checked against the origin list and the connection caps,
+//! and permessage-deflate is negotiated ([`crate::frame::deflate`]). After the 101, the
+//! session takes the connection's raw TCP stream back from the listener
+//! ([`crate::net::Sockets`]) and owns it: the hub writes shared frames to it directly.
+//!
+//! - [`session`]: the task of one socket;
+//! - [`reader`]: client frames into messages;
+//! - [`ops`]: one handler per client op;
+//! - [`protocol`]: the JSON messages of protocol v1 (`openapi/asyncapi.yaml`);
+//! - [`close`]: exits and the closing handshake.
 
+pub mod close;
+pub mod ops;
 pub mod protocol;
+pub mod reader;
 pub mod session;
 
-use std::sync::Arc;
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use poem::{
     Body, Request, Response, handler,
     http::{StatusCode, header},
     web::Data,
 };
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::{
@@ -24,6 +39,8 @@ use crate::{
         error::{json_error, refusal_response},
     },
     auth::AuthError,
+    frame::deflate,
+    hub::{self, conn::Conn},
     model::Identity,
     state::State,
 };
@@ -74,6 +91,16 @@ fn origin_allowed(allowed: &[String], req: &Request) -> bool {
     }
 }
 
+/// Whether the client offers permessage-deflate in a form we take.
+fn wants_deflate(req: &Request) -> bool {
+    deflate::negotiate(
+        req.headers()
+            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
+}
+
 /// `GET /ws`: authenticates, answers 101 and spawns the session.
 #[handler]
 pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
@@ -106,6 +133,13 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
             "missing Sec-WebSocket-Key",
         );
     };
+    let Some(peer) = req.remote_addr().as_socket_addr().copied() else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "not_websocket",
+            "WebSockets need a TCP connection",
+        );
+    };
     let conn_id = state.hub.next_conn_id();
     let identity = match authenticate(&state, req, conn_id).await {
         Ok(id) => id,
@@ -115,7 +149,7 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
             return json_error(StatusCode::UNAUTHORIZED, e.code(), &e.to_string());
         }
     };
-    let ip = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    let ip = Some(peer.ip());
     let user = (!identity.is_guest()).then(|| identity.sub.clone());
     let permit = match state.limiter.acquire(user, ip) {
         Ok(p) => p,
@@ -134,20 +168,67 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
             return json_error(StatusCode::BAD_REQUEST, "not_websocket", &e.to_string());
         }
     };
-    let fut = async move {
-        match on_upgrade.await {
-            Ok(io) => session::run(state, io, identity, conn_id, permit).await,
-            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
-        }
-    };
-    tokio::spawn(fut);
-    Response::builder()
+    let deflate = wants_deflate(req);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(io) => io,
+            Err(e) => return tracing::debug!(error = %e, "upgrade failed"),
+        };
+        let Some((stream, early)) = take_stream(&state, peer, upgraded) else {
+            return tracing::error!(%peer, "upgraded connection not found in the listener; dropped");
+        };
+        let now = hub::clock::now_s();
+        let conn = Conn::new(
+            conn_id,
+            identity.sub.clone(),
+            identity.role,
+            stream,
+            deflate,
+            state.hub.queue_caps(),
+            now,
+            permit,
+        );
+        session::run(state, conn, identity, early).await;
+    });
+    let mut resp = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "upgrade")
         .header(header::UPGRADE, "websocket")
         .header(
             header::SEC_WEBSOCKET_ACCEPT,
             derive_accept_key(key.as_bytes()),
-        )
-        .body(Body::empty())
+        );
+    if deflate {
+        resp = resp.header(header::SEC_WEBSOCKET_EXTENSIONS, deflate::RESPONSE);
+    }
+    resp.body(Body::empty())
+}
+
+/// Takes the raw stream of an upgraded connection from the listener, with any bytes the
+/// HTTP side had read past the request (a client may not send frames before the 101,
+/// but one that does loses nothing). The HTTP side's handles are gone afterwards.
+fn take_stream(
+    state: &State,
+    peer: SocketAddr,
+    mut upgraded: poem::Upgraded,
+) -> Option<(tokio::net::TcpStream, Vec<u8>)> {
+    let shared = state.sockets.take(peer)?;
+    let mut early = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    loop {
+        let mut rb = ReadBuf::new(&mut buf);
+        match std::pin::Pin::new(&mut upgraded).poll_read(&mut cx, &mut rb) {
+            Poll::Ready(Ok(())) if !rb.filled().is_empty() => early.extend_from_slice(rb.filled()),
+            _ => break,
+        }
+    }
+    drop(upgraded);
+    match Arc::try_unwrap(shared) {
+        Ok(stream) => Some((stream, early)),
+        Err(_) => {
+            tracing::error!(%peer, "the HTTP side still holds the upgraded stream");
+            None
+        }
+    }
 }

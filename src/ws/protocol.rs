@@ -1,11 +1,13 @@
 //! The JSON frames of WebSocket protocol v1 (documented in `openapi/asyncapi.yaml`).
 //!
-//! Client frames are parsed leniently into one struct and then checked per op, so every
-//! error reply can echo the client's `id`. Server frames are built here and nowhere else.
+//! Client messages are parsed leniently into one struct and then checked per op, so
+//! every error reply can echo the client's `id`. Server messages that concern one socket
+//! (welcome, replies, notices) are built here and nowhere else, as complete frames;
+//! channel events are encoded once by the bus and framed in batches by the hub.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{
     danmaku::rules::Draft,
@@ -187,13 +189,13 @@ impl<'a> UserInfo<'a> {
     }
 }
 
-/// Encodes any serializable server frame.
-fn encode<T: Serialize>(v: &T) -> Utf8Bytes {
-    Utf8Bytes::from(serde_json::to_string(v).unwrap_or_default())
+/// Encodes any serializable server message as a complete text frame, ready to write.
+fn encode<T: Serialize>(v: &T) -> Bytes {
+    crate::frame::text(&serde_json::to_vec(v).unwrap_or_default())
 }
 
 /// `{"type":"welcome",...}`, the first frame on every socket.
-pub fn welcome(conn: u64, who: &Identity, heartbeat_s: u64) -> Utf8Bytes {
+pub fn welcome(conn: u64, who: &Identity, heartbeat_s: u64) -> Bytes {
     encode(&serde_json::json!({
         "type": "welcome",
         "protocol": PROTOCOL_VERSION,
@@ -204,7 +206,7 @@ pub fn welcome(conn: u64, who: &Identity, heartbeat_s: u64) -> Utf8Bytes {
 }
 
 /// `{"type":"reply","id":..,"ok":true, ...extra}`.
-pub fn reply_ok(id: Option<Value>, extra: Value) -> Utf8Bytes {
+pub fn reply_ok(id: Option<Value>, extra: Value) -> Bytes {
     let mut obj = serde_json::Map::new();
     obj.insert("type".into(), "reply".into());
     obj.insert("id".into(), id.unwrap_or(Value::Null));
@@ -216,7 +218,7 @@ pub fn reply_ok(id: Option<Value>, extra: Value) -> Utf8Bytes {
 }
 
 /// `{"type":"reply","id":..,"ok":false,"error":{"code","message"}}`.
-pub fn reply_err(id: Option<Value>, err: &Refusal) -> Utf8Bytes {
+pub fn reply_err(id: Option<Value>, err: &Refusal) -> Bytes {
     let mut error = serde_json::json!({"code": err.code, "message": err.message});
     if let Some(ms) = err.retry_after_ms {
         error["retry_after_ms"] = ms.into();
@@ -230,7 +232,7 @@ pub fn reply_err(id: Option<Value>, err: &Refusal) -> Utf8Bytes {
 }
 
 /// `{"type":"unsubscribed",...}`: the server removed a subscription (after a downgrade).
-pub fn unsubscribed(channel: &str, reason: &str, message: &str) -> Utf8Bytes {
+pub fn unsubscribed(channel: &str, reason: &str, message: &str) -> Bytes {
     encode(&serde_json::json!({
         "type": "unsubscribed",
         "channel": channel,
@@ -240,7 +242,7 @@ pub fn unsubscribed(channel: &str, reason: &str, message: &str) -> Utf8Bytes {
 }
 
 /// `{"type":"token_expired","grace_s":N}`: refresh now or be closed with 4001.
-pub fn token_expired(grace_s: u64) -> Utf8Bytes {
+pub fn token_expired(grace_s: u64) -> Bytes {
     encode(&serde_json::json!({"type": "token_expired", "grace_s": grace_s}))
 }
 
