@@ -1,0 +1,236 @@
+//! Delivery: the subscriber connection, its supervise/reconnect loop, and the per-channel
+//! `delivered_upto` that makes a join's replay-then-live gapless.
+//!
+//! [`RedisBus::on_message`] is the one place that hands events to this node's hub. A
+//! join and the loop take the same per-channel lock: the join replays up to
+//! `delivered_upto` and subscribes under it, the loop delivers only what follows.
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::Mutex as AsyncMutex;
+use bytes::Bytes;
+
+use super::{
+    RedisBus, conn_config,
+    script::{Header, Item, KEEP_S, decode_item, new_epoch, parse_envelope},
+    unavailable,
+};
+use crate::{
+    auth::now_millis,
+    bus::{BusError, Join, Joined},
+    hub::event::{Encoded, Target},
+    shutdown::Shutdown,
+};
+
+/// First and longest reconnect delay.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
+
+/// One channel joined through the bus on this node.
+#[derive(Debug, Default)]
+pub(super) struct Tracked {
+    /// The highest seq the delivery loop handed to the hub (or a join replayed up to).
+    delivered_upto: Option<u64>,
+}
+
+impl RedisBus {
+    /// Opens the command connection and a subscribed pub/sub connection.
+    pub(super) async fn connect(
+        &self,
+    ) -> redis::RedisResult<(MultiplexedConnection, redis::aio::PubSub)> {
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&conn_config())
+            .await?;
+        let mut pubsub =
+            tokio::time::timeout(Duration::from_secs(2), self.client.get_async_pubsub())
+                .await
+                .map_err(|_| {
+                    redis::RedisError::from((redis::ErrorKind::Io, "pub/sub connect timed out"))
+                })??;
+        pubsub.subscribe(self.events_channel()).await?;
+        Ok((conn, pubsub))
+    }
+
+    /// Keeps one subscription alive: runs the delivery loop, and on loss marks the bus
+    /// not ready and reconnects with backoff until shutdown.
+    pub(super) async fn supervise(
+        self: Arc<Self>,
+        first: (MultiplexedConnection, redis::aio::PubSub),
+        mut shutdown: Shutdown,
+    ) {
+        let mut next = Some(first);
+        let mut backoff = BACKOFF.0;
+        loop {
+            if let Some((conn, pubsub)) = next.take() {
+                backoff = BACKOFF.0;
+                self.reset_positions().await;
+                self.conn.store(Some(Arc::new(conn)));
+                self.ready.store(true, Ordering::SeqCst);
+                tracing::info!(node = %self.cfg.node, "redis bus connected");
+                let mut stream = pubsub.into_on_message();
+                loop {
+                    tokio::select! {
+                        msg = stream.next() => match msg {
+                            Some(msg) => self.on_message(msg.get_payload_bytes()).await,
+                            None => break,
+                        },
+                        _ = shutdown.started() => return,
+                    }
+                }
+                self.ready.store(false, Ordering::SeqCst);
+                self.conn.store(None);
+                tracing::error!(
+                    node = %self.cfg.node,
+                    "REDIS BUS LOST: local sockets keep their subscriptions, publishes fail \
+                     with 503 bus_unavailable, /readyz is 503; reconnecting"
+                );
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.started() => return,
+            }
+            match self.connect().await {
+                Ok(pair) => next = Some(pair),
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in = ?backoff, "redis bus still unreachable");
+                    backoff = (backoff * 2).min(BACKOFF.1);
+                }
+            }
+        }
+    }
+
+    /// After a reconnect, positions from before cannot be trusted (Redis may have lost
+    /// its data and restarted sequences): deliver whatever comes next.
+    async fn reset_positions(&self) {
+        let all: Vec<_> = self.tracked.pin().values().cloned().collect();
+        for t in all {
+            let mut t = t.lock().await;
+            if t.delivered_upto.is_some() {
+                t.delivered_upto = Some(0);
+            }
+        }
+    }
+
+    /// Hands one envelope to this node's hub, in order, once.
+    async fn on_message(&self, payload: &[u8]) {
+        let Some((seq, header, frame)) = parse_envelope(payload) else {
+            tracing::warn!("redis bus: malformed envelope ignored");
+            return;
+        };
+        let Ok(header) = serde_json::from_slice::<Header>(header) else {
+            tracing::warn!("redis bus: malformed header ignored");
+            return;
+        };
+        let Ok(frame) = std::str::from_utf8(frame) else {
+            return;
+        };
+        let channel: Arc<str> = Arc::from(header.channel);
+        let encoded = || Encoded {
+            channel: channel.clone(),
+            seq,
+            target: Target::from(header.target.clone()),
+            text: Bytes::copy_from_slice(frame.as_bytes()),
+        };
+        let tracked = {
+            let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
+            match self.tracked.pin().get(&channel).cloned() {
+                Some(t) => t,
+                None => {
+                    // Joined only directly in the hub (broadcast, user channels) or not here.
+                    let delivery = self.hub.deliver(encoded());
+                    if let Some(room) = delivery.flush {
+                        self.hub.flush(room);
+                    }
+                    return;
+                }
+            }
+        };
+        let mut t = tracked.lock().await;
+        if t.delivered_upto.is_some_and(|d| seq <= d) {
+            return;
+        }
+        let delivery = self.hub.deliver(encoded());
+        t.delivered_upto = Some(seq);
+        drop(t);
+        // The room's pass runs outside the channel's lock.
+        if let Some(room) = delivery.flush {
+            self.hub.flush(room);
+        }
+    }
+
+    /// The tracking entry of a channel, created (under the gate) on first join.
+    fn track(&self, channel: &Arc<str>) -> Arc<AsyncMutex<Tracked>> {
+        if let Some(t) = self.tracked.pin().get(channel) {
+            return t.clone();
+        }
+        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        self.tracked
+            .pin()
+            .get_or_insert_with(channel.clone(), Default::default)
+            .clone()
+    }
+
+    /// Joins under the channel's lock: replays `(since, delivered_upto]` from the window,
+    /// then subscribes, so the loop (which takes the same lock) delivers what follows.
+    pub(super) async fn join_channel(&self, join: Join<'_>) -> Result<Joined, BusError> {
+        let tracked = self.track(join.channel);
+        let mut t = tracked.lock().await;
+        let mut conn = self.connection()?;
+        let start = join
+            .since
+            .as_ref()
+            .map(|s| format!("{}-0", s.seq.saturating_add(1)))
+            .unwrap_or_default();
+        let ch = join.channel;
+        let (last, epoch, items): (u64, String, Vec<Item>) = self
+            .fetch_script
+            .key(self.key("seq", ch))
+            .key(self.key("ep", ch))
+            .key(self.key("win", ch))
+            .arg(new_epoch())
+            .arg(start)
+            .arg(KEEP_S)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let upto = *t.delivered_upto.get_or_insert(last);
+        let mut joined = Joined {
+            epoch,
+            seq: upto,
+            recovered: None,
+            replayed: 0,
+        };
+        let mut replay = Vec::new();
+        if let Some(since) = &join.since {
+            let cutoff = now_millis().saturating_sub(self.cfg.window.max_age_ms);
+            let events: Vec<(u64, u64, Target, Bytes)> = items
+                .into_iter()
+                .filter_map(decode_item)
+                .filter(|(seq, ..)| *seq <= upto)
+                .collect();
+            let reaches = since.seq >= upto
+                || events
+                    .first()
+                    .is_some_and(|(seq, at, ..)| *seq == since.seq + 1 && *at >= cutoff);
+            let ok = since.epoch == joined.epoch && since.seq <= upto && reaches;
+            joined.recovered = Some(ok);
+            if ok {
+                let sub = join.conn.sub.clone();
+                replay = events
+                    .into_iter()
+                    .filter(|(_, _, target, _)| target.admits(join.role, &sub))
+                    .map(|(.., frame)| frame)
+                    .collect();
+            }
+        }
+        // Live from here on: the loop takes this lock before delivering this channel.
+        join.finish(&self.hub, &mut joined, &replay);
+        drop(t);
+        Ok(joined)
+    }
+}

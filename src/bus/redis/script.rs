@@ -1,0 +1,157 @@
+//! The channel scripts and the wire format they share with every node.
+//!
+//! Publishing runs [`PUBLISH_LUA`] with the event pre-encoded as the text around its seq
+//! ([`FrameParts`]); Redis splices the number in, appends the frame to the window stream
+//! and announces an envelope `seq SP len SP header frame`. A join reads the same keys with
+//! [`FETCH_LUA`]. The envelope and the window entries are decoded here too, so the format
+//! is written and read in one file.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{RedisBus, unavailable};
+use crate::{
+    auth::now_millis,
+    bus::{BusError, Published},
+    hub::event::{FrameParts, Publish, Target, TargetWire},
+};
+
+/// Numbers, records and announces one event atomically (see the module docs).
+pub(super) const PUBLISH_LUA: &str = r#"
+local s = redis.call('INCR', KEYS[1])
+if s == 1 then redis.call('SET', KEYS[2], ARGV[1], 'NX') end
+redis.call('EXPIRE', KEYS[1], ARGV[8])
+redis.call('EXPIRE', KEYS[2], ARGV[8])
+local frame = ARGV[2] .. s .. ARGV[3]
+if tonumber(ARGV[5]) > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], s .. '-0', 'h', ARGV[4], 'a', ARGV[9], 'f', frame)
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+end
+redis.call('PUBLISH', ARGV[7], s .. ' ' .. #ARGV[4] .. ' ' .. ARGV[4] .. frame)
+return s
+"#;
+
+/// Reads a channel's last seq, epoch (creating it) and window events after a position.
+pub(super) const FETCH_LUA: &str = r#"
+local s = tonumber(redis.call('GET', KEYS[1]) or '0')
+local ep = redis.call('GET', KEYS[2])
+if not ep then
+  ep = ARGV[1]
+  redis.call('SET', KEYS[2], ep, 'EX', ARGV[3])
+end
+local items = {}
+if ARGV[2] ~= '' then items = redis.call('XRANGE', KEYS[3], ARGV[2], '+') end
+return {s, ep, items}
+"#;
+
+/// Seconds a channel's seq and epoch keys outlive its last publish.
+pub(super) const KEEP_S: u64 = 7 * 24 * 3600;
+
+/// A stream entry as XRANGE returns it: id, then flat field/value pairs.
+pub(super) type Item = (String, Vec<Vec<u8>>);
+
+/// A fresh random epoch, offered when a channel's sequence starts.
+pub(super) fn new_epoch() -> String {
+    format!("{:012x}", rand::random::<u64>() >> 16)
+}
+
+/// Splits a pub/sub envelope `seq SP len SP header frame` into its parts.
+pub(super) fn parse_envelope(payload: &[u8]) -> Option<(u64, &[u8], &[u8])> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let (seq, rest) = text.split_once(' ')?;
+    let (len, rest) = rest.split_once(' ')?;
+    let len: usize = len.parse().ok()?;
+    if rest.len() < len {
+        return None;
+    }
+    let rest = rest.as_bytes();
+    Some((seq.parse().ok()?, &rest[..len], &rest[len..]))
+}
+
+/// The header that travels with each event: its channel and audience.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct Header {
+    #[serde(rename = "c")]
+    pub(super) channel: String,
+    #[serde(rename = "t")]
+    pub(super) target: TargetWire,
+}
+
+/// Decodes a window entry into `(seq, published at, target, frame)`.
+pub(super) fn decode_item((id, fields): Item) -> Option<(u64, u64, Target, Bytes)> {
+    let seq = id.split('-').next()?.parse().ok()?;
+    let (mut header, mut at, mut frame) = (None, None, None);
+    for pair in fields.chunks(2) {
+        let [name, value] = pair else { continue };
+        match name.as_slice() {
+            b"h" => header = serde_json::from_slice::<Header>(value).ok(),
+            b"a" => at = std::str::from_utf8(value).ok()?.parse::<u64>().ok(),
+            b"f" => frame = String::from_utf8(value.clone()).ok(),
+            _ => {}
+        }
+    }
+    Some((
+        seq,
+        at?,
+        Target::from(header?.target),
+        Bytes::from(frame?),
+    ))
+}
+
+impl RedisBus {
+    /// Numbers, records and announces one event in one script run; this node's sockets
+    /// get it back through the delivery loop, like every other node's.
+    pub(super) async fn publish_event(&self, msg: Publish) -> Result<Published, BusError> {
+        let mut conn = self.connection()?;
+        let now = now_millis();
+        let parts = FrameParts::encode(&msg, now);
+        let header = serde_json::to_string(&Header {
+            channel: msg.channel.to_string(),
+            target: TargetWire::from(&msg.target),
+        })
+        .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let ch = &msg.channel;
+        let seq: u64 = self
+            .publish_script
+            .key(self.key("seq", ch))
+            .key(self.key("ep", ch))
+            .key(self.key("win", ch))
+            .arg(new_epoch())
+            .arg(parts.prefix)
+            .arg(parts.suffix)
+            .arg(header)
+            .arg(self.cfg.window.events)
+            .arg((self.cfg.window.max_age_ms / 1000).max(1))
+            .arg(self.events_channel())
+            .arg(KEEP_S)
+            .arg(now)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        self.hub.metrics().published.fetch_add(1, Ordering::Relaxed);
+        // Delivery is asynchronous (every node, this one included, gets it from Redis):
+        // report the sockets of this node in the audience's role groups.
+        let counts = self.hub.counts(ch);
+        let delivered = (0..4)
+            .filter(|i| msg.target.mask & (1 << i) != 0)
+            .map(|i| counts[i])
+            .sum();
+        Ok(Published { seq, delivered })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_split_into_seq_header_and_frame() {
+        let header = r#"{"c":"a b","t":{"m":15}}"#;
+        let env = format!("12 {} {header}{{\"x\":1}}", header.len());
+        let (seq, h, f) = parse_envelope(env.as_bytes()).unwrap();
+        assert_eq!((seq, h, f), (12, header.as_bytes(), &b"{\"x\":1}"[..]));
+        assert!(parse_envelope(b"12 99 short").is_none());
+        assert!(parse_envelope(b"x").is_none());
+    }
+}

@@ -1,0 +1,171 @@
+//! Comment, catalog and mute reads (writes go through the writer), and the
+//! [`DanmakuStore`] glue.
+
+use async_trait::async_trait;
+use sqlx::{AssertSqlSafe, Row, postgres::PgRow};
+
+use super::{
+    PgStore, shape, unavailable,
+    writer::{Done, Write},
+};
+use crate::{
+    model::{Audience, Mode, Size, Tier},
+    store::{
+        StoreError,
+        danmaku::{DanmakuStore, HistoryQuery, NewDanmaku, StoredDanmaku, Video},
+    },
+};
+
+/// The comment columns read back, in [`danmaku_row`] order.
+const COLUMNS: &str =
+    "id, video, time_ms, text, mode, color, size, audience, sub, name, created_at, deleted_at";
+
+/// Decodes a row selected with [`COLUMNS`].
+fn danmaku_row(r: &PgRow) -> Result<StoredDanmaku, StoreError> {
+    let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+    let mode: String = r.try_get(4).map_err(corrupt)?;
+    let size: String = r.try_get(6).map_err(corrupt)?;
+    let audience: String = r.try_get(7).map_err(corrupt)?;
+    Ok(StoredDanmaku {
+        id: r.try_get(0).map_err(corrupt)?,
+        d: NewDanmaku {
+            video: r.try_get(1).map_err(corrupt)?,
+            time_ms: r.try_get::<i64, _>(2).map_err(corrupt)? as u64,
+            text: r.try_get(3).map_err(corrupt)?,
+            mode: Mode::parse(&mode)
+                .ok_or_else(|| StoreError::Corrupt(format!("bad mode {mode:?}")))?,
+            color: r.try_get::<i64, _>(5).map_err(corrupt)? as u32,
+            size: Size::parse(&size)
+                .ok_or_else(|| StoreError::Corrupt(format!("bad size {size:?}")))?,
+            audience: match audience.as_str() {
+                "members" => Audience::Members,
+                "free" => Audience::Free,
+                _ => Audience::Everyone,
+            },
+            sub: r.try_get(8).map_err(corrupt)?,
+            name: r.try_get(9).map_err(corrupt)?,
+            created_at: r.try_get::<i64, _>(10).map_err(corrupt)? as u64,
+        },
+        deleted_at: r
+            .try_get::<Option<i64>, _>(11)
+            .map_err(corrupt)?
+            .map(|v| v as u64),
+    })
+}
+
+/// Reads straight from the pool; writes through the writer, so ids follow commit order.
+#[async_trait]
+impl DanmakuStore for PgStore {
+    async fn insert_danmaku(&self, d: NewDanmaku) -> Result<StoredDanmaku, StoreError> {
+        match self.write(Write::InsertDanmaku(d.clone())).await? {
+            Done::Id(id) => Ok(StoredDanmaku {
+                id,
+                d,
+                deleted_at: None,
+            }),
+            _ => Err(shape()),
+        }
+    }
+
+    async fn insert_many(&self, ds: Vec<NewDanmaku>) -> Result<usize, StoreError> {
+        match self.write(Write::InsertMany(ds)).await? {
+            Done::Count(n) => Ok(n),
+            _ => Err(shape()),
+        }
+    }
+
+    async fn history(&self, q: HistoryQuery) -> Result<Vec<StoredDanmaku>, StoreError> {
+        let order = if q.newest { "id DESC" } else { "time_ms, id" };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM danmaku
+             WHERE video = $1 AND deleted_at IS NULL
+               AND time_ms >= $2 AND time_ms < $3 AND id > $4
+               AND ($5 OR audience <> 'members')
+             ORDER BY {order} LIMIT $6"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(&q.video)
+            .bind(q.from_ms.unwrap_or(0).min(i64::MAX as u64) as i64)
+            .bind(
+                q.to_ms
+                    .map(|t| t.min(i64::MAX as u64) as i64)
+                    .unwrap_or(i64::MAX),
+            )
+            .bind(q.after_id.unwrap_or(0))
+            .bind(q.members)
+            .bind(q.limit.min(i64::MAX as usize) as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let mut out = rows
+            .iter()
+            .map(danmaku_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if q.newest {
+            out.sort_by_key(|d| (d.d.time_ms, d.id));
+        }
+        Ok(out)
+    }
+
+    async fn get_danmaku(&self, id: i64) -> Result<Option<StoredDanmaku>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM danmaku WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.as_ref().map(danmaku_row).transpose()
+    }
+
+    async fn tombstone_danmaku(&self, id: i64, at: u64) -> Result<bool, StoreError> {
+        self.write_flag(Write::Tombstone(id, at)).await
+    }
+
+    async fn put_video(&self, v: Video) -> Result<bool, StoreError> {
+        self.write_flag(Write::PutVideo(v)).await
+    }
+
+    async fn list_videos(&self) -> Result<Vec<Video>, StoreError> {
+        let rows = sqlx::query("SELECT id, title, tier, updated_at FROM videos ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(0).map_err(unavailable)?;
+                let tier: String = r.try_get(2).map_err(unavailable)?;
+                let tier = Tier::parse(&tier)
+                    .ok_or_else(|| StoreError::Corrupt(format!("bad tier {tier:?} for {id}")))?;
+                Ok(Video {
+                    title: r.try_get(1).map_err(unavailable)?,
+                    updated_at: r.try_get::<i64, _>(3).map_err(unavailable)? as u64,
+                    id,
+                    tier,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_mute(&self, sub: &str, until_ms: u64) -> Result<(), StoreError> {
+        self.write(Write::PutMute(sub.to_string(), until_ms))
+            .await
+            .map(|_| ())
+    }
+
+    async fn list_mutes(&self, now_ms: u64) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows = sqlx::query("SELECT sub, until_ms FROM mutes WHERE until_ms > $1")
+            .bind(now_ms as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(unavailable)?,
+                    r.try_get::<i64, _>(1).map_err(unavailable)? as u64,
+                ))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,95 @@
+//! Versioned schema migrations, applied at startup in the configured schema.
+//!
+//! `schema_migrations` records which ran; an advisory lock per schema serializes nodes
+//! starting together, so each migration is applied once.
+
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use super::unavailable;
+use crate::store::StoreError;
+
+/// Schema migrations, applied in order; `schema_migrations` records which ran.
+const MIGRATIONS: &[&str] = &["CREATE TABLE channels (
+        name TEXT PRIMARY KEY,
+        tier TEXT NOT NULL CHECK (tier IN ('free', 'member', 'admin')),
+        updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE videos (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        tier TEXT NOT NULL CHECK (tier IN ('free', 'member', 'admin')),
+        updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE danmaku (
+        id BIGSERIAL PRIMARY KEY,
+        video TEXT NOT NULL,
+        time_ms BIGINT NOT NULL,
+        text TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        color BIGINT NOT NULL,
+        size TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        sub TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        deleted_at BIGINT
+    );
+    CREATE INDEX danmaku_video_time ON danmaku (video, time_ms);
+    CREATE TABLE mutes (
+        sub TEXT PRIMARY KEY,
+        until_ms BIGINT NOT NULL
+    );
+    CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        paused BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        last_run BIGINT,
+        last_delivered BIGINT,
+        runs BIGINT NOT NULL DEFAULT 0
+    );"];
+
+/// Applies pending migrations in one transaction, serialized across nodes.
+pub(super) async fn migrate(conn: &mut PgConnection, schema: &str) -> Result<(), StoreError> {
+    let mut tx = conn.begin().await.map_err(unavailable)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("danmaku-migrate-{schema}"))
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    // The schema name is a validated plain identifier.
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+    )))
+    .execute(&mut *tx)
+    .await
+    .map_err(unavailable)?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY)")
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    let done = done as usize;
+    if done > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {done} is newer than this binary ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        sqlx::raw_sql(*sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+            .bind(i as i32 + 1)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+    }
+    tx.commit().await.map_err(unavailable)
+}

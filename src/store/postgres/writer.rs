@@ -1,0 +1,248 @@
+//! The single writer task: group commit, one savepoint per write, and every write's SQL.
+//!
+//! Callers queue a [`Write`] as data and wait for its [`Done`]; the task takes every write
+//! queued meanwhile, applies each in its own savepoint inside one transaction, commits
+//! once, and only then answers. One writer also keeps comment ids increasing in commit
+//! order.
+
+use sqlx::{PgConnection, postgres::PgPool};
+use tokio::sync::{mpsc, oneshot};
+
+use super::unavailable;
+use crate::{
+    auth::now_millis,
+    model::Tier,
+    store::{
+        ScheduleRecord, StoreError,
+        danmaku::{NewDanmaku, Video},
+    },
+};
+
+/// Most writes committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// One queued write, as data (so the writer task owns it outright).
+#[derive(Debug)]
+pub(super) enum Write {
+    PutChannel(String, Tier),
+    DeleteChannel(String),
+    InsertDanmaku(NewDanmaku),
+    InsertMany(Vec<NewDanmaku>),
+    Tombstone(i64, u64),
+    PutVideo(Video),
+    PutMute(String, u64),
+    PutSchedule(ScheduleRecord),
+    DeleteSchedule(String),
+    SetPaused(String, bool),
+    RecordRun(String, u64, u64, u64),
+    /// Waits for everything queued before it (flush).
+    Barrier,
+}
+
+/// What a write returns once committed.
+#[derive(Debug)]
+pub(super) enum Done {
+    Flag(bool),
+    Id(i64),
+    Count(usize),
+    Unit,
+}
+
+/// A queued write with the channel its committed result goes back on.
+pub(super) type Job = (Write, oneshot::Sender<Result<Done, StoreError>>);
+
+/// The writer task: batches queued writes into one transaction each.
+pub(super) async fn writer_loop(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let (writes, replies): (Vec<Write>, Vec<_>) = jobs.into_iter().unzip();
+        match run_batch(&pool, &writes).await {
+            Ok(results) => {
+                for (reply, r) in replies.into_iter().zip(results) {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batch = replies.len(), "store: commit failed");
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Unavailable(format!("commit failed: {e}"))));
+                }
+            }
+        }
+    }
+}
+
+/// Runs one batch in one transaction, each write in a savepoint so one failure does not
+/// poison the rest. Errs (nothing acknowledged) when the transaction cannot commit.
+async fn run_batch(
+    pool: &PgPool,
+    writes: &[Write],
+) -> Result<Vec<Result<Done, StoreError>>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut out = Vec::with_capacity(writes.len());
+    for w in writes {
+        sqlx::query("SAVEPOINT job").execute(&mut *tx).await?;
+        match apply(&mut tx, w).await {
+            Ok(done) => {
+                sqlx::query("RELEASE SAVEPOINT job")
+                    .execute(&mut *tx)
+                    .await?;
+                out.push(Ok(done));
+            }
+            Err(e) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job")
+                    .execute(&mut *tx)
+                    .await?;
+                out.push(Err(unavailable(e)));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Inserts one comment and returns its id.
+async fn insert_row(c: &mut PgConnection, d: &NewDanmaku) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO danmaku (video, time_ms, text, mode, color, size, audience, sub, name, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(&d.video)
+    .bind(d.time_ms as i64)
+    .bind(&d.text)
+    .bind(d.mode.as_str())
+    .bind(d.color as i64)
+    .bind(d.size.as_str())
+    .bind(d.audience.as_str())
+    .bind(&d.sub)
+    .bind(&d.name)
+    .bind(d.created_at as i64)
+    .fetch_one(c)
+    .await
+}
+
+/// Applies one write inside the batch transaction.
+async fn apply(c: &mut PgConnection, w: &Write) -> Result<Done, sqlx::Error> {
+    let now = now_millis() as i64;
+    Ok(match w {
+        Write::PutChannel(name, tier) => {
+            let inserted: bool = sqlx::query_scalar(
+                "INSERT INTO channels (name, tier, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET tier = excluded.tier, updated_at = excluded.updated_at
+                 RETURNING (xmax = 0)",
+            )
+            .bind(name)
+            .bind(tier.as_str())
+            .bind(now)
+            .fetch_one(c)
+            .await?;
+            Done::Flag(inserted)
+        }
+        Write::DeleteChannel(name) => Done::Flag(
+            sqlx::query("DELETE FROM channels WHERE name = $1")
+                .bind(name)
+                .execute(c)
+                .await?
+                .rows_affected()
+                > 0,
+        ),
+        Write::InsertDanmaku(d) => Done::Id(insert_row(c, d).await?),
+        Write::InsertMany(ds) => {
+            for d in ds {
+                insert_row(&mut *c, d).await?;
+            }
+            Done::Count(ds.len())
+        }
+        Write::Tombstone(id, at) => Done::Flag(
+            sqlx::query("UPDATE danmaku SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL")
+                .bind(id)
+                .bind(*at as i64)
+                .execute(c)
+                .await?
+                .rows_affected()
+                > 0,
+        ),
+        Write::PutVideo(v) => {
+            let inserted: bool = sqlx::query_scalar(
+                "INSERT INTO videos (id, title, tier, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET title = excluded.title, tier = excluded.tier,
+                   updated_at = excluded.updated_at
+                 RETURNING (xmax = 0)",
+            )
+            .bind(&v.id)
+            .bind(&v.title)
+            .bind(v.tier.as_str())
+            .bind(v.updated_at as i64)
+            .fetch_one(c)
+            .await?;
+            Done::Flag(inserted)
+        }
+        Write::PutMute(sub, until) => {
+            sqlx::query(
+                "INSERT INTO mutes (sub, until_ms) VALUES ($1, $2)
+                 ON CONFLICT (sub) DO UPDATE SET until_ms = excluded.until_ms",
+            )
+            .bind(sub)
+            .bind(*until as i64)
+            .execute(c)
+            .await?;
+            Done::Unit
+        }
+        Write::PutSchedule(rec) => {
+            sqlx::query(
+                "INSERT INTO schedules
+                   (id, definition, paused, created_at, updated_at, last_run, last_delivered, runs)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&rec.id)
+            .bind(&rec.definition)
+            .bind(rec.paused)
+            .bind(rec.created_at as i64)
+            .bind(now)
+            .bind(rec.last_run.map(|v| v as i64))
+            .bind(rec.last_delivered.map(|v| v as i64))
+            .bind(rec.runs as i64)
+            .execute(c)
+            .await?;
+            Done::Unit
+        }
+        Write::DeleteSchedule(id) => Done::Flag(
+            sqlx::query("DELETE FROM schedules WHERE id = $1")
+                .bind(id)
+                .execute(c)
+                .await?
+                .rows_affected()
+                > 0,
+        ),
+        Write::SetPaused(id, paused) => Done::Flag(
+            sqlx::query("UPDATE schedules SET paused = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(paused)
+                .bind(now)
+                .execute(c)
+                .await?
+                .rows_affected()
+                > 0,
+        ),
+        Write::RecordRun(id, at, runs, delivered) => Done::Flag(
+            sqlx::query(
+                "UPDATE schedules SET last_run = $2, runs = $3, last_delivered = $4 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(*at as i64)
+            .bind(*runs as i64)
+            .bind(*delivered as i64)
+            .execute(c)
+            .await?
+            .rows_affected()
+                > 0,
+        ),
+        Write::Barrier => Done::Unit,
+    })
+}
