@@ -355,11 +355,25 @@ async fn pages_are_served_at_their_routes() {
         assert!(body.contains(script), "{path} should load {script}");
     }
     // Assets are served at absolute paths, with a JavaScript type for modules.
-    for path in ["/app.js", "/admin.js", "/lib/util.js", "/lib/overlay.js"] {
+    // The page modules too: /admin/... is a folder of files, not the /admin route.
+    for path in [
+        "/app.js",
+        "/admin.js",
+        "/lib/util.js",
+        "/lib/overlay.js",
+        "/page/connection.js",
+        "/admin/state.js",
+    ] {
         let resp = get(path).await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
         let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
         assert!(ct.contains("javascript"), "{path}: {ct}");
+    }
+    for path in ["/css/base.css", "/css/admin.css"] {
+        let resp = get(path).await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("text/css"), "{path}: {ct}");
     }
     // The demo clip answers range requests (seeking), and stays small.
     let resp = app

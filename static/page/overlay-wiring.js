@@ -1,0 +1,129 @@
+// Video page: the overlay wiring. The overlay itself (lanes, time-synced replay) lives
+// in static/lib/overlay.js; this module creates it over the video, feeds it the stored
+// history, the catch-up after a reconnect and the room's live events, and owns the
+// viewer settings form (#settings, saved in localStorage) and the stats label.
+
+import { $, api, isObject, readJson } from '../lib/util.js';
+import { DanmakuOverlay, DEFAULT_SETTINGS } from '../lib/overlay.js';
+import { STORAGE, VIDEO_ID, identityKey, state } from './state.js';
+import { setMemberLock } from './player.js';
+import { logSystem } from './log.js';
+
+/** The page's DanmakuOverlay (a live binding: set by `createOverlay`). */
+export let overlay;
+
+/** Creates the overlay over the video; call once, before anything draws. */
+export function createOverlay(video) {
+  overlay = new DanmakuOverlay($('overlay'), video, {
+    onStats: (s) => {
+      const node = $('overlay-stats');
+      node.textContent = `${s.onScreen} on screen · ${s.stored} stored${s.dropped ? ` · ${s.dropped} skipped` : ''}`;
+      node.dataset.stored = String(s.stored);
+    },
+  });
+  return overlay;
+}
+
+// ---------------------------------------------------------------------------------------
+// History
+
+/** Loads every stored comment of the video for the current identity. */
+export async function loadHistory() {
+  const load = ++state.historyLoad;
+  const key = identityKey();
+  try {
+    const h = await api(`/api/videos/${encodeURIComponent(VIDEO_ID)}/danmaku?limit=10000`, { token: state.token });
+    if (load !== state.historyLoad) return;
+    state.historyFor = key;
+    overlay.setHistory(Array.isArray(h && h.items) ? h.items : []);
+    setMemberLock(false);
+  } catch (e) {
+    if (load !== state.historyLoad) return;
+    state.historyFor = key;
+    overlay.setHistory([]);
+    if (e.code === 'member_only') setMemberLock(true);
+    else logSystem('error', `history: ${e.code}: ${e.message}`);
+  }
+}
+
+/** After a reconnect without recovery: stored comments newer than the newest we know. */
+export async function catchUpHistory() {
+  const after = overlay.maxId();
+  try {
+    const h = await api(`/api/videos/${encodeURIComponent(VIDEO_ID)}/danmaku?limit=10000&after_id=${after}`, { token: state.token });
+    const items = Array.isArray(h && h.items) ? h.items : [];
+    overlay.merge(items);
+    if (items.length) logSystem('caught up', `${items.length} comment(s) posted while disconnected`);
+  } catch (e) {
+    logSystem('error', `catch-up: ${e.code}: ${e.message}`);
+  }
+}
+
+/**
+ * Draws an event of the video's room on the overlay; returns whether it was one (a
+ * comment, a deletion, or an admin push shaped like a comment).
+ */
+export function drawRoomEvent(f, replayed, push) {
+  const data = f.data;
+  if (f.type === 'danmaku_deleted') {
+    if (isObject(data) && Number.isSafeInteger(data.id)) overlay.remove(data.id);
+    return true;
+  }
+  if (f.type === 'danmaku' && !push) {
+    if (!isObject(data)) return true;
+    // Missed comments replayed on a resubscribe join the timeline without a burst.
+    if (replayed) overlay.merge([data]);
+    else overlay.addLive(data, 'live');
+    return true;
+  }
+  if (f.type === 'danmaku' && push && isObject(data.payload) && typeof data.payload.text === 'string') {
+    // An admin's channel push shaped like a comment: draw it, do not store it.
+    overlay.addLive({ ...data.payload, id: undefined }, 'live');
+    return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------
+// Viewer settings
+
+/** Fills the settings form from localStorage (or the defaults) and applies it. */
+export function loadSettings() {
+  const saved = readJson(localStorage.getItem(STORAGE.settings));
+  const s = { ...DEFAULT_SETTINGS, ...(isObject(saved) ? saved : {}) };
+  $('set-opacity').value = String(s.opacity);
+  $('set-density').value = String(s.density);
+  $('set-hide-scroll').checked = Boolean(s.hideScroll);
+  $('set-hide-top').checked = Boolean(s.hideTop);
+  $('set-hide-bottom').checked = Boolean(s.hideBottom);
+  applySettings(false);
+}
+
+function applySettings(save = true) {
+  const s = {
+    opacity: Number($('set-opacity').value),
+    density: Number($('set-density').value),
+    hideScroll: $('set-hide-scroll').checked,
+    hideTop: $('set-hide-top').checked,
+    hideBottom: $('set-hide-bottom').checked,
+  };
+  $('set-opacity-out').textContent = `${Math.round(s.opacity * 100)}%`;
+  overlay.applySettings(s);
+  if (save) localStorage.setItem(STORAGE.settings, JSON.stringify(s));
+}
+
+/** Wires the settings toggle, the form (applied on every change) and Reset. */
+export function wireSettings() {
+  $('settings-toggle').addEventListener('click', () => {
+    const box = $('settings');
+    box.hidden = !box.hidden;
+    $('settings-toggle').setAttribute('aria-expanded', String(!box.hidden));
+  });
+  $('settings').addEventListener('input', () => applySettings());
+  $('settings').addEventListener('change', () => applySettings());
+  $('settings').addEventListener('submit', (ev) => ev.preventDefault());
+  $('settings-reset').addEventListener('click', () => {
+    localStorage.removeItem(STORAGE.settings);
+    loadSettings();
+  });
+}
