@@ -41,6 +41,8 @@ fn fanout(url: &str, viewers: usize) -> BenchArgs {
         json: None,
         video: "benchtest".into(),
         stalled: 0,
+        compress: false,
+        members_every: 2,
     }
 }
 
@@ -76,6 +78,35 @@ async fn bench_sees_every_delivery_of_the_real_server() {
     );
     assert_eq!((received, missed, dups, leaks), (expected, 0, 0, 0));
     assert!(report.ok, "{report:?}");
+}
+
+/// With compression on, every viewer negotiates permessage-deflate, still sees every
+/// delivery, and reads fewer bytes than the JSON it receives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_viewers_see_everything_in_fewer_bytes() {
+    let app = TestApp::builder()
+        .config(|c| c.free_feed_rate = 0)
+        .start()
+        .await;
+    let mut args = fanout(&app.base, 8);
+    args.compress = true;
+    args.rate = 200.0;
+    let report = bench::run(args, Some(app.key_signer()))
+        .await
+        .expect("bench runs");
+    let (received, expected, missed, dups, leaks) = totals(&report);
+    assert_eq!(
+        (received, missed, dups, leaks),
+        (expected, 0, 0, 0),
+        "{report:?}"
+    );
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.compressed_viewers, 8, "{report:?}");
+    let (wire, json) = (
+        report.wire_bytes_per_delivery.expect("wire bytes"),
+        report.payload_bytes_per_delivery.expect("payload bytes"),
+    );
+    assert!(wire < json, "{wire} bytes on the wire for {json} of JSON");
 }
 
 /// A fake danmaku server: acknowledges every REST post with 201 and rebroadcasts it to

@@ -10,10 +10,10 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::Mutex as AsyncMutex;
-use bytes::Bytes;
 
 use super::{
     RedisBus, conn_config,

@@ -91,12 +91,7 @@ pub(super) fn decode_item((id, fields): Item) -> Option<(u64, u64, Target, Bytes
             _ => {}
         }
     }
-    Some((
-        seq,
-        at?,
-        Target::from(header?.target),
-        Bytes::from(frame?),
-    ))
+    Some((seq, at?, Target::from(header?.target), Bytes::from(frame?)))
 }
 
 impl RedisBus {
