@@ -9,6 +9,7 @@ mod bench;
 mod cluster;
 mod common;
 mod danmaku;
+mod fanout;
 mod inputs;
 mod limits;
 mod matrix;

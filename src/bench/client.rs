@@ -35,8 +35,16 @@ pub struct Client {
     pub wire_bytes: u64,
     /// Payload bytes of the text messages received, after inflating.
     pub payload_bytes: u64,
+    /// The code of the server's close frame, once one arrived.
+    pub close_code: Option<u16>,
+    /// The server's handshake response head (status line and headers).
+    pub response_head: String,
     mask_seed: u32,
 }
+
+/// The extension offer of a compressing viewer.
+pub const DEFLATE_OFFER: &str =
+    "permessage-deflate; client_no_context_takeover; server_no_context_takeover";
 
 /// Splits `ws://host:port/path?query` into an address and a request target.
 fn split_url(url: &str) -> Result<(String, String), String> {
@@ -63,6 +71,15 @@ impl Client {
         compress: bool,
         recv_buffer: Option<u32>,
     ) -> Result<Client, String> {
+        Self::connect_offering(url, compress.then_some(DEFLATE_OFFER), recv_buffer).await
+    }
+
+    /// [`Client::connect`] with any `Sec-WebSocket-Extensions` offer (tests send odd ones).
+    pub async fn connect_offering(
+        url: &str,
+        offer: Option<&str>,
+        recv_buffer: Option<u32>,
+    ) -> Result<Client, String> {
         let (host, target) = split_url(url)?;
         let addr = tokio::net::lookup_host(host.as_str())
             .await
@@ -86,11 +103,9 @@ impl Client {
             .map_err(|e| format!("connect {host}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let key = "dGhlIHNhbXBsZSBub25jZQ==";
-        let offer = if compress {
-            "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover\r\n"
-        } else {
-            ""
-        };
+        let offer = offer
+            .map(|o| format!("Sec-WebSocket-Extensions: {o}\r\n"))
+            .unwrap_or_default();
         let req = format!(
             "GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
@@ -147,8 +162,28 @@ impl Client {
             deflate,
             wire_bytes: (end - head_end) as u64,
             payload_bytes: 0,
+            close_code: None,
+            response_head: head,
             mask_seed: rand::random(),
         })
+    }
+
+    /// Sends bytes as they are (a frame built by the caller, even a broken one).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    /// Sends one text message compressed (RSV1), as a permessage-deflate client does.
+    pub async fn send_compressed(&mut self, text: &str) -> io::Result<()> {
+        let z = deflate::compress(text.as_bytes()).unwrap_or_else(|| text.as_bytes().to_vec());
+        let compressed = z.len() < text.len();
+        let body = if compressed { &z[..] } else { text.as_bytes() };
+        self.mask_seed = self
+            .mask_seed
+            .wrapping_mul(1_664_525)
+            .wrapping_add(1_013_904_223);
+        let f = frame::client_frame(opcode::TEXT, compressed, body, self.mask_seed.to_ne_bytes());
+        self.stream.write_all(&f).await
     }
 
     /// Sends one text message (masked, as clients must).
@@ -211,7 +246,15 @@ impl Client {
                         );
                         self.stream.write_all(&pong).await?;
                     }
-                    opcode::CLOSE => return Ok(false),
+                    opcode::CLOSE => {
+                        let p = &self.buf[payload_at..payload_at + head.len as usize];
+                        self.close_code = Some(if p.len() >= 2 {
+                            u16::from_be_bytes([p[0], p[1]])
+                        } else {
+                            1005
+                        });
+                        return Ok(false);
+                    }
                     _ => {}
                 }
             }

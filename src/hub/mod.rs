@@ -405,3 +405,6 @@ fn count_admitted(members: &Members, target: &event::Target) -> usize {
     }
     n
 }
+
+#[cfg(test)]
+mod tests;

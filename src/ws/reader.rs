@@ -24,7 +24,7 @@ thread_local! {
 #[derive(Debug)]
 pub enum Message<'a> {
     /// A complete text message (inflated when it was compressed), UTF-8 checked.
-    Text(&'a str),
+    Text { text: &'a str, inflated: bool },
     /// A ping with its payload.
     Ping(&'a [u8]),
     /// A pong.
@@ -269,9 +269,15 @@ fn message(
         })?;
         let text = simdutf8::basic::from_utf8(&inflated)
             .map_err(|_| Malformed::Payload("text is not UTF-8"))?;
-        return Ok(on(Message::Text(text)));
+        return Ok(on(Message::Text {
+            text,
+            inflated: true,
+        }));
     }
     let text =
         simdutf8::basic::from_utf8(payload).map_err(|_| Malformed::Payload("text is not UTF-8"))?;
-    Ok(on(Message::Text(text)))
+    Ok(on(Message::Text {
+        text,
+        inflated: false,
+    }))
 }

@@ -211,7 +211,13 @@ impl Session {
             return Flow::Pause;
         }
         match msg {
-            Message::Text(text) => {
+            Message::Text { text, inflated } => {
+                if inflated {
+                    self.state
+                        .metrics
+                        .ws_inflated
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 self.on_text(text);
                 if self.exit.is_some() {
                     return Flow::Pause;
