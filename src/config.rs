@@ -214,7 +214,7 @@ impl Default for Config {
             open_unknown_videos: true,
             block_words: Vec::new(),
             free_feed_rate: 20,
-            flush_tick_ms: 5,
+            flush_tick_ms: 50,
             sqlite_synchronous: SqliteSync::Full,
             replay_window_events: 256,
             replay_window_s: 300,

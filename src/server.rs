@@ -250,9 +250,15 @@ fn metrics_text(state: Data<&Arc<State>>) -> poem::Response {
         .content_type("text/plain; version=0.0.4")
         .body(format!(
             "{}# HELP danmaku_outbox_queued_bytes Bytes queued in socket outboxes, not yet written.\n\
-             # TYPE danmaku_outbox_queued_bytes gauge\ndanmaku_outbox_queued_bytes {}\n",
+             # TYPE danmaku_outbox_queued_bytes gauge\ndanmaku_outbox_queued_bytes {}\n\
+             # HELP danmaku_fanout_duty Cores' worth of time spent in room passes (last quarter second).\n\
+             # TYPE danmaku_fanout_duty gauge\ndanmaku_fanout_duty {:.3}\n\
+             # HELP danmaku_fanout_window_floor_seconds The node-wide floor of every room's batching window.\n\
+             # TYPE danmaku_fanout_window_floor_seconds gauge\ndanmaku_fanout_window_floor_seconds {:.4}\n",
             state.metrics.render(),
-            state.hub.queued_bytes()
+            state.hub.queued_bytes(),
+            state.hub.fanout_duty(),
+            state.hub.window_floor().as_secs_f64(),
         ))
 }
 

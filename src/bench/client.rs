@@ -9,9 +9,12 @@
 
 use std::io;
 
+use std::sync::Arc;
+
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    net::tcp::{OwnedReadHalf, OwnedWriteHalf},
+    sync::Mutex,
 };
 
 use crate::frame::{self, deflate, opcode};
@@ -22,9 +25,30 @@ const READ: usize = 8 * 1024;
 /// Largest frame accepted from the server.
 const MAX_FRAME: usize = 16 << 20;
 
+/// The sending half of a client, shareable between tasks (a poster sends while its
+/// reader task reads replies).
+#[derive(Clone)]
+pub struct Writer {
+    half: Arc<Mutex<OwnedWriteHalf>>,
+}
+
+impl Writer {
+    /// Sends a frame as it is.
+    pub async fn send_raw(&self, bytes: &[u8]) -> io::Result<()> {
+        self.half.lock().await.write_all(bytes).await
+    }
+
+    /// Sends one text message (masked, as clients must).
+    pub async fn send_text(&self, text: &str) -> io::Result<()> {
+        let f = frame::client_frame(opcode::TEXT, false, text.as_bytes(), rand::random());
+        self.send_raw(&f).await
+    }
+}
+
 /// A connected client.
 pub struct Client {
-    stream: TcpStream,
+    stream: OwnedReadHalf,
+    writer: Writer,
     buf: Vec<u8>,
     /// Unread bytes are `buf[start..end]`.
     start: usize,
@@ -154,8 +178,12 @@ impl Client {
             }
             _ => false,
         };
+        let (read, write) = stream.into_split();
         Ok(Client {
-            stream,
+            stream: read,
+            writer: Writer {
+                half: Arc::new(Mutex::new(write)),
+            },
             buf,
             start: head_end,
             end,
@@ -170,7 +198,12 @@ impl Client {
 
     /// Sends bytes as they are (a frame built by the caller, even a broken one).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes).await
+        self.writer.send_raw(bytes).await
+    }
+
+    /// A handle that sends on this connection from another task.
+    pub fn writer(&self) -> Writer {
+        self.writer.clone()
     }
 
     /// Sends one text message compressed (RSV1), as a permessage-deflate client does.
@@ -183,7 +216,7 @@ impl Client {
             .wrapping_mul(1_664_525)
             .wrapping_add(1_013_904_223);
         let f = frame::client_frame(opcode::TEXT, compressed, body, self.mask_seed.to_ne_bytes());
-        self.stream.write_all(&f).await
+        self.writer.send_raw(&f).await
     }
 
     /// Sends one text message (masked, as clients must).
@@ -198,7 +231,7 @@ impl Client {
             text.as_bytes(),
             self.mask_seed.to_ne_bytes(),
         );
-        self.stream.write_all(&f).await
+        self.writer.send_raw(&f).await
     }
 
     /// Reads frames until at least one text message was handed to `on_text` (each as
@@ -244,7 +277,7 @@ impl Client {
                             &payload,
                             self.mask_seed.to_ne_bytes(),
                         );
-                        self.stream.write_all(&pong).await?;
+                        self.writer.send_raw(&pong).await?;
                     }
                     opcode::CLOSE => {
                         let p = &self.buf[payload_at..payload_at + head.len as usize];
@@ -284,8 +317,8 @@ impl Client {
     }
 
     /// Sends a close frame (best effort) and drops the connection.
-    pub async fn close(mut self) {
+    pub async fn close(self) {
         let f = frame::client_frame(opcode::CLOSE, false, &1000u16.to_be_bytes(), [7, 7, 7, 7]);
-        let _ = self.stream.write_all(&f).await;
+        let _ = self.writer.send_raw(&f).await;
     }
 }

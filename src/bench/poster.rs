@@ -10,11 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::{connect_async, tungstenite::Message};
 
-use super::{Live, Via, now_us, report::Histogram};
+use super::{Live, Via, client::Client, now_us, report::Histogram};
 use crate::{auth::Signer, model::Role};
 
 /// Where viewer tokens come from.
@@ -157,10 +155,11 @@ pub(super) async fn poster(
             }
         }
         Via::Ws => {
-            let (ws, _) = connect_async(format!("{ws_url}?access_token={token}").as_str())
+            let url = format!("{ws_url}?access_token={token}");
+            let mut ws = Client::connect(&url, false, None)
                 .await
                 .map_err(|e| format!("poster connect: {e}"))?;
-            let (mut tx, mut rx) = ws.split();
+            let tx = ws.writer();
             let pending: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
             let sending_done = Arc::new(AtomicBool::new(false));
             let reader = {
@@ -169,13 +168,12 @@ pub(super) async fn poster(
                 let live = live.clone();
                 let record = record.clone();
                 tokio::spawn(async move {
-                    while let Some(Ok(msg)) = rx.next().await {
-                        let Message::Text(t) = msg else { continue };
+                    let mut on = |t: &[u8]| {
                         // Replies may arrive batched in a JSON array with other frames.
-                        let frames = match serde_json::from_str::<Value>(&t) {
+                        let frames = match serde_json::from_slice::<Value>(t) {
                             Ok(Value::Array(items)) => items,
                             Ok(v) => vec![v],
-                            Err(_) => continue,
+                            Err(_) => return,
                         };
                         for v in frames {
                             if v["type"] != "reply" {
@@ -197,12 +195,15 @@ pub(super) async fn poster(
                                 live.errors.fetch_add(1, Relaxed);
                             }
                         }
+                    };
+                    while let Ok(true) = ws.read_some(&mut on).await {
                         if sending_done.load(Relaxed)
                             && pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
                         {
                             break;
                         }
                     }
+                    ws.close().await;
                 })
             };
             let mut seq = 0u64;
@@ -217,7 +218,7 @@ pub(super) async fn poster(
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(seq, Instant::now());
                 live.sent.fetch_add(1, Relaxed);
-                if tx.send(Message::text(op.to_string())).await.is_err() {
+                if tx.send_text(&op.to_string()).await.is_err() {
                     live.errors.fetch_add(1, Relaxed);
                     break;
                 }
@@ -225,7 +226,6 @@ pub(super) async fn poster(
             }
             sending_done.store(true, Relaxed);
             let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
-            let _ = tx.close().await;
         }
     }
     Ok(())

@@ -4,9 +4,11 @@
 //! Events collect in the room's pending batch and leave together: the first event in a
 //! quiet room at once, later ones when the room's window has passed since the last
 //! flush. The window adapts: it is a few times the cost of the room's last pass over its
-//! subscribers, capped by `flush_tick_ms`, so a small room writes each event as it
-//! comes and a room of ten thousand writes a few events per syscall (see
-//! [`Channel::enqueue`]).
+//! subscribers, and at least the node-wide floor that grows while fan-out keeps the
+//! cores busy ([`super::pressure`]), capped by `flush_tick_ms`. So a small room on an
+//! idle node writes each event as it comes, a room of ten thousand writes a few events
+//! per syscall, and many busy rooms on a loaded node trade a few milliseconds for half
+//! the syscalls (see [`Channel::enqueue`]).
 //!
 //! One small mutex per room guards its membership and its batch. A flush takes the
 //! batch and a snapshot of the members (an `Arc`, copy-on-write) under it, then writes
@@ -325,10 +327,10 @@ impl Channel {
     }
 
     /// Records how long a pass took, which sets the next window: `WINDOW_PER_PASS` times
-    /// the pass, capped by `tick`.
-    pub fn passed(&self, took: Duration, tick: Duration) {
+    /// the pass, at least the node's `floor` (see [`super::pressure`]), capped by `tick`.
+    pub fn passed(&self, took: Duration, floor: Duration, tick: Duration) {
         let mut s = self.lock();
-        s.window = (took * WINDOW_PER_PASS).min(tick);
+        s.window = (took * WINDOW_PER_PASS).max(floor).min(tick);
     }
 
     /// Subscribers per role group.

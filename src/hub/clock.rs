@@ -149,6 +149,7 @@ impl Hub {
             }
             if now >= next_sweep {
                 self.sweep();
+                self.pressure.adjust(now);
                 next_sweep = now + SWEEP;
             }
         }

@@ -17,6 +17,7 @@ pub mod channel;
 pub mod clock;
 pub mod conn;
 pub mod event;
+pub mod pressure;
 pub mod registry;
 
 use std::{
@@ -67,6 +68,8 @@ pub struct Hub {
     flush_tick: Duration,
     deadlines: Deadlines,
     timer: Timer,
+    /// How busy fan-out keeps this node; sets the floor of every room's window.
+    pressure: pressure::Pressure,
     broadcast: Arc<str>,
     metrics: Arc<Metrics>,
 }
@@ -92,6 +95,7 @@ impl Hub {
             flush_tick: settings.flush_tick,
             deadlines: settings.deadlines,
             timer: Timer::default(),
+            pressure: pressure::Pressure::new(settings.flush_tick),
             broadcast: Arc::from(BROADCAST),
             metrics,
         }
@@ -266,7 +270,9 @@ impl Hub {
             match room.take(Instant::now()) {
                 Ok(batch) => {
                     let out = batch::deliver(&batch);
-                    room.passed(batch.started.elapsed(), self.flush_tick);
+                    let took = batch.started.elapsed();
+                    self.pressure.add(took);
+                    room.passed(took, self.pressure.floor(), self.flush_tick);
                     self.record(&room, out);
                 }
                 Err(Some(at)) => {
@@ -331,6 +337,16 @@ impl Hub {
             .get(name)
             .map(|c| c.users())
             .unwrap_or_default()
+    }
+
+    /// Cores' worth of time spent in room passes over the clock's last period.
+    pub fn fanout_duty(&self) -> f64 {
+        self.pressure.duty()
+    }
+
+    /// The node-wide floor of every room's window now.
+    pub fn window_floor(&self) -> Duration {
+        self.pressure.floor()
     }
 
     /// The process metrics, shared with the bus.

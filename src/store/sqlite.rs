@@ -70,6 +70,12 @@ const MIGRATIONS: &[&str] = &[
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 512;
 
+/// While writes keep coming (the last commit ended less than this ago), the writer lets
+/// a batch gather for this long before committing it: one fsync and one set of page
+/// writes then carries many more comments (measured in BENCHMARKS.md). A write on a
+/// quiet store commits at once.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// A write job: runs inside the batch transaction and returns what to do once the
 /// transaction's fate is known.
 type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
@@ -82,6 +88,24 @@ type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     writer: tokio::sync::mpsc::Sender<Job>,
+    /// Held while the store is in use; the checkpointer stops once it is gone.
+    _alive: Arc<()>,
+}
+
+/// How often the checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Copies committed WAL frames into the database file off the writer thread (the
+/// writer's connection has auto-checkpoints off, so a commit never pays for one). A
+/// passive checkpoint waits for no one; durability does not depend on it (with WAL and
+/// `synchronous=FULL` a commit is durable once its frames are fsynced).
+fn checkpointer(conn: Connection, alive: std::sync::Weak<()>) {
+    while alive.upgrade().is_some() {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "store: background checkpoint failed");
+        }
+    }
 }
 
 /// Opens a connection with the durability pragmas.
@@ -96,9 +120,36 @@ fn connect(path: &Path, sync: SqliteSync) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// The writer thread: batches queued jobs into one transaction each.
-fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Job>) {
+/// A committed (or failed) batch: its result and each job's completion.
+type Finished = (Result<(), String>, Vec<Completion>);
+
+/// Hands finished batches back to the async runtime, which wakes each caller.
+///
+/// A caller woken straight from the writer thread is queued in the runtime's injection
+/// queue, which a busy worker serves one task in every few dozen polls: at 10k posts/s
+/// on two busy cores, callers waited there 100–200 ms for their commit (measured; see
+/// BENCHMARKS.md). This task is woken once per batch instead, and wakes the callers from
+/// inside the runtime, where they queue like any local task.
+async fn dispatch(mut rx: tokio::sync::mpsc::UnboundedReceiver<Finished>) {
+    while let Some((result, completions)) = rx.recv().await {
+        for done in completions {
+            done(result.clone());
+        }
+    }
+}
+
+/// The writer thread: batches queued jobs into one transaction each; `finished` takes
+/// each batch's completions back to the runtime (or, with none, they run here).
+fn writer_loop(
+    conn: Connection,
+    mut rx: tokio::sync::mpsc::Receiver<Job>,
+    finished: Option<tokio::sync::mpsc::UnboundedSender<Finished>>,
+) {
+    let mut last_commit: Option<std::time::Instant> = None;
     while let Some(first) = rx.blocking_recv() {
+        if last_commit.is_some_and(|t| t.elapsed() < GATHER) {
+            std::thread::sleep(GATHER);
+        }
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -123,11 +174,18 @@ fn writer_loop(conn: Connection, mut rx: tokio::sync::mpsc::Receiver<Job>) {
         } else {
             Ok(())
         };
+        last_commit = Some(std::time::Instant::now());
         if let Err(e) = &result {
             tracing::error!(error = %e, batch = completions.len(), "store: commit failed");
         }
-        for done in completions {
-            done(result.clone());
+        let unsent = match &finished {
+            Some(tx) => tx.send((result, completions)).err().map(|e| e.0),
+            None => Some((result, completions)),
+        };
+        if let Some((result, completions)) = unsent {
+            for done in completions {
+                done(result.clone());
+            }
         }
     }
 }
@@ -148,15 +206,31 @@ impl SqliteStore {
         let mut conn = connect(&path, sync)?;
         migrate(&mut conn)?;
         let write_conn = connect(&path, sync)?;
+        write_conn
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(unavailable)?;
+        let checkpoint_conn = connect(&path, sync)?;
         let (writer, rx) = tokio::sync::mpsc::channel::<Job>(8192);
+        let finished = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            rt.spawn(dispatch(rx));
+            tx
+        });
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(write_conn, rx))
+            .spawn(move || writer_loop(write_conn, rx, finished))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
+        let alive = Arc::new(());
+        let weak = Arc::downgrade(&alive);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpointer(checkpoint_conn, weak))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the checkpointer: {e}")))?;
         tracing::info!(path = %path.display(), synchronous = sync.pragma(), "sqlite store open (WAL, group commit)");
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             writer,
+            _alive: alive,
         })
     }
 
@@ -170,15 +244,15 @@ impl SqliteStore {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            // A failed job must not poison the batch: each runs in its own savepoint.
-            let result = match conn.execute_batch("SAVEPOINT job") {
-                Ok(()) => match f(conn) {
-                    Ok(v) => conn
-                        .execute_batch("RELEASE job")
-                        .map(|_| v)
-                        .map_err(unavailable),
+            // A failed job must not poison the batch: each runs in its own savepoint
+            // (prepared once per connection: parsing it per job cost more than the job).
+            let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut st| st.execute([]));
+            let result = match run("SAVEPOINT job") {
+                Ok(_) => match f(conn) {
+                    Ok(v) => run("RELEASE job").map(|_| v).map_err(unavailable),
                     Err(e) => {
-                        let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                        let _ = run("ROLLBACK TO job");
+                        let _ = run("RELEASE job");
                         Err(e)
                     }
                 },
