@@ -4,7 +4,8 @@
 //! Every connection is served by poem (HTTP/1.1 and HTTP/2, the REST API, pages, the
 //! upgrade request of `/ws`). The stream poem reads and writes is a [`NetIo`]: a thin
 //! `&TcpStream` adapter that also enforces the handshake deadline (a peer that does not
-//! finish its first request head in time is dropped) and caps the kernel send buffer.
+//! finish its first request head in time is dropped); every socket has `TCP_NODELAY`
+//! and, when configured, a capped kernel send buffer.
 //! Each accepted stream is listed in [`Sockets`] under its peer address; after a
 //! successful upgrade the session takes it from there, so the hub can write to the
 //! socket directly (`try_write` from whichever thread has a frame) instead of through
@@ -91,6 +92,11 @@ impl Acceptor for Listener {
         &mut self,
     ) -> io::Result<(NetIo, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
         let (stream, local, remote, scheme) = self.inner.accept().await?;
+        // No Nagle: a live event must leave now, not when the previous one is acked (the
+        // peer's delayed ACK would hold it for up to 40 ms).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
         if self.send_buffer > 0
             && let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(self.send_buffer)
         {

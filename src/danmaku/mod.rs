@@ -92,6 +92,9 @@ pub struct Accepted {
     pub event: Publish,
 }
 
+/// Acknowledges a post with its stored view, the moment it is durable.
+pub type Ack = Box<dyn FnOnce(&View) + Send>;
+
 /// Posting, history and moderation, shared by every transport.
 pub struct Service {
     policy: Policy,
@@ -192,6 +195,20 @@ impl Service {
         video: &str,
         draft: &Draft,
     ) -> Result<Accepted, Refusal> {
+        self.post_then(dir, who, video, draft, None).await
+    }
+
+    /// [`Service::post`], with `ack` called with the stored comment's view the moment it
+    /// is durable, on the thread that committed it (the WebSocket op acknowledges from
+    /// there, ahead of everything still queued on the runtime).
+    pub async fn post_then(
+        &self,
+        dir: &Directory,
+        who: &Identity,
+        video: &str,
+        draft: &Draft,
+        ack: Option<Ack>,
+    ) -> Result<Accepted, Refusal> {
         let valid = rules::validate(draft, who.role, &self.policy, &self.blocked)?;
         let tier = self.video_tier(dir, video)?;
         Self::check_read(tier, who.role)?;
@@ -208,25 +225,30 @@ impl Service {
             ));
         }
         self.take_cooldown(who, now).await?;
-        let stored = self
-            .store
-            .insert_danmaku(NewDanmaku {
-                video: video.to_string(),
-                time_ms: valid.time_ms,
-                text: valid.text,
-                mode: valid.mode,
-                color: valid.color,
-                size: valid.size,
-                audience: valid.audience,
-                sub: who.sub.to_string(),
-                name: who.name.to_string(),
-                created_at: now,
-            })
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "danmaku insert failed");
-                Refusal::unavailable("store_unavailable", "the comment was not stored; retry")
-            })?;
+        let new = NewDanmaku {
+            video: video.to_string(),
+            time_ms: valid.time_ms,
+            text: valid.text,
+            mode: valid.mode,
+            color: valid.color,
+            size: valid.size,
+            audience: valid.audience,
+            sub: who.sub.to_string(),
+            name: who.name.to_string(),
+            created_at: now,
+        };
+        let inserted = match ack {
+            Some(ack) => {
+                self.store
+                    .insert_danmaku_then(new, Box::new(move |s| ack(&View::of(s))))
+                    .await
+            }
+            None => self.store.insert_danmaku(new).await,
+        };
+        let stored = inserted.map_err(|e| {
+            tracing::error!(error = %e, "danmaku insert failed");
+            Refusal::unavailable("store_unavailable", "the comment was not stored; retry")
+        })?;
         self.invalidate(video).await;
         self.metrics
             .danmaku_posted

@@ -4,12 +4,12 @@
 //! other rooms: five hundred small rooms each flush every event at once, and together
 //! they can fill both cores with one small write per event per socket. So the hub adds
 //! up the time spent in passes; four times a second the clock compares it with the wall
-//! time (the fan-out duty, 1.0 = one core) and moves a node-wide floor: it grows by
-//! half while the duty is above [`HIGH`] and shrinks while it is below [`LOW`], within
-//! `flush_tick_ms`. Under load every room then batches a few events per write, which
-//! cuts the syscalls (and the readers' wake-ups) several times for a few milliseconds
-//! of latency; an idle node keeps a floor of zero, where every quiet room's first event
-//! leaves at once.
+//! time (the fan-out duty, 1.0 = one core, smoothed) and sets a node-wide floor under
+//! every room's window: none while the duty stays under [`LOW`], rising in proportion
+//! to `flush_tick_ms` at [`HIGH`] and above. Under load every room then batches a few
+//! events per write, which cuts the syscalls (and the readers' wake-ups) several times
+//! for a few milliseconds of latency; a node with work to spare keeps a floor of zero,
+//! where every quiet room's first event leaves at once.
 
 use std::{
     sync::{
@@ -19,14 +19,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Fan-out duty (cores) above which the floor grows.
-pub const HIGH: f64 = 0.35;
+/// Fan-out duty (cores) at and above which the floor is the whole `flush_tick_ms`.
+pub const HIGH: f64 = 1.2;
 
-/// Fan-out duty below which the floor shrinks.
-pub const LOW: f64 = 0.15;
-
-/// The first non-zero floor.
-const STEP: Duration = Duration::from_millis(1);
+/// Fan-out duty (cores) under which there is no floor.
+pub const LOW: f64 = 0.6;
 
 /// Time spent in passes and the floor derived from it.
 #[derive(Debug)]
@@ -71,8 +68,8 @@ impl Pressure {
         Duration::from_nanos(self.floor_ns.load(Ordering::Relaxed))
     }
 
-    /// The fan-out duty since the last call, and the floor moved by it (called by the
-    /// clock).
+    /// Measures the fan-out duty since the last call and sets the floor from it (called
+    /// by the clock); returns the smoothed duty.
     pub fn adjust(&self, now: Instant) -> f64 {
         let busy = self.busy_ns.load(Ordering::Relaxed);
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
@@ -80,24 +77,15 @@ impl Pressure {
         if wall <= 0.0 {
             return 0.0;
         }
-        let duty = busy.saturating_sub(last.0) as f64 / wall;
+        let measured = busy.saturating_sub(last.0) as f64 / wall;
         *last = (busy, now);
+        // Half the last reading, half the new one: a floor that follows load, not noise.
+        let duty = (self.duty() + measured) / 2.0;
         self.duty_milli
             .store((duty * 1000.0) as u64, Ordering::Relaxed);
         drop(last);
-        let floor = self.floor();
-        let next = if duty > HIGH {
-            (floor + floor / 2).max(STEP).min(self.max)
-        } else if duty < LOW {
-            let shrunk = floor * 2 / 3;
-            if shrunk < STEP {
-                Duration::ZERO
-            } else {
-                shrunk
-            }
-        } else {
-            floor
-        };
+        let share = ((duty - LOW) / (HIGH - LOW)).clamp(0.0, 1.0);
+        let next = self.max.mul_f64(share);
         self.floor_ns
             .store(next.as_nanos() as u64, Ordering::Relaxed);
         duty
@@ -112,13 +100,26 @@ mod tests {
     fn the_floor_grows_under_load_and_falls_back_when_idle() {
         let p = Pressure::new(Duration::from_millis(50));
         let t0 = Instant::now();
-        // Busy half of each quarter second: above HIGH.
-        for i in 1..=20 {
-            p.add(Duration::from_millis(125));
+        // Busy a fifth of each quarter second (0.2 cores): no floor.
+        for i in 1..=10 {
+            p.add(Duration::from_millis(50));
+            p.adjust(t0 + Duration::from_millis(250 * i));
+        }
+        assert_eq!(p.floor(), Duration::ZERO);
+        // 0.9 cores: half the way from LOW to HIGH, half the tick.
+        for i in 11..=30 {
+            p.add(Duration::from_millis(225));
+            p.adjust(t0 + Duration::from_millis(250 * i));
+        }
+        let half = p.floor().as_secs_f64();
+        assert!((half - 0.025).abs() < 0.001, "{half}");
+        // Both cores: the whole tick.
+        for i in 31..=50 {
+            p.add(Duration::from_millis(500));
             p.adjust(t0 + Duration::from_millis(250 * i));
         }
         assert_eq!(p.floor(), Duration::from_millis(50), "capped by the tick");
-        for i in 21..=60 {
+        for i in 51..=80 {
             p.adjust(t0 + Duration::from_millis(250 * i));
         }
         assert_eq!(p.floor(), Duration::ZERO, "idle again");

@@ -68,6 +68,19 @@ pub struct Video {
 pub trait DanmakuStore: Send + Sync {
     /// Stores one comment durably and returns it with its id.
     async fn insert_danmaku(&self, d: NewDanmaku) -> Result<StoredDanmaku, StoreError>;
+    /// [`DanmakuStore::insert_danmaku`], running `on_durable` as soon as the comment is
+    /// committed, on whatever thread committed it, before the caller resumes. An engine
+    /// with its own commit thread (SQLite) acknowledges from there, so a poster's ack
+    /// does not wait for the async runtime to get back to the caller.
+    async fn insert_danmaku_then(
+        &self,
+        d: NewDanmaku,
+        on_durable: OnDurable,
+    ) -> Result<StoredDanmaku, StoreError> {
+        let stored = self.insert_danmaku(d).await?;
+        on_durable(&stored);
+        Ok(stored)
+    }
     /// Stores many comments in one transaction (imports).
     async fn insert_many(&self, ds: Vec<NewDanmaku>) -> Result<usize, StoreError>;
     /// Live comments of a window, ordered by video time then id.
@@ -85,6 +98,9 @@ pub trait DanmakuStore: Send + Sync {
     /// Mutes still in force at `now_ms`.
     async fn list_mutes(&self, now_ms: u64) -> Result<Vec<(String, u64)>, StoreError>;
 }
+
+/// Runs once a comment is durable (see [`DanmakuStore::insert_danmaku_then`]).
+pub type OnDurable = Box<dyn FnOnce(&StoredDanmaku) + Send>;
 
 /// The columns read back for a comment, in order.
 const COLUMNS: &str =
@@ -148,18 +164,40 @@ fn insert_row(c: &rusqlite::Connection, d: &NewDanmaku) -> Result<i64, StoreErro
     Ok(c.last_insert_rowid())
 }
 
+impl SqliteStore {
+    /// One comment in the next group commit; `on_durable` runs on the writer thread.
+    async fn insert_danmaku_inner(
+        &self,
+        d: NewDanmaku,
+        on_durable: Option<OnDurable>,
+    ) -> Result<StoredDanmaku, StoreError> {
+        self.write_then(
+            move |c| {
+                let id = insert_row(c, &d)?;
+                Ok(StoredDanmaku {
+                    id,
+                    d,
+                    deleted_at: None,
+                })
+            },
+            on_durable.map(|f| move |s: &StoredDanmaku| f(s)),
+        )
+        .await
+    }
+}
+
 #[async_trait]
 impl DanmakuStore for SqliteStore {
     async fn insert_danmaku(&self, d: NewDanmaku) -> Result<StoredDanmaku, StoreError> {
-        self.write(move |c| {
-            let id = insert_row(c, &d)?;
-            Ok(StoredDanmaku {
-                id,
-                d,
-                deleted_at: None,
-            })
-        })
-        .await
+        self.insert_danmaku_inner(d, None).await
+    }
+
+    async fn insert_danmaku_then(
+        &self,
+        d: NewDanmaku,
+        on_durable: OnDurable,
+    ) -> Result<StoredDanmaku, StoreError> {
+        self.insert_danmaku_inner(d, Some(on_durable)).await
     }
 
     async fn insert_many(&self, ds: Vec<NewDanmaku>) -> Result<usize, StoreError> {

@@ -80,8 +80,12 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 /// transaction's fate is known.
 type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 
-/// Called with the commit result after the batch transaction ends.
-type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// Called on the writer thread with the commit result once the batch transaction
+/// ended (a caller's `on_durable` runs here); returns the wake-up of the caller.
+type Completion = Box<dyn FnOnce(&Result<(), String>) -> Wake + Send>;
+
+/// Wakes one caller with its outcome; run on the async runtime.
+type Wake = Box<dyn FnOnce() + Send>;
 
 /// The embedded store.
 #[derive(Debug, Clone)]
@@ -120,8 +124,8 @@ fn connect(path: &Path, sync: SqliteSync) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// A committed (or failed) batch: its result and each job's completion.
-type Finished = (Result<(), String>, Vec<Completion>);
+/// The wake-ups of a committed (or failed) batch.
+type Finished = Vec<Wake>;
 
 /// Hands finished batches back to the async runtime, which wakes each caller.
 ///
@@ -131,9 +135,9 @@ type Finished = (Result<(), String>, Vec<Completion>);
 /// BENCHMARKS.md). This task is woken once per batch instead, and wakes the callers from
 /// inside the runtime, where they queue like any local task.
 async fn dispatch(mut rx: tokio::sync::mpsc::UnboundedReceiver<Finished>) {
-    while let Some((result, completions)) = rx.recv().await {
-        for done in completions {
-            done(result.clone());
+    while let Some(wakes) = rx.recv().await {
+        for wake in wakes {
+            wake();
         }
     }
 }
@@ -178,14 +182,14 @@ fn writer_loop(
         if let Err(e) = &result {
             tracing::error!(error = %e, batch = completions.len(), "store: commit failed");
         }
+        // Acknowledgements first (from this thread, at once), then the wake-ups.
+        let wakes: Vec<Wake> = completions.into_iter().map(|done| done(&result)).collect();
         let unsent = match &finished {
-            Some(tx) => tx.send((result, completions)).err().map(|e| e.0),
-            None => Some((result, completions)),
+            Some(tx) => tx.send(wakes).err().map(|e| e.0),
+            None => Some(wakes),
         };
-        if let Some((result, completions)) = unsent {
-            for done in completions {
-                done(result.clone());
-            }
+        for wake in unsent.into_iter().flatten() {
+            wake();
         }
     }
 }
@@ -242,6 +246,17 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.write_then(f, None::<fn(&T)>).await
+    }
+
+    /// [`SqliteStore::write`], calling `then` on the writer thread right after the commit
+    /// succeeded (before the caller is even woken).
+    pub(crate) async fn write_then<T, F, A>(&self, f: F, then: Option<A>) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
             // A failed job must not poison the batch: each runs in its own savepoint
@@ -258,12 +273,17 @@ impl SqliteStore {
                 },
                 Err(e) => Err(unavailable(e)),
             };
-            Box::new(move |committed: Result<(), String>| {
+            Box::new(move |committed: &Result<(), String>| {
                 let outcome = match (committed, result) {
                     (Ok(()), r) => r,
                     (Err(e), _) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
                 };
-                let _ = tx.send(outcome);
+                if let (Ok(v), Some(then)) = (&outcome, then) {
+                    then(v);
+                }
+                Box::new(move || {
+                    let _ = tx.send(outcome);
+                }) as Wake
             })
         });
         self.writer

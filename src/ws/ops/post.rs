@@ -56,6 +56,8 @@ impl Drop for Slot {
 }
 
 /// Validates and stores, acknowledges, then publishes (the sender's sockets excluded).
+/// The acknowledgement leaves from the commit itself ([`crate::danmaku::Service::post_then`]):
+/// on a busy node the post task may wait a while to run again, its poster need not.
 async fn post(
     state: Arc<State>,
     conn: Arc<Conn>,
@@ -65,17 +67,22 @@ async fn post(
     draft: Draft,
 ) {
     let _slot = Slot(conn.clone());
+    let ack = {
+        let (conn, id) = (conn.clone(), id.clone());
+        Box::new(move |view: &crate::danmaku::View| {
+            conn.send(&protocol::reply_ok(
+                id,
+                json!({"op": "danmaku", "danmaku": view}),
+            ));
+        }) as crate::danmaku::Ack
+    };
     match state
         .danmaku
-        .post(&state.directory, &who, &video, &draft)
+        .post_then(&state.directory, &who, &video, &draft, Some(ack))
         .await
     {
         Ok(accepted) => {
             tracing::info!(conn = conn.id, id = accepted.stored.id, %video, sub = %who.sub, "danmaku posted (ws)");
-            conn.send(&protocol::reply_ok(
-                id,
-                json!({"op": "danmaku", "danmaku": accepted.view}),
-            ));
             state
                 .danmaku
                 .publish(state.bus.as_ref(), accepted.event)
