@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     config::{Config, JwtAlg},
-    model::{Identity, Role},
+    model::{Identity, Role, time::now_secs},
 };
 
 /// Tokens longer than this are refused before any parsing (header bombs, memory abuse).
@@ -128,22 +128,6 @@ fn algorithm(alg: JwtAlg) -> Algorithm {
         JwtAlg::ES256 => Algorithm::ES256,
         JwtAlg::EdDSA => Algorithm::EdDSA,
     }
-}
-
-/// Current unix time in seconds.
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Current unix time in milliseconds.
-pub fn now_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Key material resolved from config: the HS256 secret (possibly generated) or PEM files.

@@ -19,7 +19,7 @@ use poem::{
 use crate::{
     access::Directory,
     api,
-    auth::{Keys, now_millis},
+    auth::Keys,
     bus::{
         Bus,
         local::{LocalBus, Window},
@@ -33,6 +33,7 @@ use crate::{
     },
     limits::{ConnCaps, ConnLimiter},
     metrics::Metrics,
+    model::time::now_millis,
     net::Listener as NetListener,
     presence, push,
     schedule::{Runner, Schedules},

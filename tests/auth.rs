@@ -21,7 +21,7 @@ fn hs256(claims: &Value) -> String {
 }
 
 fn now() -> u64 {
-    danmaku::auth::now_secs()
+    danmaku::model::time::now_secs()
 }
 
 fn valid_claims() -> Value {

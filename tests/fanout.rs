@@ -358,8 +358,10 @@ async fn a_slow_reader_is_dropped_while_the_others_share_its_batches() {
     let _heavy = HEAVY.lock().await;
     let app = TestApp::builder()
         .config(|c| {
-            c.outbox_max_msgs = 32;
-            c.outbox_max_bytes = 64 * 1024;
+            // Room enough for a healthy reader (in this busy test process) to lag a
+            // few rounds of pushes; the stalled one overflows it after ~130 pushes.
+            c.outbox_max_msgs = 1024;
+            c.outbox_max_bytes = 256 * 1024;
             c.socket_send_buffer = 16 * 1024;
         })
         .start()

@@ -11,6 +11,7 @@ mod common;
 mod danmaku;
 mod fanout;
 mod inputs;
+mod layering;
 mod limits;
 mod matrix;
 mod process;

@@ -352,7 +352,7 @@ async fn pause_stops_runs_and_resume_restarts_them() {
 
     let resumed = set_paused(&app, &id, false).await;
     let next = resumed["next_run"].as_u64().expect("next_run after resume");
-    assert!(next > danmaku::auth::now_millis() - 1000);
+    assert!(next > danmaku::model::time::now_millis() - 1000);
     let (_, ev) = c.until(|v| schedule_of(v) == Some(&id)).await;
     assert_eq!(
         run_of(&ev),
@@ -399,13 +399,13 @@ async fn schedules_survive_a_restart_without_replaying_missed_runs() {
         persisted = stored(store).await;
         // Down for more than two cadences: those runs are missed.
         app.stop();
-        let stopped_at = danmaku::auth::now_millis();
+        let stopped_at = danmaku::model::time::now_millis();
         app.wait_for("the server to be down 2.5 s", || async move {
-            danmaku::auth::now_millis() > stopped_at + 2500
+            danmaku::model::time::now_millis() > stopped_at + 2500
         })
         .await;
     }
-    let started_at = danmaku::auth::now_millis();
+    let started_at = danmaku::model::time::now_millis();
     let app = TestApp::builder()
         .config(|c| c.data_dir = dir.clone())
         .start()
@@ -450,7 +450,7 @@ async fn schedules_survive_a_restart_without_replaying_missed_runs() {
     // Replayed missed runs would have fired at start, maybe before the socket was there:
     // count every run of this server. Without replay it fired at most once per second.
     let fired = app.metric("danmaku_schedule_runs_total").await;
-    let allowed = 1 + (danmaku::auth::now_millis() - started_at) / 1000;
+    let allowed = 1 + (danmaku::model::time::now_millis() - started_at) / 1000;
     assert!(
         fired <= allowed as f64,
         "{fired} runs within {allowed} s of start: missed runs were replayed"
@@ -728,9 +728,9 @@ async fn presence_events_follow_sockets_joining_and_leaving() {
     seen.extend(presence_until(&mut a, "video:42", 1).await);
 
     // Stable for several intervals: nothing more is sent.
-    let calm_from = danmaku::auth::now_millis();
+    let calm_from = danmaku::model::time::now_millis();
     app.wait_for("five presence intervals", || async move {
-        danmaku::auth::now_millis() > calm_from + 500
+        danmaku::model::time::now_millis() > calm_from + 500
     })
     .await;
     app.push_channel(

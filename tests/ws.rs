@@ -254,7 +254,7 @@ async fn a_refresh_within_the_grace_keeps_the_socket() {
         .config(|c| c.token_grace_s = 2)
         .start()
         .await;
-    let minted = danmaku::auth::now_secs();
+    let minted = danmaku::model::time::now_secs();
     let token = app
         .signer
         .mint("erin", Role::Free, None, std::time::Duration::from_secs(1))
@@ -268,7 +268,7 @@ async fn a_refresh_within_the_grace_keeps_the_socket() {
     // The condition is the clock itself: wait until the old token's grace is over.
     let old_close = minted + 1 + 2 + 1;
     app.wait_for("the old token's grace to end", || async move {
-        danmaku::auth::now_secs() > old_close
+        danmaku::model::time::now_secs() > old_close
     })
     .await;
     let (status, _) = app

@@ -130,7 +130,7 @@ impl ChannelsApi {
         let info = ChannelInfo {
             name: name.0,
             tier: body.tier,
-            updated_at: crate::auth::now_millis(),
+            updated_at: crate::model::time::now_millis(),
         };
         Ok(if created {
             DeclareReply::Created(Json(info))

@@ -95,7 +95,7 @@ impl AuthApi {
         tracing::info!(sub = %body.sub, role = %body.role, "demo token minted");
         Ok(Json(TokenReply {
             token,
-            expires_at: crate::auth::now_secs() + DEMO_TTL.as_secs(),
+            expires_at: crate::model::time::now_secs() + DEMO_TTL.as_secs(),
         }))
     }
 

@@ -12,7 +12,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json, typ
 
 use super::{ApiTags, auth::Admin, error::ApiError};
 use crate::{
-    auth::now_millis,
+    model::time::now_millis,
     push,
     schedule::{self, Cadence, MAX_SCHEDULES, ScheduleDef, ScheduleInfo},
     state::State,

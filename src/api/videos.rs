@@ -18,13 +18,12 @@ use super::{
     error::ApiError,
 };
 use crate::{
-    auth::now_millis,
     danmaku::{
         DEFAULT_LIMIT, View,
         formats::{bilibili_xml, parse_bilibili},
         rules::{Draft, check_video_id},
     },
-    model::{Identity, Role, Tier},
+    model::{Identity, Role, Tier, time::now_millis},
     state::State,
     store::danmaku::{HistoryQuery, Video},
 };

@@ -9,11 +9,11 @@ use async_trait::async_trait;
 
 use super::{Bus, BusError, Join, Joined, Published};
 use crate::{
-    auth::now_millis,
     hub::{
         Hub,
         event::{Encoded, Publish},
     },
+    model::time::now_millis,
 };
 
 /// Bounds of each channel's replay window.

@@ -19,11 +19,10 @@ use self::{
 };
 use crate::{
     access::Directory,
-    auth::now_millis,
     bus::Bus,
     hub::event::{Publish, Target},
     metrics::Metrics,
-    model::{Audience, Identity, Policy, Refusal, Role, Tier, role_bit},
+    model::{Audience, Identity, Policy, Refusal, Role, Tier, role_bit, time::now_millis},
     store::{
         Store,
         danmaku::{HistoryQuery, NewDanmaku, StoredDanmaku},

@@ -8,7 +8,7 @@
 use std::{
     cmp::Reverse,
     collections::BinaryHeap,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -21,23 +21,11 @@ use crate::{frame, shutdown::Shutdown};
 /// How often every socket is checked.
 pub const SWEEP: Duration = Duration::from_millis(250);
 
-/// The instant the clock started; `now_s` counts from it.
-static START: OnceLock<Instant> = OnceLock::new();
-
-/// Whole seconds since the process's hub clock started (cheap, monotonic, 4 bytes).
-pub fn now_s() -> u32 {
-    START.get_or_init(Instant::now).elapsed().as_secs() as u32
-}
-
-/// Milliseconds since the hub clock started (wraps after 49 days; compare with
-/// `wrapping_sub`).
-pub fn now_ms() -> u32 {
-    START.get_or_init(Instant::now).elapsed().as_millis() as u32
-}
+use crate::model::time::clock_s as now_s;
 
 /// Current unix time in seconds.
 fn unix_s() -> u64 {
-    crate::auth::now_secs()
+    crate::model::time::now_secs()
 }
 
 /// A room flush due at an instant.

@@ -251,7 +251,7 @@ impl Conn {
         let was_empty = q.frames.is_empty();
         self.push_rest(q, frames, written);
         if was_empty {
-            q.since = crate::hub::clock::now_s();
+            q.since = crate::model::time::clock_s();
             self.waker.wake();
         }
         Sent::Queued

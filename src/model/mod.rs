@@ -9,6 +9,8 @@
 //!   store and the wire.
 //! - [`policy`]: what each role may do when posting (configuration reads it, the comment
 //!   rules enforce it).
+//! - [`time`]: the wall clock (unix seconds and milliseconds) and the process's coarse
+//!   monotonic clock.
 //! - [`refusal`]: the one refusal type. Domain code says what kind of refusal it is;
 //!   `api::error` turns the kind into an HTTP status and `ws::protocol` into a reply.
 
@@ -18,6 +20,7 @@ pub mod comment;
 pub mod policy;
 pub mod refusal;
 pub mod role;
+pub mod time;
 
 pub use audience::{Audience, Tier, role_bit};
 pub use comment::{Mode, Size};

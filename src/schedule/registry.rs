@@ -11,7 +11,7 @@ use super::{
     cadence::Cadence,
     def::{ScheduleDef, ScheduleInfo},
 };
-use crate::{auth::now_millis, store::ScheduleRecord};
+use crate::{model::time::now_millis, store::ScheduleRecord};
 
 /// One schedule in memory.
 #[derive(Debug)]

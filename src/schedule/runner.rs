@@ -8,7 +8,11 @@ use std::{
 
 use super::registry::{Due, Schedules};
 use crate::{
-    auth::now_millis, bus::Bus, metrics::Metrics, model::Refusal, push, shutdown::Shutdown,
+    bus::Bus,
+    metrics::Metrics,
+    model::{Refusal, time::now_millis},
+    push,
+    shutdown::Shutdown,
     store::Store,
 };
 

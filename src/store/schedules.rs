@@ -12,7 +12,7 @@ use super::{
     StoreError,
     sqlite::{SqliteStore, unavailable},
 };
-use crate::auth::now_millis;
+use crate::model::time::now_millis;
 
 /// One stored schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]

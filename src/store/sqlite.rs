@@ -21,7 +21,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{ChannelDecl, Store, StoreError};
 use crate::config::SqliteSync;
-use crate::{auth::now_millis, model::Tier};
+use crate::model::{Tier, time::now_millis};
 
 /// Schema migrations, applied in order; `user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[

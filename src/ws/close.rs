@@ -9,7 +9,7 @@
 
 use std::{future::poll_fn, task::Poll, time::Duration};
 
-use super::{reader::Message, session::Session};
+use super::reader::{Limits, Message, Reader};
 use crate::{
     frame::{self, Malformed},
     hub::conn::{Conn, close},
@@ -110,36 +110,35 @@ async fn drain(conn: &Conn) -> bool {
     )
 }
 
-/// Runs the closing handshake; returns the exit as it was sent.
-pub async fn close(s: &mut Session, exit: Exit) -> Exit {
+/// Runs the closing handshake on `conn`, reading the peer's close with the session's
+/// `reader`; returns the exit as it was sent.
+pub async fn close(conn: &Conn, reader: &mut Reader, limits: Limits, exit: Exit) -> Exit {
     // A close asked through the hub wins (it is what the queue was cut for).
-    let code = s.conn.close_requested().unwrap_or(exit.code);
+    let code = conn.close_requested().unwrap_or(exit.code);
     let exit = if code == exit.code {
         exit
     } else {
         Exit::requested(code)
     };
     // From here on nobody else writes to the socket.
-    s.conn.request_close(exit.code);
+    conn.request_close(exit.code);
     if exit.code == close::ABNORMAL {
         return exit;
     }
     // The rest of a cut frame (and, unless the peer is slow, the frames queued before the
     // close: the replies to its last ops, above all) go out first.
-    if !drain(&s.conn).await && s.conn.mid_frame() {
+    if !drain(conn).await && conn.mid_frame() {
         return exit;
     }
-    let sent = s.conn.send_final(&frame::close(exit.code, exit.reason)) && drain(&s.conn).await;
+    let sent = conn.send_final(&frame::close(exit.code, exit.reason)) && drain(conn).await;
     if sent && !exit.peer {
-        let _ = tokio::time::timeout(STEP, peer_close(s)).await;
+        let _ = tokio::time::timeout(STEP, peer_close(conn, reader, limits)).await;
     }
     exit
 }
 
 /// Reads until the peer's close frame or the end of the stream, discarding the rest.
-async fn peer_close(s: &mut Session) {
-    let conn = s.conn.clone();
-    let (reader, limits) = s.reader_and_limits();
+async fn peer_close(conn: &Conn, reader: &mut Reader, limits: Limits) {
     let mut closed = false;
     let _ = reader.handle_kept(limits, &mut |m| {
         closed |= matches!(m, Message::Close(_));

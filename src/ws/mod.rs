@@ -14,7 +14,6 @@
 //! - [`close`]: exits and the closing handshake.
 
 pub mod close;
-pub mod ops;
 pub mod protocol;
 pub mod reader;
 pub mod session;
@@ -40,7 +39,7 @@ use crate::{
     },
     auth::AuthError,
     frame::deflate,
-    hub::{self, conn::Conn},
+    hub::conn::Conn,
     model::Identity,
     state::State,
 };
@@ -177,7 +176,7 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
         let Some((stream, early)) = take_stream(&state, peer, upgraded) else {
             return tracing::error!(%peer, "upgraded connection not found in the listener; dropped");
         };
-        let now = hub::clock::now_s();
+        let now = crate::model::time::clock_s();
         let conn = Conn::new(
             conn_id,
             identity.sub.clone(),

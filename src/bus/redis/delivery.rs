@@ -21,9 +21,9 @@ use super::{
     unavailable,
 };
 use crate::{
-    auth::now_millis,
     bus::{BusError, Join, Joined},
     hub::event::{Encoded, Target},
+    model::time::now_millis,
     shutdown::Shutdown,
 };
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::{RedisBus, unavailable};
-use crate::{auth::now_millis, bus::BusError, shutdown::Shutdown};
+use crate::{bus::BusError, model::time::now_millis, shutdown::Shutdown};
 
 /// Reads one channel's counts from every live node but `ARGV[4]`.
 pub(super) const PRESENCE_LUA: &str = r#"

@@ -12,9 +12,9 @@ use bytes::Bytes;
 
 use super::{RedisBus, unavailable};
 use crate::{
-    auth::now_millis,
     bus::{BusError, Published},
     hub::event::{FrameParts, Publish, Target, TargetWire},
+    model::time::now_millis,
 };
 
 /// Numbers, records and announces one event atomically (see the module docs).

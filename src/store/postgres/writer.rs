@@ -10,8 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::unavailable;
 use crate::{
-    auth::now_millis,
-    model::Tier,
+    model::{Tier, time::now_millis},
     store::{
         ScheduleRecord, StoreError,
         danmaku::{NewDanmaku, Video},

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::super::{protocol, session::Session};
+use crate::ws::{protocol, session::Session};
 use crate::{access, model::Refusal};
 
 /// Leaves at once; the automatic channels (`broadcast`, the personal one) stay.

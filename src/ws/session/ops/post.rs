@@ -9,10 +9,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{
-    super::{protocol, session::Session},
-    Done,
-};
+use super::Done;
+use crate::ws::{protocol, session::Session};
 use crate::{danmaku::rules::Draft, hub::conn::Conn, model::Refusal, state::State};
 
 /// Comment posts of one socket that may wait on the store at once.

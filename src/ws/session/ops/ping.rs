@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use super::super::{protocol, session::Session};
 use crate::model::Refusal;
+use crate::ws::{protocol, session::Session};
 
 /// Answers at once.
 pub fn run(s: &mut Session, id: Option<Value>) -> Result<(), Refusal> {

@@ -8,10 +8,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{
-    super::{protocol, session::Session},
-    Done,
-};
+use super::Done;
+use crate::ws::{protocol, session::Session};
 use crate::{
     access,
     bus::{Join, Joined, Since},

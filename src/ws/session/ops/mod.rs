@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{protocol::Op, session::Session};
+use super::Session;
 use crate::model::{Identity, Refusal};
+use crate::ws::protocol::Op;
 
 /// What a waiting op hands back to the session.
 pub enum Done {

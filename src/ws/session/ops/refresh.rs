@@ -6,11 +6,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{
-    super::{protocol, session::Session},
-    Done,
-};
+use super::Done;
 use crate::model::{Identity, Refusal};
+use crate::ws::{protocol, session::Session};
 
 /// Checks the token in the session's op slot (verification may wait on the cache).
 pub fn start(s: &mut Session, id: Option<Value>, token: String) -> Result<(), Refusal> {

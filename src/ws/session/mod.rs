@@ -6,7 +6,7 @@
 //! only when the client sent something, when a write must wait for the socket to drain,
 //! when a close is asked, or when an op it waits on finishes. Deadlines (heartbeat,
 //! idle, token expiry) are the hub clock's ([`crate::hub::clock`]). Ops run one at a
-//! time, in order ([`super::ops`]); comment posts run beside the session, bounded per
+//! time, in order ([`ops`], the session's own handlers); comment posts run beside the session, bounded per
 //! socket, so a poster keeps reading while its post waits on the store.
 
 use std::{
@@ -18,9 +18,11 @@ use std::{
 
 use bytes::Bytes;
 
+mod ops;
+
+use self::ops::Done;
 use super::{
     close::{self, Exit},
-    ops::{self, Done},
     protocol,
     reader::{Flow, Limits, Message, Reader},
 };
@@ -61,7 +63,7 @@ pub struct Session {
 
 /// Milliseconds of the hub clock, for the op bucket.
 fn clock_ms() -> u32 {
-    hub::clock::now_ms()
+    crate::model::time::clock_ms()
 }
 
 /// Runs a session to completion. `early` holds bytes the client sent before the
@@ -71,7 +73,7 @@ pub async fn run(state: Arc<State>, conn: Arc<Conn>, identity: Arc<Identity>, mu
         tokens: state.cfg.ws_ops_burst.max(state.cfg.ws_ops_per_s).max(1) as f32,
         refilled_ms: clock_ms(),
         errors: 0,
-        errors_since: hub::clock::now_s(),
+        errors_since: crate::model::time::clock_s(),
         state,
         conn,
         identity,
@@ -85,7 +87,9 @@ pub async fn run(state: Arc<State>, conn: Arc<Conn>, identity: Arc<Identity>, mu
     drop(early);
     let exit = std::future::poll_fn(|cx| s.poll_turn(cx)).await;
     // Boxed: the closing handshake's state is needed once, at the end.
-    let exit = Box::pin(close::close(&mut s, exit)).await;
+    let conn = s.conn.clone();
+    let (reader, limits) = s.reader_and_limits();
+    let exit = Box::pin(close::close(&conn, reader, limits, exit)).await;
     s.state.hub.unregister(&s.conn, &s.channels);
     s.conn.shutdown();
     tracing::info!(
@@ -206,7 +210,7 @@ impl Session {
     /// Handles one client message. Pauses reading while an op runs or once the socket
     /// must close.
     fn on_message(&mut self, msg: Message<'_>) -> Flow {
-        self.conn.seen(hub::clock::now_s());
+        self.conn.seen(crate::model::time::clock_s());
         if self.exit.is_some() {
             return Flow::Pause;
         }
@@ -289,7 +293,7 @@ impl Session {
             .metrics
             .ws_bad_frames
             .fetch_add(1, Ordering::Relaxed);
-        let now = hub::clock::now_s();
+        let now = crate::model::time::clock_s();
         if now.saturating_sub(self.errors_since) > 60 {
             self.errors_since = now;
             self.errors = 0;
