@@ -50,6 +50,9 @@ def metrics(meta, bench, ru):
     m["send_errors"] = bench.get("send_errors", 0)
     # RSS per connection is only meaningful where nothing else grows (idle).
     m["rss_per_conn_bytes"] = bench.get("rss_per_conn_bytes") if idle else None
+    # Bytes per delivery read by viewers: on the wire (after compression) and as JSON.
+    m["wire_per_delivery"] = bench.get("wire_bytes_per_delivery")
+    m["json_per_delivery"] = bench.get("payload_bytes_per_delivery")
     return m
 
 
@@ -120,9 +123,9 @@ def main() -> int:
         out += [head, ""]
     out.append(
         "| scenario | server | deliveries/s | p50 ms | p99 ms (worst role) | room p99 ms (median room) "
-        "| ack p99 ms | missed/dups/leaks | server CPU | bench CPU | RSS/conn |"
+        "| ack p99 ms | missed/dups/leaks | server CPU | bench CPU | RSS/conn | bytes/delivery (wire / JSON) |"
     )
-    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: | ---: |")
     summary = {"scenarios": {}, "failures": failures}
     for scen in order:
         summary["scenarios"][scen] = {}
@@ -150,12 +153,14 @@ def main() -> int:
             if bcpu_s is not None:
                 bcpu += f", {bcpu_s:.1f} s"
             rss = cell(col("rss_per_conn_bytes"), lambda b: f"{b / 1000:.1f} KB", n)
+            wire, js = med(col("wire_per_delivery")), med(col("json_per_delivery"))
+            bpd = "—" if wire is None or js is None else f"{wire:.0f} / {js:.0f}"
             failed = sum(not m["ok"] for m in ms_)
             name = server + (f" ({failed} FAILED)" if failed else "")
             out.append(
                 f"| {scen} | {name} | {cell(col('deliveries_per_s'), num, n)} | {cell(col('p50_ms'), ms, n)} "
                 f"| {cell(col('p99_ms'), ms, n)} | {cell(col('room_p99_median_ms'), ms, n)} "
-                f"| {cell(col('ack_p99_ms'), ms, n)} | {mdl} | {cpu} | {bcpu} | {rss} |"
+                f"| {cell(col('ack_p99_ms'), ms, n)} | {mdl} | {cpu} | {bcpu} | {rss} | {bpd} |"
             )
             summary["scenarios"][scen][server] = {
                 k: med(col(k))
