@@ -66,6 +66,8 @@ fn init_logs(level: &str) {
 /// mimalloc instead of glibc malloc: with thousands of sockets allocating and freeing
 /// small buffers on two worker threads, glibc's arenas fragment; measured with
 /// `danmaku bench idle -v 10000`, server RSS per socket fell from about 10 KB to 6.6 KB.
+/// The `system-alloc` feature turns it off for heap profiling (heaptrack sees only malloc).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
