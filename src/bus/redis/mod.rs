@@ -1,8 +1,8 @@
 //! The Redis bus: several nodes share one Redis for fan-out, `seq` and replay windows.
 //!
 //! - **Publish** runs one Lua script that, atomically, `INCR`s the channel's seq key,
-//!   `XADD`s the frame to the channel's window stream (capped at `replay_window_events`,
-//!   expiring after `replay_window_s` of silence) and `PUBLISH`es an envelope on one
+//!   `XADD`s the frame to the channel's window stream (capped at `ws.replay_window_events`,
+//!   expiring after `ws.replay_window_s` of silence) and `PUBLISH`es an envelope on one
 //!   cluster-wide pub/sub channel. Numbering and publishing happen in one step, so the
 //!   order of publication is the order of `seq`. The publishing node serializes the event
 //!   once, as the text around the seq digits ([`FrameParts`](crate::hub::event::FrameParts));
