@@ -1,7 +1,8 @@
 //! Identity: JWT verification (with a moka cache), token minting, and the role model.
 //!
-//! The accepted algorithm is pinned by [`Config::jwt_alg`]; the token header can only
-//! make verification fail, never choose the key or the algorithm. Errors carry a stable
+//! The accepted algorithm is pinned by `[auth] alg`
+//! ([`AuthConfig::alg`](crate::config::AuthConfig::alg)); the token header can only make
+//! verification fail, never choose the key or the algorithm. Errors carry a stable
 //! machine code and a message that never reveals key material.
 
 use std::{fmt, path::Path, sync::Arc, time::Duration};
@@ -149,19 +150,19 @@ impl Keys {
         let read = |p: &Path| {
             std::fs::read(p).map_err(|e| format!("cannot read key file {}: {e}", p.display()))
         };
-        let secret = match (cfg.jwt_alg, &cfg.jwt_secret) {
+        let secret = match (cfg.auth.alg, &cfg.auth.secret) {
             (JwtAlg::HS256, Some(s)) => Some(s.as_bytes().to_vec()),
-            (JwtAlg::HS256, None) => Some(load_or_create_secret(&cfg.data_dir)?),
+            (JwtAlg::HS256, None) => Some(load_or_create_secret(&cfg.server.data_dir)?),
             _ => None,
         };
         Ok(Keys {
-            alg: cfg.jwt_alg,
+            alg: cfg.auth.alg,
             secret,
-            public_pem: cfg.jwt_public_key.as_deref().map(read).transpose()?,
-            private_pem: cfg.jwt_private_key.as_deref().map(read).transpose()?,
-            issuer: cfg.jwt_issuer.clone(),
-            audience: cfg.jwt_audience.clone(),
-            leeway_s: cfg.jwt_leeway_s,
+            public_pem: cfg.auth.public_key.as_deref().map(read).transpose()?,
+            private_pem: cfg.auth.private_key.as_deref().map(read).transpose()?,
+            issuer: cfg.auth.issuer.clone(),
+            audience: cfg.auth.audience.clone(),
+            leeway_s: cfg.auth.leeway_s,
         })
     }
 

@@ -124,7 +124,7 @@ async fn main() -> ExitCode {
         Cmd::Serve { demo, config } => {
             let cfg = match config.load() {
                 Ok(mut cfg) => {
-                    cfg.demo |= demo;
+                    cfg.auth.demo |= demo;
                     cfg
                 }
                 Err(e) => {
@@ -132,10 +132,10 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            init_logs(&cfg.log);
+            init_logs(&cfg.server.log);
             let nofile = danmaku::bench::raise_nofile_limit();
             tracing::info!(nofile, "open-file limit");
-            if cfg.demo {
+            if cfg.auth.demo {
                 tracing::warn!("demo mode: POST /api/demo/token hands out tokens to anyone");
             }
             let server = match Server::bind(cfg).await {

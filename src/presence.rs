@@ -1,7 +1,7 @@
 //! Presence events: viewer counts pushed to the subscribers of `video:*` channels.
 //!
 //! Video pages show "N watching". Rather than publish on every join and leave (a busy
-//! room would flood its viewers), a task looks at the hub every `presence_interval_ms`
+//! room would flood its viewers), a task looks at the hub every `ws.presence_interval_ms`
 //! (2 s by default) and publishes `{"type":"presence","data":{"total":N}}` through the
 //! bus on each video channel whose count changed since its last presence event. So each
 //! channel gets at most one presence event per interval, and none while its count holds.

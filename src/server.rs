@@ -1,6 +1,7 @@
 //! Startup, routing and the explicit shutdown sequence.
 //!
-//! [`build`] is the one place where engines are chosen from config. [`Server::run`] starts
+//! [`build`] is the one place where engines are chosen from config, by matching on
+//! [`StoreEngine`] and [`BusEngine`]. [`Server::run`] starts
 //! the background tasks (scheduler, presence) and serves until the shutdown signal, then:
 //! stops accepting, closes every socket with 1001, lets in-flight requests finish, waits
 //! for the background tasks to stop, and flushes the store.
@@ -25,7 +26,7 @@ use crate::{
         local::{LocalBus, Window},
         redis::{RedisBus, RedisSettings},
     },
-    config::Config,
+    config::{BusEngine, Config, StoreEngine},
     hub::{
         self, Hub,
         clock::Deadlines,
@@ -49,48 +50,45 @@ pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String
     let verifier = keys.verifier()?;
     let signer = match keys.signer() {
         Ok(s) => Some(s),
-        Err(e) if cfg.demo => return Err(format!("demo mode needs to mint tokens: {e}")),
+        Err(e) if cfg.auth.demo => return Err(format!("demo mode needs to mint tokens: {e}")),
         Err(_) => None,
     };
     let metrics = Arc::new(Metrics::default());
     let hub = Arc::new(Hub::new(hub_settings(&cfg), metrics.clone()));
-    let store: Arc<dyn Store> = if cfg.store == "sqlite" {
-        Arc::new(
-            SqliteStore::open_with(&cfg.data_dir, cfg.sqlite_synchronous)
+    let store: Arc<dyn Store> = match &cfg.store.engine {
+        StoreEngine::Sqlite => Arc::new(
+            SqliteStore::open_with(&cfg.server.data_dir, cfg.store.sqlite_synchronous)
                 .map_err(|e| e.to_string())?,
-        )
-    } else {
-        Arc::new(
-            PgStore::open(&cfg.store, &cfg.pg_schema)
+        ),
+        StoreEngine::Postgres(url) => Arc::new(
+            PgStore::open(url, &cfg.store.pg_schema)
                 .await
                 .map_err(|e| e.to_string())?,
-        )
+        ),
     };
-    let bus: Arc<dyn Bus> = if cfg.bus == "local" {
-        local_bus(&cfg, &hub)
-    } else {
-        let node = if cfg.node_id.is_empty() {
-            format!("node-{:08x}", rand::random::<u32>())
-        } else {
-            cfg.node_id.clone()
-        };
-        RedisBus::start(
-            hub.clone(),
-            RedisSettings {
-                url: cfg.bus.clone(),
-                prefix: cfg.key_prefix.clone(),
-                node,
-                window: Window {
-                    events: cfg.replay_window_events,
-                    max_age_ms: cfg.replay_window_s.saturating_mul(1000),
+    let bus: Arc<dyn Bus> = match &cfg.bus.engine {
+        BusEngine::Local => local_bus(&cfg, &hub),
+        BusEngine::Redis(url) => {
+            let node = if cfg.bus.node_id.is_empty() {
+                format!("node-{:08x}", rand::random::<u32>())
+            } else {
+                cfg.bus.node_id.clone()
+            };
+            RedisBus::start(
+                hub.clone(),
+                RedisSettings {
+                    url: url.clone(),
+                    prefix: cfg.bus.key_prefix.clone(),
+                    node,
+                    window: replay_window(&cfg),
+                    heartbeat: Duration::from_millis(cfg.ws.presence_interval_ms),
                 },
-                heartbeat: Duration::from_millis(cfg.presence_interval_ms),
-            },
-            shutdown.clone(),
-        )
-        .await?
+                shutdown.clone(),
+            )
+            .await?
+        }
     };
-    let directory = Arc::new(Directory::new(cfg.open_unknown_videos));
+    let directory = Arc::new(Directory::new(cfg.danmaku.open_unknown_videos));
     let decls = store.list_channels().await.map_err(|e| e.to_string())?;
     directory.load(decls.into_iter().map(|d| (d.name, d.tier)));
     for v in store.list_videos().await.map_err(|e| e.to_string())? {
@@ -98,8 +96,8 @@ pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String
     }
     let danmaku = crate::danmaku::Service::new(
         cfg.policy.clone(),
-        &cfg.block_words,
-        cfg.free_feed_rate,
+        &cfg.danmaku.block_words,
+        cfg.danmaku.free_feed_rate,
         store.clone(),
         metrics.clone(),
     )
@@ -110,9 +108,9 @@ pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String
     schedules.load(stored, now_millis());
     tracing::info!(store = store.name(), bus = bus.name(), "engines ready");
     let limiter = ConnLimiter::new(ConnCaps {
-        total: cfg.max_connections,
-        per_user: cfg.max_connections_per_user,
-        per_ip: cfg.max_connections_per_ip,
+        total: cfg.limits.max_connections,
+        per_user: cfg.limits.max_connections_per_user,
+        per_ip: cfg.limits.max_connections_per_ip,
     });
     Ok(Arc::new(State {
         limiter,
@@ -137,16 +135,16 @@ fn hub_settings(cfg: &Config) -> hub::Settings {
     let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     hub::Settings {
         queue: QueueCaps {
-            max_msgs: clamp(cfg.outbox_max_msgs),
-            max_bytes: clamp(cfg.outbox_max_bytes),
+            max_msgs: clamp(cfg.ws.outbox_max_msgs),
+            max_bytes: clamp(cfg.ws.outbox_max_bytes),
         },
-        flush_tick: Duration::from_millis(cfg.flush_tick_ms),
+        flush_tick: Duration::from_millis(cfg.ws.flush_tick_ms),
         deadlines: Deadlines {
-            heartbeat_s: u32::try_from(cfg.heartbeat_s).unwrap_or(u32::MAX),
-            idle_timeout_s: u32::try_from(cfg.idle_timeout_s).unwrap_or(u32::MAX),
-            token_grace_s: cfg.token_grace_s,
+            heartbeat_s: u32::try_from(cfg.ws.heartbeat_s).unwrap_or(u32::MAX),
+            idle_timeout_s: u32::try_from(cfg.ws.idle_timeout_s).unwrap_or(u32::MAX),
+            token_grace_s: cfg.ws.token_grace_s,
             write_timeout_s: WRITE_TIMEOUT_S,
-            expiry_notice: ws::protocol::token_expired(cfg.token_grace_s),
+            expiry_notice: ws::protocol::token_expired(cfg.ws.token_grace_s),
         },
     }
 }
@@ -154,15 +152,17 @@ fn hub_settings(cfg: &Config) -> hub::Settings {
 /// A socket whose queued frames have not moved for this long is closed as slow.
 const WRITE_TIMEOUT_S: u32 = 10;
 
+/// Each channel's replay window (either bus keeps one), from `[ws]`.
+fn replay_window(cfg: &Config) -> Window {
+    Window {
+        events: cfg.ws.replay_window_events,
+        max_age_ms: cfg.ws.replay_window_s.saturating_mul(1000),
+    }
+}
+
 /// The in-process bus, with its once-a-minute sweep of idle channel logs.
 fn local_bus(cfg: &Config, hub: &Arc<Hub>) -> Arc<dyn Bus> {
-    let local = Arc::new(LocalBus::new(
-        hub.clone(),
-        Window {
-            events: cfg.replay_window_events,
-            max_age_ms: cfg.replay_window_s.saturating_mul(1000),
-        },
-    ));
+    let local = Arc::new(LocalBus::new(hub.clone(), replay_window(cfg)));
     {
         // Idle channel logs are swept once a minute; the task ends with the bus.
         let weak = Arc::downgrade(&local);
@@ -188,7 +188,7 @@ const MIRROR_SYNC: Duration = Duration::from_secs(1);
 /// video tiers, mutes, schedules) in line with writes made through other nodes, every
 /// [`MIRROR_SYNC`]. With the embedded store this node is the only writer: it returns.
 async fn sync_mirrors(state: Arc<State>) {
-    if state.cfg.store == "sqlite" {
+    if matches!(state.cfg.store.engine, StoreEngine::Sqlite) {
         return;
     }
     let mut shutdown = state.shutdown.clone();
@@ -281,15 +281,15 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
     let ui = api_service.swagger_ui();
     let spec = api_service.spec_endpoint();
     let caps = api::body::BodyCaps {
-        default: state.cfg.rest_max_body,
-        import: state.cfg.import_max_body,
+        default: state.cfg.limits.rest_max_body,
+        import: state.cfg.limits.import_max_body,
     };
-    let cors = (!state.cfg.cors_origins.is_empty()).then(|| {
+    let cors = (!state.cfg.server.cors_origins.is_empty()).then(|| {
         let cors = poem::middleware::Cors::new().allow_credentials(false);
-        if state.cfg.cors_origins.iter().any(|o| o == "*") {
+        if state.cfg.server.cors_origins.iter().any(|o| o == "*") {
             cors
         } else {
-            cors.allow_origins(state.cfg.cors_origins.iter().map(String::as_str))
+            cors.allow_origins(state.cfg.server.cors_origins.iter().map(String::as_str))
         }
     });
     let page_headers = || {
@@ -351,7 +351,7 @@ impl Server {
     /// Opens the engines and binds the listener.
     pub async fn bind(cfg: Config) -> Result<Server, String> {
         let (trigger, shutdown) = crate::shutdown::channel();
-        let bind = cfg.bind;
+        let bind = cfg.server.bind;
         let state = build(cfg, shutdown).await?;
         let acceptor = TcpListener::bind(bind.to_string())
             .into_acceptor()
@@ -359,8 +359,8 @@ impl Server {
             .map_err(|e| format!("cannot bind {bind}: {e}"))?;
         let acceptor = NetListener::new(
             acceptor,
-            Duration::from_millis(state.cfg.handshake_timeout_ms),
-            state.cfg.socket_send_buffer,
+            Duration::from_millis(state.cfg.server.handshake_timeout_ms),
+            state.cfg.server.socket_send_buffer,
             state.sockets.clone(),
         );
         let addr = acceptor
@@ -398,7 +398,7 @@ impl Server {
             trigger,
         } = self;
         let static_dir = static_dir();
-        tracing::info!(%addr, demo = state.cfg.demo, static_dir = %static_dir.display(), "listening");
+        tracing::info!(%addr, demo = state.cfg.auth.demo, static_dir = %static_dir.display(), "listening");
 
         let app = routes(state.clone(), static_dir);
         // Both tasks watch `state.shutdown` (and stop too if its sender is dropped).
@@ -417,7 +417,7 @@ impl Server {
             tokio::spawn(presence::run(
                 state.hub.clone(),
                 state.bus.clone(),
-                Duration::from_millis(state.cfg.presence_interval_ms),
+                Duration::from_millis(state.cfg.ws.presence_interval_ms),
                 state.shutdown.clone(),
             )),
             tokio::spawn(sync_mirrors(state.clone())),
@@ -434,7 +434,7 @@ impl Server {
             .run_with_graceful_shutdown(
                 app,
                 stop,
-                Some(Duration::from_secs(state.cfg.shutdown_grace_s)),
+                Some(Duration::from_secs(state.cfg.server.shutdown_grace_s)),
             )
             .await;
         // `stop` has sent the signal or was dropped with its sender; either ends the tasks.

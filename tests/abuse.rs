@@ -131,9 +131,9 @@ async fn a_10_mb_frame_is_refused_with_1009_without_buffering_it() {
 async fn a_burst_of_1000_ops_is_rate_limited_then_closed_with_1008() {
     let app = TestApp::builder()
         .config(|c| {
-            c.ws_ops_per_s = 50;
-            c.ws_ops_burst = 100;
-            c.ws_max_errors_per_min = 20;
+            c.ws.ops_per_s = 50;
+            c.ws.ops_burst = 100;
+            c.ws.max_errors_per_min = 20;
         })
         .start()
         .await;
@@ -172,8 +172,8 @@ async fn subscribing_to_10k_channels_stops_at_the_cap() {
     let app = TestApp::builder()
         .config(|c| {
             // Isolate the channel cap from the op rate limit.
-            c.ws_ops_per_s = 0;
-            c.ws_max_channels = 64;
+            c.ws.ops_per_s = 0;
+            c.ws.max_channels = 64;
         })
         .start()
         .await;
@@ -224,7 +224,7 @@ async fn subscribing_to_10k_channels_stops_at_the_cap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_open_connection_is_dropped_at_the_handshake_deadline() {
     let app = TestApp::builder()
-        .config(|c| c.handshake_timeout_ms = 300)
+        .config(|c| c.server.handshake_timeout_ms = 300)
         .start()
         .await;
     let mut bystander = setup(&app).await;

@@ -51,7 +51,10 @@ async fn demo_tokens_are_off_by_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_mode_mints_working_tokens() {
-    let app = TestApp::builder().config(|c| c.demo = true).start().await;
+    let app = TestApp::builder()
+        .config(|c| c.auth.demo = true)
+        .start()
+        .await;
     let resp = app
         .http
         .post(app.url("/api/demo/token"))
@@ -230,7 +233,7 @@ async fn channel_list_is_filtered_by_role_and_survives_restart() {
     let dir = shared.path().to_path_buf();
     {
         let app = TestApp::builder()
-            .config(|c| c.data_dir = dir.clone())
+            .config(|c| c.server.data_dir = dir.clone())
             .start()
             .await;
         app.declare("news", "free").await;
@@ -242,7 +245,7 @@ async fn channel_list_is_filtered_by_role_and_survives_restart() {
         assert_eq!(status, 200, "re-declaring updates");
     }
     let app = TestApp::builder()
-        .config(|c| c.data_dir = dir.clone())
+        .config(|c| c.server.data_dir = dir.clone())
         .start()
         .await;
     let names = |v: Value| -> Vec<String> {

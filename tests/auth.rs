@@ -197,7 +197,7 @@ async fn header_and_query_tokens_must_agree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guests_are_refused_when_not_allowed() {
     let app = TestApp::builder()
-        .config(|c| c.allow_guests = false)
+        .config(|c| c.auth.allow_guests = false)
         .start()
         .await;
     let refused = WsClient::try_connect(&app.ws_base, None, None)
@@ -212,8 +212,8 @@ async fn guests_are_refused_when_not_allowed() {
 async fn issuer_and_audience_are_enforced_when_configured() {
     let app = TestApp::builder()
         .config(|c| {
-            c.jwt_issuer = Some("https://issuer.example".into());
-            c.jwt_audience = Some("danmaku".into());
+            c.auth.issuer = Some("https://issuer.example".into());
+            c.auth.audience = Some("danmaku".into());
         })
         .start()
         .await;
@@ -256,8 +256,8 @@ async fn rs256_is_pinned_and_hs256_with_the_public_key_is_rejected() {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let app = TestApp::builder()
         .config(|c| {
-            c.jwt_alg = JwtAlg::RS256;
-            c.jwt_public_key = Some(fixtures.join("rsa_public.pem"));
+            c.auth.alg = JwtAlg::RS256;
+            c.auth.public_key = Some(fixtures.join("rsa_public.pem"));
         })
         .start()
         .await;
@@ -294,8 +294,8 @@ async fn eddsa_tokens_verify_with_a_pem_public_key() {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let app = TestApp::builder()
         .config(|c| {
-            c.jwt_alg = JwtAlg::EdDSA;
-            c.jwt_public_key = Some(fixtures.join("ed25519_public.pem"));
+            c.auth.alg = JwtAlg::EdDSA;
+            c.auth.public_key = Some(fixtures.join("ed25519_public.pem"));
         })
         .start()
         .await;

@@ -62,7 +62,7 @@ fn totals(r: &Report) -> (u64, u64, u64, u64, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_sees_every_delivery_of_the_real_server() {
     let app = TestApp::builder()
-        .config(|c| c.free_feed_rate = 0)
+        .config(|c| c.danmaku.free_feed_rate = 0)
         .start()
         .await;
     let report = bench::run(fanout(&app.base, 12), Some(app.key_signer()))
@@ -85,7 +85,7 @@ async fn bench_sees_every_delivery_of_the_real_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compressed_viewers_see_everything_in_fewer_bytes() {
     let app = TestApp::builder()
-        .config(|c| c.free_feed_rate = 0)
+        .config(|c| c.danmaku.free_feed_rate = 0)
         .start()
         .await;
     let mut args = fanout(&app.base, 8);

@@ -67,12 +67,12 @@ async fn node(svc: &Services, redis: &str, ns: &str, id: &str) -> TestApp {
     );
     TestApp::builder()
         .config(move |c| {
-            c.bus = redis;
-            c.store = pg;
-            c.key_prefix = ns.clone();
-            c.pg_schema = ns;
-            c.node_id = id;
-            c.presence_interval_ms = 100;
+            c.bus.engine = redis.parse().expect("a redis:// URL");
+            c.store.engine = pg.parse().expect("a postgres:// URL");
+            c.bus.key_prefix = ns.clone();
+            c.store.pg_schema = ns;
+            c.bus.node_id = id;
+            c.ws.presence_interval_ms = 100;
         })
         .start()
         .await

@@ -135,7 +135,7 @@ async fn a_post_is_stored_acknowledged_and_rebroadcast_without_echo() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_rules_give_precise_codes() {
     let app = TestApp::builder()
-        .config(|c| c.block_words = vec!["spam".into()])
+        .config(|c| c.danmaku.block_words = vec!["spam".into()])
         .start()
         .await;
     let free = app.token("bob", Role::Free);
@@ -435,7 +435,7 @@ async fn acknowledged_comments_survive_a_restart() {
     let mut ids = BTreeSet::new();
     {
         let app = TestApp::builder()
-            .config(|c| c.data_dir = dir.clone())
+            .config(|c| c.server.data_dir = dir.clone())
             .start()
             .await;
         let admin = app.token("root", Role::Admin);
@@ -454,7 +454,7 @@ async fn acknowledged_comments_survive_a_restart() {
             .await;
     }
     let app = TestApp::builder()
-        .config(|c| c.data_dir = dir.clone())
+        .config(|c| c.server.data_dir = dir.clone())
         .start()
         .await;
     let member = app.token("m", Role::Member);
@@ -476,7 +476,7 @@ async fn fifty_concurrent_posters_lose_and_duplicate_nothing() {
     let app = TestApp::builder()
         .config(|c| {
             c.policy.member.cooldown_ms = 0;
-            c.free_feed_rate = 0;
+            c.danmaku.free_feed_rate = 0;
         })
         .start()
         .await;
@@ -563,7 +563,7 @@ async fn fifty_concurrent_posters_lose_and_duplicate_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_is_sampled_for_free_viewers_and_complete_for_members() {
     let app = TestApp::builder()
-        .config(|c| c.free_feed_rate = 5)
+        .config(|c| c.danmaku.free_feed_rate = 5)
         .start()
         .await;
     let admin = app.token("root", Role::Admin);

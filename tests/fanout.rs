@@ -152,7 +152,7 @@ async fn rooms_and_private_events_share_one_socket_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compressed_and_plain_viewers_get_the_same_events_in_the_same_order() {
     let app = TestApp::builder()
-        .config(|c| c.free_feed_rate = 0)
+        .config(|c| c.danmaku.free_feed_rate = 0)
         .start()
         .await;
     let mut plain = raw(&app, "p", Role::Free, false).await;
@@ -201,7 +201,7 @@ async fn compressed_and_plain_viewers_get_the_same_events_in_the_same_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decompression_bomb_closes_1009_and_corrupt_data_1007_alone() {
     let app = TestApp::builder()
-        .config(|c| c.ws_max_message = 16 * 1024)
+        .config(|c| c.ws.max_message = 16 * 1024)
         .start()
         .await;
     let mut bystander = raw(&app, "b", Role::Free, true).await;
@@ -360,9 +360,9 @@ async fn a_slow_reader_is_dropped_while_the_others_share_its_batches() {
         .config(|c| {
             // Room enough for a healthy reader (in this busy test process) to lag a
             // few rounds of pushes; the stalled one overflows it after ~130 pushes.
-            c.outbox_max_msgs = 1024;
-            c.outbox_max_bytes = 256 * 1024;
-            c.socket_send_buffer = 16 * 1024;
+            c.ws.outbox_max_msgs = 1024;
+            c.ws.outbox_max_bytes = 256 * 1024;
+            c.server.socket_send_buffer = 16 * 1024;
         })
         .start()
         .await;

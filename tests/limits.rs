@@ -23,7 +23,7 @@ async fn try_ws(app: &TestApp, sub: Option<&str>) -> Result<WsClient, (u16, Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_user_cap_refuses_with_429_and_frees_on_close() {
     let app = TestApp::builder()
-        .config(|c| c.max_connections_per_user = 2)
+        .config(|c| c.limits.max_connections_per_user = 2)
         .start()
         .await;
     let a1 = try_ws(&app, Some("alice")).await.expect("first");
@@ -49,7 +49,7 @@ async fn per_user_cap_refuses_with_429_and_frees_on_close() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn total_cap_refuses_with_503() {
     let app = TestApp::builder()
-        .config(|c| c.max_connections = 3)
+        .config(|c| c.limits.max_connections = 3)
         .start()
         .await;
     let _open: Vec<_> = futures_util::future::join_all([
@@ -69,7 +69,7 @@ async fn total_cap_refuses_with_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_ip_cap_counts_guests_too() {
     let app = TestApp::builder()
-        .config(|c| c.max_connections_per_ip = 2)
+        .config(|c| c.limits.max_connections_per_ip = 2)
         .start()
         .await;
     let _g1 = try_ws(&app, None).await.expect("first");
@@ -83,9 +83,9 @@ async fn per_ip_cap_counts_guests_too() {
 async fn the_op_rate_is_a_token_bucket_per_socket() {
     let app = TestApp::builder()
         .config(|c| {
-            c.ws_ops_per_s = 1;
-            c.ws_ops_burst = 5;
-            c.ws_max_errors_per_min = 100;
+            c.ws.ops_per_s = 1;
+            c.ws.ops_burst = 5;
+            c.ws.max_errors_per_min = 100;
         })
         .start()
         .await;
@@ -107,7 +107,7 @@ async fn the_op_rate_is_a_token_bucket_per_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_channel_cap_comes_from_config() {
     let app = TestApp::builder()
-        .config(|c| c.ws_max_channels = 2)
+        .config(|c| c.ws.max_channels = 2)
         .start()
         .await;
     for who in [Some("frank"), None] {
@@ -125,7 +125,7 @@ async fn the_channel_cap_comes_from_config() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_bodies_over_the_cap_get_413_json() {
     let app = TestApp::builder()
-        .config(|c| c.rest_max_body = 2048)
+        .config(|c| c.limits.rest_max_body = 2048)
         .start()
         .await;
     let token = app.token("gina", Role::Member);
@@ -174,7 +174,7 @@ async fn rest_bodies_over_the_cap_get_413_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_allows_only_configured_origins() {
     let app = TestApp::builder()
-        .config(|c| c.cors_origins = vec!["https://good.example".into()])
+        .config(|c| c.server.cors_origins = vec!["https://good.example".into()])
         .start()
         .await;
     let preflight = |origin: &'static str| {
@@ -209,7 +209,7 @@ async fn cors_allows_only_configured_origins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_origins_are_checked_when_configured() {
     let app = TestApp::builder()
-        .config(|c| c.ws_allowed_origins = vec!["https://good.example".into()])
+        .config(|c| c.ws.allowed_origins = vec!["https://good.example".into()])
         .start()
         .await;
     let with_origin = |origin: Option<&'static str>| {
@@ -268,8 +268,8 @@ async fn static_pages_forbid_inline_script() {
 async fn a_silent_socket_is_closed_with_4002_at_the_idle_timeout() {
     let app = TestApp::builder()
         .config(|c| {
-            c.heartbeat_s = 1;
-            c.idle_timeout_s = 2;
+            c.ws.heartbeat_s = 1;
+            c.ws.idle_timeout_s = 2;
         })
         .start()
         .await;

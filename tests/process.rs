@@ -115,11 +115,9 @@ impl Proc {
 
 /// A signer with the test secret, for admin tokens (admins have no posting cooldown).
 fn signer(dir: &std::path::Path) -> Signer {
-    let cfg = Config {
-        jwt_secret: Some(SECRET.into()),
-        data_dir: dir.to_path_buf(),
-        ..Config::default()
-    };
+    let mut cfg = Config::default();
+    cfg.auth.secret = Some(SECRET.into());
+    cfg.server.data_dir = dir.to_path_buf();
     Keys::load(&cfg).and_then(|k| k.signer()).expect("signer")
 }
 

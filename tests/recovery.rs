@@ -67,7 +67,7 @@ async fn a_reconnecting_client_gets_exactly_what_it_missed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_is_refused_when_the_window_or_epoch_does_not_reach() {
     let app = TestApp::builder()
-        .config(|c| c.replay_window_events = 2)
+        .config(|c| c.ws.replay_window_events = 2)
         .start()
         .await;
     app.declare("news", "free").await;
@@ -120,8 +120,8 @@ impl Lcg {
 async fn reconnect_storm_leaves_no_gap_duplicate_reorder_or_leak() {
     let app = TestApp::builder()
         .config(|c| {
-            c.replay_window_events = 100_000;
-            c.free_feed_rate = 0;
+            c.ws.replay_window_events = 100_000;
+            c.danmaku.free_feed_rate = 0;
             c.policy.admin.cooldown_ms = 0;
         })
         .start()

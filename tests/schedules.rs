@@ -373,7 +373,7 @@ async fn schedules_survive_a_restart_without_replaying_missed_runs() {
     let persisted;
     {
         let mut app = TestApp::builder()
-            .config(|c| c.data_dir = dir.clone())
+            .config(|c| c.server.data_dir = dir.clone())
             .start()
             .await;
         ticking = create(&app, every_second("ticking")).await;
@@ -407,7 +407,7 @@ async fn schedules_survive_a_restart_without_replaying_missed_runs() {
     }
     let started_at = danmaku::model::time::now_millis();
     let app = TestApp::builder()
-        .config(|c| c.data_dir = dir.clone())
+        .config(|c| c.server.data_dir = dir.clone())
         .start()
         .await;
     let mut c = app.ws_as("watcher", Role::Member).await;
@@ -676,7 +676,7 @@ async fn schedule_endpoints_check_the_caller_and_the_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_events_follow_sockets_joining_and_leaving() {
     let app = TestApp::builder()
-        .config(|c| c.presence_interval_ms = 100)
+        .config(|c| c.ws.presence_interval_ms = 100)
         .start()
         .await;
     /// Reads until a presence event for `channel` with `total`, returning the presence

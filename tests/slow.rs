@@ -15,8 +15,8 @@ async fn one_stalled_client_is_dropped_and_the_others_get_everything() {
     let _heavy = HEAVY.lock().await;
     let app = TestApp::builder()
         .config(|c| {
-            c.outbox_max_msgs = 64;
-            c.outbox_max_bytes = 256 * 1024;
+            c.ws.outbox_max_msgs = 64;
+            c.ws.outbox_max_bytes = 256 * 1024;
         })
         .start()
         .await;
@@ -85,11 +85,11 @@ async fn ten_stalled_viewers_of_1000_at_100_events_per_s_are_dropped_and_the_990
     const MAX_EVENTS: usize = 20_000;
     let app = TestApp::builder()
         .config(|c| {
-            c.outbox_max_msgs = 512;
-            c.outbox_max_bytes = MAX_BYTES;
+            c.ws.outbox_max_msgs = 512;
+            c.ws.outbox_max_bytes = MAX_BYTES;
             // Without a cap Linux lets a stalled reader's kernel buffer grow to 4 MiB
             // before the queue sees anything (about 40 s at this rate).
-            c.socket_send_buffer = 64 * 1024;
+            c.server.socket_send_buffer = 64 * 1024;
         })
         .start()
         .await;
@@ -183,9 +183,9 @@ async fn a_reader_dropped_as_slow_mid_frame_still_reads_a_well_formed_stream() {
         .config(|c| {
             // Room for several batches, so the session is blocked in a write (kernel
             // buffers full, kept small by the send-buffer cap) when the outbox overflows.
-            c.outbox_max_msgs = 64;
-            c.outbox_max_bytes = 256 * 1024;
-            c.socket_send_buffer = 16 * 1024;
+            c.ws.outbox_max_msgs = 64;
+            c.ws.outbox_max_bytes = 256 * 1024;
+            c.server.socket_send_buffer = 16 * 1024;
         })
         .start()
         .await;

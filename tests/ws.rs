@@ -128,7 +128,7 @@ async fn bad_frames_get_error_replies_and_the_socket_stays_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_abuse_is_closed_with_1008() {
     let app = TestApp::builder()
-        .config(|c| c.ws_max_errors_per_min = 5)
+        .config(|c| c.ws.max_errors_per_min = 5)
         .start()
         .await;
     let mut c = app.ws_as("bob", Role::Free).await;
@@ -230,7 +230,7 @@ async fn refresh_upgrades_at_once_and_downgrades_drop_member_channels() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_gets_a_notice_then_close_4001() {
     let app = TestApp::builder()
-        .config(|c| c.token_grace_s = 1)
+        .config(|c| c.ws.token_grace_s = 1)
         .start()
         .await;
     let token = app
@@ -251,7 +251,7 @@ async fn an_expired_token_gets_a_notice_then_close_4001() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_within_the_grace_keeps_the_socket() {
     let app = TestApp::builder()
-        .config(|c| c.token_grace_s = 2)
+        .config(|c| c.ws.token_grace_s = 2)
         .start()
         .await;
     let minted = danmaku::model::time::now_secs();

@@ -105,6 +105,7 @@ async fn resolve(req: &Request) -> Result<Option<Caller>, ApiError> {
         let key = key.as_bytes();
         let ok = state
             .cfg
+            .auth
             .api_keys
             .iter()
             .fold(false, |acc, k| acc | bool::from(k.as_bytes().ct_eq(key)));

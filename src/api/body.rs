@@ -1,5 +1,5 @@
-//! The REST body cap: a middleware that refuses bodies over `rest_max_body` (or
-//! `import_max_body` for bilibili XML imports) with 413 before a handler reads them.
+//! The REST body cap: a middleware that refuses bodies over `limits.rest_max_body` (or
+//! `limits.import_max_body` for bilibili XML imports) with 413 before a handler reads them.
 
 use std::sync::Arc;
 

@@ -57,7 +57,7 @@ impl AuthApi {
         state: Data<&Arc<State>>,
         body: Json<DemoTokenRequest>,
     ) -> Result<Json<TokenReply>, ApiError> {
-        if !state.cfg.demo {
+        if !state.cfg.auth.demo {
             return Err(ApiError::not_found(
                 "demo_disabled",
                 "demo tokens exist only when the server runs with --demo",

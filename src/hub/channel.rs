@@ -5,7 +5,7 @@
 //! quiet room at once, later ones when the room's window has passed since the last
 //! flush. The window adapts: it is a few times the cost of the room's last pass over its
 //! subscribers, and at least the node-wide floor that grows while fan-out keeps the
-//! cores busy ([`super::pressure`]), capped by `flush_tick_ms`. So a small room on an
+//! cores busy ([`super::pressure`]), capped by `ws.flush_tick_ms`. So a small room on an
 //! idle node writes each event as it comes, a room of ten thousand writes a few events
 //! per syscall, and many busy rooms on a loaded node trade a few milliseconds for half
 //! the syscalls (see [`Channel::enqueue`]).

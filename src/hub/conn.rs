@@ -46,13 +46,13 @@ pub mod close {
     pub const INVALID_PAYLOAD: u16 = 1007;
     /// Too many invalid frames or operations.
     pub const POLICY: u16 = 1008;
-    /// A message larger than `ws_max_message` (after inflating, when compressed).
+    /// A message larger than `ws.max_message` (after inflating, when compressed).
     pub const TOO_BIG: u16 = 1009;
     /// An internal error.
     pub const INTERNAL: u16 = 1011;
     /// The token expired and was not refreshed within the grace period.
     pub const TOKEN_EXPIRED: u16 = 4001;
-    /// No frame from the client within `idle_timeout_s`.
+    /// No frame from the client within `ws.idle_timeout_s`.
     pub const IDLE: u16 = 4002;
     /// The outbox overflowed, or a write could not finish in time: the client reads too
     /// slowly.

@@ -51,7 +51,7 @@ use crate::{
 pub struct Settings {
     /// Bounds of every socket's write queue.
     pub queue: QueueCaps,
-    /// The longest a busy room's batch may wait (`flush_tick_ms`).
+    /// The longest a busy room's batch may wait (`ws.flush_tick_ms`).
     pub flush_tick: Duration,
     /// The per-socket deadlines the clock enforces.
     pub deadlines: Deadlines,

@@ -6,7 +6,7 @@
 //! up the time spent in passes; four times a second the clock compares it with the wall
 //! time (the fan-out duty, 1.0 = one core, smoothed) and sets a node-wide floor under
 //! every room's window: none while the duty stays under [`LOW`], rising in proportion
-//! to `flush_tick_ms` at [`HIGH`] and above. Under load every room then batches a few
+//! to `ws.flush_tick_ms` at [`HIGH`] and above. Under load every room then batches a few
 //! events per write, which cuts the syscalls (and the readers' wake-ups) several times
 //! for a few milliseconds of latency; a node with work to spare keeps a floor of zero,
 //! where every quiet room's first event leaves at once.
@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Fan-out duty (cores) at and above which the floor is the whole `flush_tick_ms`.
+/// Fan-out duty (cores) at and above which the floor is the whole `ws.flush_tick_ms`.
 pub const HIGH: f64 = 1.2;
 
 /// Fan-out duty (cores) under which there is no floor.
@@ -32,7 +32,7 @@ pub struct Pressure {
     busy_ns: AtomicU64,
     /// The current floor, in nanoseconds.
     floor_ns: AtomicU64,
-    /// The ceiling (`flush_tick_ms`).
+    /// The ceiling (`ws.flush_tick_ms`).
     max: Duration,
     /// The last duty measured, in thousandths (for the metrics).
     duty_milli: AtomicU64,

@@ -2,8 +2,8 @@
 //!
 //! Durability settings: `journal_mode=WAL` with `synchronous=FULL` by default, so a
 //! transaction is on disk (WAL fsynced) before the call returns, and only then is anything
-//! acknowledged. `sqlite_synchronous = "normal"` keeps the guarantee against a killed
-//! process (the commit is in the OS) but not against power loss.
+//! acknowledged. `[store] sqlite_synchronous = "normal"` keeps the guarantee against a
+//! killed process (the commit is in the OS) but not against power loss.
 //!
 //! Writes go through one writer thread that does **group commit**: it takes every write
 //! queued while the previous commit was syncing, runs them in one transaction, commits

@@ -52,7 +52,7 @@ async fn authenticate(
 ) -> Result<Arc<Identity>, AuthError> {
     match request_token(req)? {
         Some(token) => state.verifier.verify(&token).await,
-        None if state.cfg.allow_guests => Ok(Arc::new(Identity::guest(conn_id))),
+        None if state.cfg.auth.allow_guests => Ok(Arc::new(Identity::guest(conn_id))),
         None => Err(AuthError::MissingToken),
     }
 }
@@ -118,7 +118,7 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
             "the server is shutting down",
         );
     }
-    if !origin_allowed(&state.cfg.ws_allowed_origins, req) {
+    if !origin_allowed(&state.cfg.ws.allowed_origins, req) {
         return json_error(
             StatusCode::FORBIDDEN,
             "origin_not_allowed",

@@ -75,11 +75,10 @@ fn key_signer(dir: &tempfile::TempDir) -> danmaku::auth::Signer {
 
 /// A config whose keys match the test server's (used to mint tokens).
 fn state_cfg(dir: &tempfile::TempDir) -> Config {
-    Config {
-        jwt_secret: Some(SECRET.into()),
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    }
+    let mut cfg = Config::default();
+    cfg.auth.secret = Some(SECRET.into());
+    cfg.server.data_dir = dir.path().to_path_buf();
+    cfg
 }
 
 /// A running server and clients for it.
@@ -98,10 +97,10 @@ impl TestApp {
     pub fn builder() -> TestAppBuilder {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = state_cfg(&dir);
-        cfg.bind = "127.0.0.1:0".parse().unwrap();
-        cfg.api_keys = vec![API_KEY.into()];
-        cfg.jwt_leeway_s = 0;
-        cfg.log = "warn".into();
+        cfg.server.bind = "127.0.0.1:0".parse().unwrap();
+        cfg.auth.api_keys = vec![API_KEY.into()];
+        cfg.auth.leeway_s = 0;
+        cfg.server.log = "warn".into();
         TestAppBuilder { cfg, dir }
     }
 

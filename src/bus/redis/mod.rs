@@ -1,8 +1,8 @@
 //! The Redis bus: several nodes share one Redis for fan-out, `seq` and replay windows.
 //!
 //! - **Publish** runs one Lua script that, atomically, `INCR`s the channel's seq key,
-//!   `XADD`s the frame to the channel's window stream (capped at `replay_window_events`,
-//!   expiring after `replay_window_s` of silence) and `PUBLISH`es an envelope on one
+//!   `XADD`s the frame to the channel's window stream (capped at `ws.replay_window_events`,
+//!   expiring after `ws.replay_window_s` of silence) and `PUBLISH`es an envelope on one
 //!   cluster-wide pub/sub channel. Numbering and publishing happen in one step, so the
 //!   order of publication is the order of `seq`. The publishing node serializes the event
 //!   once, as the text around the seq digits ([`FrameParts`](crate::hub::event::FrameParts));
@@ -52,12 +52,13 @@ use tokio::sync::Mutex as AsyncMutex;
 use self::delivery::Tracked;
 use super::{Bus, BusError, Join, Joined, Published, local::Window};
 use crate::{
+    config::redacted,
     hub::{Hub, event::Publish},
     shutdown::Shutdown,
 };
 
 /// How to reach Redis and name this node's keys.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisSettings {
     /// A `redis://` URL.
     pub url: String,
@@ -69,6 +70,19 @@ pub struct RedisSettings {
     pub window: Window,
     /// Interval of presence heartbeats; a node's counts expire after three.
     pub heartbeat: Duration,
+}
+
+/// By hand: the URL may carry a password, shown as `***`.
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &redacted(&self.url))
+            .field("prefix", &self.prefix)
+            .field("node", &self.node)
+            .field("window", &self.window)
+            .field("heartbeat", &self.heartbeat)
+            .finish()
+    }
 }
 
 /// The bus of a cluster node (see the module docs).
@@ -140,7 +154,7 @@ impl RedisBus {
         let first = bus
             .connect()
             .await
-            .map_err(|e| format!("cannot reach redis at {}: {e}", bus.cfg.url))?;
+            .map_err(|e| format!("cannot reach redis at {}: {e}", redacted(&bus.cfg.url)))?;
         tokio::spawn(bus.clone().supervise(first, shutdown.clone()));
         tokio::spawn(bus.clone().heartbeat(shutdown));
         Ok(bus)

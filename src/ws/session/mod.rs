@@ -70,7 +70,7 @@ fn clock_ms() -> u32 {
 /// handshake finished (none, from a well-behaved client).
 pub async fn run(state: Arc<State>, conn: Arc<Conn>, identity: Arc<Identity>, mut early: Vec<u8>) {
     let mut s = Session {
-        tokens: state.cfg.ws_ops_burst.max(state.cfg.ws_ops_per_s).max(1) as f32,
+        tokens: state.cfg.ws.ops_burst.max(state.cfg.ws.ops_per_s).max(1) as f32,
         refilled_ms: clock_ms(),
         errors: 0,
         errors_since: crate::model::time::clock_s(),
@@ -106,7 +106,7 @@ impl Session {
     /// The first frame, the registration in the hub, then the early bytes.
     fn start(&mut self, early: &mut [u8]) {
         let conn = &self.conn;
-        let welcome = protocol::welcome(conn.id, &self.identity, self.state.cfg.heartbeat_s);
+        let welcome = protocol::welcome(conn.id, &self.identity, self.state.cfg.ws.heartbeat_s);
         // Welcome first: once registered, the socket may get broadcasts.
         conn.send(&welcome);
         conn.set_token_expiry(self.identity.exp.unwrap_or(0));
@@ -129,7 +129,7 @@ impl Session {
     /// Reading limits of this socket.
     fn limits(&self) -> Limits {
         Limits {
-            max_message: self.state.cfg.ws_max_message,
+            max_message: self.state.cfg.ws.max_message,
             deflate: self.conn.deflate,
         }
     }
@@ -257,7 +257,7 @@ impl Session {
                 "rate_limited",
                 format!(
                     "at most {} ops per second per socket",
-                    self.state.cfg.ws_ops_per_s
+                    self.state.cfg.ws.ops_per_s
                 ),
             );
             self.refuse(id, &refusal);
@@ -299,18 +299,18 @@ impl Session {
             self.errors = 0;
         }
         self.errors += 1;
-        if self.errors > self.state.cfg.ws_max_errors_per_min {
+        if self.errors > self.state.cfg.ws.max_errors_per_min {
             self.exit = Some(Exit::policy());
         }
     }
 
-    /// Takes one token of the op rate limit (`ws_ops_per_s`, bursts of `ws_ops_burst`).
+    /// Takes one token of the op rate limit (`ws.ops_per_s`, bursts of `ws.ops_burst`).
     fn take_token(&mut self) -> bool {
-        let rate = self.state.cfg.ws_ops_per_s;
+        let rate = self.state.cfg.ws.ops_per_s;
         if rate == 0 {
             return true;
         }
-        let burst = self.state.cfg.ws_ops_burst.max(rate).max(1) as f32;
+        let burst = self.state.cfg.ws.ops_burst.max(rate).max(1) as f32;
         let now = clock_ms();
         let elapsed = now.wrapping_sub(self.refilled_ms) as f32 / 1000.0;
         self.tokens = (self.tokens + elapsed * rate as f32).min(burst);

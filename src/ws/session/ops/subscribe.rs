@@ -32,7 +32,7 @@ pub fn start(
         ));
     }
     let tier = s.state.directory.check(&s.identity, &channel)?;
-    let max = s.state.cfg.ws_max_channels;
+    let max = s.state.cfg.ws.max_channels;
     if s.channels.len() >= max {
         return Err(Refusal::bad_request(
             "too_many_subscriptions",

@@ -1,0 +1,21 @@
+//! The `[danmaku]` group: what the comment service accepts and how it thins a flood.
+//! Posting privileges per role stay in their own top-level `[policy.*]` tables (see
+//! [`crate::model::Policy`]), as before the file had sections.
+
+group! {
+    /// `[danmaku]`: the catalog's default, the word filter and flood sampling.
+    ["danmaku"] DanmakuConfig, DanmakuArgs, "Danmaku [danmaku]" {
+        /// Videos missing from the catalog behave as free videos (so any page can host
+        /// comments). When false they answer 404 `unknown_video`.
+        open_unknown_videos: bool = true
+            => (long = "open-unknown-videos", env = "DANMAKU_OPEN_UNKNOWN_VIDEOS");
+        /// Words refused in comments (case-insensitive, after full/half-width folding),
+        /// comma-separated.
+        block_words: Vec<String> = Vec::new()
+            => (long = "block-words", env = "DANMAKU_BLOCK_WORDS", value_delimiter = ',');
+        /// Comments per second per room that reach guests and free users in a flood
+        /// (members and admins always get every comment). 0 disables sampling.
+        free_feed_rate: u32 = 20
+            => (long = "free-feed-rate", env = "DANMAKU_FREE_FEED_RATE");
+    }
+}
