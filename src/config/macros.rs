@@ -27,6 +27,19 @@ impl Setting {
     }
 }
 
+/// Settings whose values never appear in `Debug` output (logs, panics): the JWT secret
+/// and the API keys.
+pub const SECRET_KEYS: &[&str] = &["secret", "api_keys"];
+
+/// Adds one field to a group's `Debug`, as `***` when it is a secret.
+pub fn debug_field(d: &mut std::fmt::DebugStruct<'_, '_>, key: &str, value: &dyn std::fmt::Debug) {
+    if SECRET_KEYS.contains(&key) {
+        d.field(key, &"***");
+    } else {
+        d.field(key, value);
+    }
+}
+
 /// Declares a settings group. Each field reads
 /// `/// doc` `key: Type = default => (clap arg attributes);` where the attributes name the
 /// flag and env var (`long = "ws-max-message", env = "DANMAKU_WS_MAX_MESSAGE"`), or are
@@ -59,7 +72,7 @@ macro_rules! group {
         })?
     ) => {
         $(#[doc = $gdoc])*
-        #[derive(Debug, Clone, PartialEq, ::serde::Deserialize)]
+        #[derive(Clone, PartialEq, ::serde::Deserialize)]
         #[serde(default, deny_unknown_fields)]
         pub struct $Cfg {
             $( $(#[doc = $doc])* pub $field: $ty, )*
@@ -76,13 +89,23 @@ macro_rules! group {
             }
         }
 
+        /// Every field, with secrets (see [`SECRET_KEYS`]) shown as `***`.
+        impl ::std::fmt::Debug for $Cfg {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                let mut d = f.debug_struct(stringify!($Cfg));
+                $( $crate::config::debug_field(&mut d, stringify!($field), &self.$field); )*
+                $($( $crate::config::debug_field(&mut d, stringify!($ofield), &self.$ofield); )*)?
+                d.finish()
+            }
+        }
+
         impl $Cfg {
             /// The TOML section of this group.
             pub const SECTION: &'static str = $section;
         }
 
         #[doc = concat!("The flags and env vars of `[", $section, "]`; each one left unset keeps the file's or the default value.")]
-        #[derive(Debug, Clone, Default, ::clap::Args)]
+        #[derive(Clone, Default, ::clap::Args)]
         #[command(next_help_heading = $heading)]
         pub struct $Args {
             $(
@@ -97,6 +120,16 @@ macro_rules! group {
                 #[arg $oarg]
                 pub $ofield: Option<$oty>,
             )*)?
+        }
+
+        /// Every flag, with secrets shown as `***`.
+        impl ::std::fmt::Debug for $Args {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                let mut d = f.debug_struct(stringify!($Args));
+                $( $crate::config::debug_field(&mut d, stringify!($field), &self.$field); )*
+                $($( $crate::config::debug_field(&mut d, stringify!($ofield), &self.$ofield); )*)?
+                d.finish()
+            }
         }
 
         impl $Args {

@@ -29,7 +29,7 @@ pub use self::{
         BusArgs, BusConfig, BusEngine, EngineParser, SqliteSync, StoreArgs, StoreConfig,
         StoreEngine, redacted,
     },
-    macros::Setting,
+    macros::{SECRET_KEYS, Setting, debug_field},
     server::{LimitsArgs, LimitsConfig, ServerArgs, ServerConfig},
     ws::{WsArgs, WsConfig},
 };

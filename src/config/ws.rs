@@ -42,10 +42,12 @@ group! {
             env = "DANMAKU_WS_ALLOWED_ORIGINS",
             value_delimiter = ','
         );
-        /// Milliseconds a socket waits after its first queued event before writing, so
-        /// that events arriving meanwhile share one frame and one syscall. 0 writes at once
-        /// (lowest latency); a few ms multiply fan-out throughput. See BENCHMARKS.md.
-        flush_tick_ms: u64 = 50 => (long = "flush-tick-ms", env = "DANMAKU_FLUSH_TICK_MS");
+        /// The cap, in milliseconds, of a room's adaptive batch window: the first event in
+        /// a quiet room leaves at once; a busy room waits twice its last pass, and while
+        /// fan-out keeps the node's cores busy the node-wide floor raises every window
+        /// toward this cap, so each send carries more events. 0 writes every event at
+        /// once. See README "Fan-out" and BENCHMARKS.md for how 200 was chosen.
+        flush_tick_ms: u64 = 200 => (long = "flush-tick-ms", env = "DANMAKU_FLUSH_TICK_MS");
         /// How often `video:*` subscribers may get a `presence` event (only when the
         /// viewer count changed), in milliseconds.
         presence_interval_ms: u64 = 2000

@@ -32,7 +32,8 @@ pub const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// How many times the cost of its last pass a busy room waits before the next one: at
 /// 2, fan-out of one busy room takes at most about a third of a core, and an event waits
-/// at most two passes (measured against 1 and 4 in BENCHMARKS.md).
+/// at most two passes (chosen against 1 and 4 while the engine was built; the sitting
+/// in BENCHMARKS.md runs with 2).
 pub const WINDOW_PER_PASS: u32 = 2;
 
 /// A room's subscribers in one vector, grouped by role: `conns[ends[g-1]..ends[g]]` is
