@@ -4,9 +4,10 @@
 //! Settings come in groups, one per subsystem, each a TOML section with its own flags:
 //! `[server]`, `[auth]`, `[ws]`, `[limits]`, `[danmaku]`, `[store]`, `[bus]`, each
 //! declared once with the `group!` macro (`macros.rs`) in the file of that name (`engines`
-//! for the last two), plus the `[policy.*]` tables. Flag and env names predate the sections and did not change. This
-//! file owns the whole: [`Config`], [`ConfigArgs::load`], the moved-key message for files
-//! written before sections, and [`Config::validate`]. The README's configuration table
+//! for the last two), plus the `[policy.*]` tables. Flag and env names predate the
+//! sections and did not change. This file owns the whole: [`Config`],
+//! [`ConfigArgs::load`], the moved-key message for files written before sections, and
+//! [`Config::validate`]. The README's configuration table
 //! mirrors the declarations (a unit test checks it lists every key, flag and env var).
 
 #[macro_use]

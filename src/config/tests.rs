@@ -293,3 +293,24 @@ fn the_readme_lists_every_setting() {
         }
     }
 }
+
+#[test]
+fn debug_output_hides_the_jwt_secret_and_api_keys() {
+    let secret = "debug-output-secret-0123456789abcdef0123456789";
+    let args = [
+        "--jwt-secret",
+        secret,
+        "--api-keys",
+        "key-one-visible-nowhere,key-two",
+        "--heartbeat-s",
+        "7",
+    ];
+    let cfg = load(&args).unwrap();
+    assert_eq!(cfg.auth.secret.as_deref(), Some(secret));
+    let shown = format!("{cfg:?}");
+    assert!(!shown.contains(secret) && !shown.contains("key-one-visible-nowhere"));
+    assert!(shown.contains("secret: \"***\"") && shown.contains("heartbeat_s: 7"));
+    let argv = std::iter::once("danmaku").chain(args.iter().copied());
+    let flags = format!("{:?}", Cmd::try_parse_from(argv).unwrap().config);
+    assert!(!flags.contains(secret) && !flags.contains("key-one-visible-nowhere"));
+}
