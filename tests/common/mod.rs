@@ -1,4 +1,9 @@
 //! Test harness: a `TestApp` builder that runs the real server, plus ready clients.
+//! The cluster suite's harness lives in [`cluster`], [`redis`] and [`process`].
+
+pub mod cluster;
+pub mod process;
+pub mod redis;
 
 use std::{sync::Arc, time::Duration};
 

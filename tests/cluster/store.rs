@@ -1,0 +1,142 @@
+//! The PostgreSQL store against the SQLite one: every store query answers the same.
+
+use crate::common::cluster::{cleanup, requested, unique};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_answers_every_store_query_like_sqlite() {
+    use danmaku::{
+        model::{Audience, Mode, Size, Tier},
+        store::{
+            ScheduleRecord, ScheduleStore, Store,
+            danmaku::{DanmakuStore, HistoryQuery, NewDanmaku, Video},
+            postgres::PgStore,
+            sqlite::SqliteStore,
+        },
+    };
+    let Some(svc) = requested("store_parity").await else {
+        return;
+    };
+    let ns = unique("parity");
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(dir.path()).unwrap();
+    let pg = PgStore::open(&svc.pg, &ns)
+        .await
+        .expect("postgres store opens");
+    // Opening twice is idempotent (migrations already applied).
+    let pg_again = PgStore::open(&svc.pg, &ns).await.expect("reopens");
+    let stores: [&dyn Store; 2] = [&sqlite, &pg];
+    let comment = |i: u64| NewDanmaku {
+        video: if i.is_multiple_of(5) {
+            "v2".into()
+        } else {
+            "v1".into()
+        },
+        time_ms: (i * 7919) % 1000,
+        text: format!("c{i}"),
+        mode: [Mode::Scroll, Mode::Top, Mode::Bottom][i as usize % 3],
+        color: i as u32 * 1000,
+        size: [Size::Small, Size::Normal, Size::Large][i as usize % 3],
+        audience: [Audience::Everyone, Audience::Members, Audience::Free][i as usize % 3],
+        sub: format!("u{}", i % 4),
+        name: format!("U{i}"),
+        created_at: 1_700_000_000_000 + i,
+    };
+    for s in stores {
+        for i in 1..=30 {
+            s.insert_danmaku(comment(i)).await.unwrap();
+        }
+        assert_eq!(
+            s.insert_many((31..=40).map(comment).collect())
+                .await
+                .unwrap(),
+            10
+        );
+        assert!(s.tombstone_danmaku(3, 99).await.unwrap());
+        assert!(
+            !s.tombstone_danmaku(3, 100).await.unwrap(),
+            "already deleted"
+        );
+        assert!(s.put_channel("news", Tier::Member).await.unwrap());
+        assert!(!s.put_channel("news", Tier::Free).await.unwrap());
+        assert!(s.put_channel("gone", Tier::Free).await.unwrap());
+        assert!(s.delete_channel("gone").await.unwrap());
+        let v = Video {
+            id: "v1".into(),
+            title: "t".into(),
+            tier: Tier::Member,
+            updated_at: 5,
+        };
+        assert!(s.put_video(v.clone()).await.unwrap());
+        assert!(!s.put_video(v).await.unwrap());
+        s.put_mute("u1", 10_000).await.unwrap();
+        s.put_mute("u2", 10).await.unwrap();
+        let rec = ScheduleRecord {
+            id: "s-1".into(),
+            definition: r#"{"name":"n"}"#.into(),
+            paused: false,
+            created_at: 1,
+            last_run: None,
+            last_delivered: None,
+            runs: 0,
+        };
+        s.put_schedule(&rec).await.unwrap();
+        assert!(s.put_schedule(&rec).await.is_err(), "ids are unique");
+        assert!(s.set_schedule_paused("s-1", true).await.unwrap());
+        assert!(s.record_schedule_run("s-1", 9, 2, 3).await.unwrap());
+        assert!(!s.record_schedule_run("s-x", 9, 2, 3).await.unwrap());
+        s.flush().await.unwrap();
+    }
+    let mut queries = Vec::new();
+    for members in [false, true] {
+        for newest in [false, true] {
+            for (from_ms, to_ms) in [(None, None), (Some(100), Some(700))] {
+                for after_id in [None, Some(12)] {
+                    for limit in [5, 100] {
+                        queries.push(HistoryQuery {
+                            video: "v1".into(),
+                            from_ms,
+                            to_ms,
+                            after_id,
+                            limit,
+                            members,
+                            newest,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for q in queries {
+        let a = sqlite.history(q.clone()).await.unwrap();
+        let b = pg.history(q.clone()).await.unwrap();
+        assert!(!a.is_empty(), "{q:?}");
+        assert_eq!(a, b, "{q:?}");
+    }
+    assert_eq!(
+        sqlite.get_danmaku(3).await.unwrap(),
+        pg.get_danmaku(3).await.unwrap()
+    );
+    assert_eq!(pg.get_danmaku(999).await.unwrap(), None);
+    let strip = |v: Vec<danmaku::store::ChannelDecl>| {
+        v.into_iter().map(|d| (d.name, d.tier)).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        strip(sqlite.list_channels().await.unwrap()),
+        strip(pg_again.list_channels().await.unwrap())
+    );
+    assert_eq!(
+        sqlite.list_videos().await.unwrap(),
+        pg.list_videos().await.unwrap()
+    );
+    assert_eq!(
+        sqlite.list_mutes(1000).await.unwrap(),
+        pg.list_mutes(1000).await.unwrap()
+    );
+    assert_eq!(
+        sqlite.list_schedules().await.unwrap(),
+        pg.list_schedules().await.unwrap()
+    );
+    assert!(pg.delete_schedule("s-1").await.unwrap());
+    assert!(!pg.delete_schedule("s-1").await.unwrap());
+    cleanup(&svc, &ns).await;
+}
