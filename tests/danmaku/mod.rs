@@ -57,12 +57,13 @@ fn texts(page: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Publishes a broadcast sentinel: every socket has read everything before it once it
-/// reads the sentinel.
-async fn sentinel(app: &TestApp) {
+/// Publishes a sentinel on `video:{video}`. Order is per channel (each room batches on
+/// its own window, so a broadcast may overtake a busy room's batch): once a socket reads
+/// this, it has read every event published on that room before it.
+async fn sentinel(app: &TestApp, video: &str) {
     let (status, _) = app
         .admin_post(
-            "/api/push/broadcast",
+            &format!("/api/push/channels/video:{video}"),
             json!({"event": "sentinel", "payload": {}}),
         )
         .await;

@@ -55,7 +55,7 @@ async fn a_post_is_stored_acknowledged_and_rebroadcast_without_echo() {
     assert_eq!(&ev["data"], ws_stored);
 
     // No echo: the poster's own sockets never got their comment.
-    sentinel(&app).await;
+    sentinel(&app, "42").await;
     let alice_saw = comments_until_sentinel(&mut alice_ws).await;
     assert!(alice_saw.is_empty(), "alice got: {alice_saw:?}");
     let bob_saw = comments_until_sentinel(&mut bob_ws).await;

@@ -64,7 +64,7 @@ async fn member_videos_and_members_only_comments_stay_with_members() {
     assert_eq!(status, 201);
     let (status, _, _) = post(&app, Some(&free), "open", json!({"text": "public"})).await;
     assert_eq!(status, 201);
-    sentinel(&app).await;
+    sentinel(&app, "open").await;
     let seen = |v: Vec<Value>| -> Vec<String> {
         v.iter()
             .map(|d| d["data"]["text"].as_str().unwrap().to_string())
