@@ -16,17 +16,14 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::{Hub, channel::Channel, conn::close};
-use crate::{frame, shutdown::Shutdown};
+use crate::{
+    frame,
+    model::time::{clock_s, now_secs},
+    shutdown::Shutdown,
+};
 
 /// How often every socket is checked.
 pub const SWEEP: Duration = Duration::from_millis(250);
-
-use crate::model::time::clock_s as now_s;
-
-/// Current unix time in seconds.
-fn unix_s() -> u64 {
-    crate::model::time::now_secs()
-}
 
 /// A room flush due at an instant.
 struct Due {
@@ -146,8 +143,8 @@ impl Hub {
     /// One pass over every socket: pings, idle and token deadlines, stuck writes.
     fn sweep(&self) {
         let d = &self.deadlines;
-        let now = now_s();
-        let unix = unix_s();
+        let now = clock_s();
+        let unix = now_secs();
         let ping = frame::ping();
         self.registry.for_each(|conn| {
             if conn.close_requested().is_some() {

@@ -180,7 +180,7 @@ impl SqliteStore {
                     deleted_at: None,
                 })
             },
-            on_durable.map(|f| move |s: &StoredDanmaku| f(s)),
+            on_durable,
         )
         .await
     }

@@ -18,24 +18,9 @@ echo "peers: websockets $("$venv/bin/python" -c 'import websockets; print(websoc
 bin="${DANMAKU_BIN:-target/debug/danmaku}"
 [ -x "$bin" ] || cargo build -q --bin danmaku
 
-work=$(mktemp -d)
 export DANMAKU_JWT_SECRET="peers-conformance-secret-0123456789abcdef0123"
-export DANMAKU_DATA_DIR="$work/data"
-log="$work/server.log"
-: >"$log"
-DANMAKU_BIND=127.0.0.1:0 DANMAKU_LOG=info NO_COLOR=1 "$bin" serve 2>"$log" &
-pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-addr=""
-for _ in $(seq 1 100); do
-  addr=$(sed -n 's/.*listening addr=\([0-9.:]*\).*/\1/p' "$log" | head -n1)
-  [ -n "$addr" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$log"; echo "peers: server exited"; exit 1; }
-  sleep 0.1
-done
-[ -n "$addr" ] || { cat "$log"; echo "peers: server never listened"; exit 1; }
+. tests/lib/serve.sh
+serve peers
 
 token() { "$bin" token --sub "$1" --role "$2" --ttl 10m; }
 DANMAKU_TOKENS=$(printf '{"free":"%s","member":"%s","admin":"%s"}' \
@@ -44,10 +29,5 @@ export DANMAKU_TOKENS DANMAKU_WS="ws://$addr/ws"
 
 status=0
 "$venv/bin/python" tests/peers/conformance.py || status=$?
-if ! kill -0 "$pid" 2>/dev/null; then
-  echo "peers: the server crashed"; tail -n 50 "$log"; exit 1
-fi
-if grep -q "panicked" "$log"; then
-  echo "peers: the server panicked"; grep -n -A5 "panicked" "$log"; exit 1
-fi
+server_survived
 exit "$status"

@@ -23,25 +23,11 @@ fi
 bin="${DANMAKU_BIN:-target/debug/danmaku}"
 [ -x "$bin" ] || cargo build -q --bin danmaku
 
-work=$(mktemp -d)
-secret="schemathesis-secret-0123456789abcdef0123456789"
+export DANMAKU_JWT_SECRET="schemathesis-secret-0123456789abcdef0123456789"
 key="schemathesis-api-key"
-log="$work/server.log"
-: >"$log"
-DANMAKU_BIND=127.0.0.1:0 DANMAKU_DATA_DIR="$work/data" DANMAKU_JWT_SECRET="$secret" \
-  DANMAKU_API_KEYS="$key" DANMAKU_LOG=info NO_COLOR=1 "$bin" serve 2>"$log" &
-pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-addr=""
-for _ in $(seq 1 100); do
-  addr=$(sed -n 's/.*listening addr=\([0-9.:]*\).*/\1/p' "$log" | head -n1)
-  [ -n "$addr" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$log"; echo "server exited"; exit 1; }
-  sleep 0.1
-done
-[ -n "$addr" ] || { cat "$log"; echo "server never listened"; exit 1; }
+export DANMAKU_API_KEYS="$key"
+. tests/lib/serve.sh
+serve schemathesis
 base="http://$addr"
 echo "schemathesis: server at $base, $max_examples examples per operation, ${max_time}s bound"
 
@@ -56,12 +42,7 @@ timeout --signal=INT "$max_time" "$venv/bin/schemathesis" run "$base/openapi.jso
   --seed 7 \
   --no-color || status=$?
 
-if ! kill -0 "$pid" 2>/dev/null; then
-  echo "schemathesis: the server crashed"; tail -n 50 "$log"; exit 1
-fi
-if grep -q "panicked" "$log"; then
-  echo "schemathesis: the server panicked"; grep -n -A5 "panicked" "$log"; exit 1
-fi
+server_survived
 if [ "$status" -eq 124 ] || [ "$status" -eq 130 ]; then
   echo "schemathesis: stopped at the ${max_time}s bound"; exit 1
 fi

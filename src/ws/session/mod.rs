@@ -6,8 +6,9 @@
 //! only when the client sent something, when a write must wait for the socket to drain,
 //! when a close is asked, or when an op it waits on finishes. Deadlines (heartbeat,
 //! idle, token expiry) are the hub clock's ([`crate::hub::clock`]). Ops run one at a
-//! time, in order ([`ops`], the session's own handlers); comment posts run beside the session, bounded per
-//! socket, so a poster keeps reading while its post waits on the store.
+//! time, in order ([`ops`], the session's own handlers); comment posts run beside the
+//! session, bounded per socket, so a poster keeps reading while its post waits on the
+//! store.
 
 use std::{
     future::Future,
@@ -29,7 +30,10 @@ use super::{
 use crate::{
     frame::{self, Malformed},
     hub::{self, conn::Conn},
-    model::{Identity, Refusal},
+    model::{
+        Identity, Refusal,
+        time::{clock_ms, clock_s},
+    },
     state::State,
 };
 
@@ -61,11 +65,6 @@ pub struct Session {
     errors_since: u32,
 }
 
-/// Milliseconds of the hub clock, for the op bucket.
-fn clock_ms() -> u32 {
-    crate::model::time::clock_ms()
-}
-
 /// Runs a session to completion. `early` holds bytes the client sent before the
 /// handshake finished (none, from a well-behaved client).
 pub async fn run(state: Arc<State>, conn: Arc<Conn>, identity: Arc<Identity>, mut early: Vec<u8>) {
@@ -73,7 +72,7 @@ pub async fn run(state: Arc<State>, conn: Arc<Conn>, identity: Arc<Identity>, mu
         tokens: state.cfg.ws.ops_burst.max(state.cfg.ws.ops_per_s).max(1) as f32,
         refilled_ms: clock_ms(),
         errors: 0,
-        errors_since: crate::model::time::clock_s(),
+        errors_since: clock_s(),
         state,
         conn,
         identity,
@@ -210,7 +209,7 @@ impl Session {
     /// Handles one client message. Pauses reading while an op runs or once the socket
     /// must close.
     fn on_message(&mut self, msg: Message<'_>) -> Flow {
-        self.conn.seen(crate::model::time::clock_s());
+        self.conn.seen(clock_s());
         if self.exit.is_some() {
             return Flow::Pause;
         }
@@ -293,7 +292,7 @@ impl Session {
             .metrics
             .ws_bad_frames
             .fetch_add(1, Ordering::Relaxed);
-        let now = crate::model::time::clock_s();
+        let now = clock_s();
         if now.saturating_sub(self.errors_since) > 60 {
             self.errors_since = now;
             self.errors = 0;
