@@ -86,6 +86,24 @@ async fn a_user_push_reaches_every_device_of_that_user_only() {
     assert_eq!(reply["error"]["code"], "already_subscribed");
 }
 
+/// A client that has read `welcome` is registered: a user push sent right after
+/// reaches it. (The welcome used to leave before the registration, and a push in that
+/// gap missed the socket.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_read_welcome_is_reachable_at_once() {
+    let app = TestApp::start().await;
+    let mut devices = Vec::new();
+    // Under max_connections_per_user (16).
+    for n in 1..=12u64 {
+        devices.push(app.ws_as("carol", Role::Free).await);
+        let (status, reply) = app
+            .admin_post("/api/push/users/carol", json!({"payload": {"n": n}}))
+            .await;
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(reply["delivered"], n, "after {n} welcomes");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_get_error_replies_and_the_socket_stays_up() {
     let app = TestApp::start().await;

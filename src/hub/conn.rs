@@ -215,6 +215,17 @@ impl Conn {
         self.write_or_queue(&mut q, frames, true)
     }
 
+    /// Queues the socket's first frame without writing it. The session calls this
+    /// before it registers the socket, so nothing published after the registration can
+    /// overtake it, and a client that has read it knows the hub already holds its
+    /// socket. The session's first drain writes it.
+    pub fn queue_first(&self, frame: &Bytes) {
+        let mut q = self.lock();
+        debug_assert!(q.frames.is_empty(), "the first frame is queued first");
+        self.push_rest(&mut q, std::slice::from_ref(frame), 0);
+        q.since = crate::model::time::clock_s();
+    }
+
     /// The body of [`Conn::send_all`], under the queue lock. `bounded`: the caps apply
     /// (the session's own close frame goes past them).
     fn write_or_queue(&self, q: &mut Queue, frames: &[Bytes], bounded: bool) -> Sent {

@@ -106,8 +106,9 @@ impl Session {
     fn start(&mut self, early: &mut [u8]) {
         let conn = &self.conn;
         let welcome = protocol::welcome(conn.id, &self.identity, self.state.cfg.ws.heartbeat_s);
-        // Welcome first: once registered, the socket may get broadcasts.
-        conn.send(&welcome);
+        // Welcome is queued before the registration (nothing can overtake it) and
+        // written after it by the first drain: a client that read it is reachable.
+        conn.queue_first(&welcome);
         conn.set_token_expiry(self.identity.exp.unwrap_or(0));
         self.state.hub.register(conn, self.identity.is_guest());
         tracing::info!(conn = conn.id, sub = %self.identity.sub, role = %self.identity.role, deflate = conn.deflate, "ws open");
