@@ -5,6 +5,8 @@
 //! - [`ws`] and [`api`] are the transports. `ws` upgrades `GET /ws`, runs one task per
 //!   socket and speaks the JSON protocol documented in `openapi/asyncapi.yaml`. `api` is
 //!   the poem-openapi REST surface under `/api` (documented in `openapi/openapi.json`).
+//!   [`pages`] serves the browser pages, embedded in the binary (or from
+//!   `DANMAKU_STATIC_DIR`), outside the OpenAPI spec.
 //! - [`hub`] owns sessions, channels and fan-out: who is connected, who listens where,
 //!   and which sockets an event may reach. It encodes each event once and shares the bytes.
 //! - [`danmaku`] holds the comment rules and runs posting, history and moderation in
@@ -42,6 +44,7 @@ pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod net;
+pub mod pages;
 pub mod presence;
 pub mod push;
 pub mod schedule;

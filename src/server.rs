@@ -9,9 +9,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use poem::{
-    EndpointExt, Route,
-    endpoint::StaticFileEndpoint,
-    get, handler,
+    EndpointExt, Route, get, handler,
     http::StatusCode,
     listener::{Acceptor, Listener, TcpListener},
     web::Data,
@@ -36,6 +34,7 @@ use crate::{
     metrics::Metrics,
     model::time::now_millis,
     net::Listener as NetListener,
+    pages::{self, Pages},
     presence, push,
     schedule::{Runner, Schedules},
     shutdown::{Shutdown, Trigger},
@@ -263,16 +262,9 @@ fn metrics_text(state: Data<&Arc<State>>) -> poem::Response {
         ))
 }
 
-/// The policy of the static pages: scripts only from this origin (no inline script, no
-/// `eval`), no plugins, no framing by other sites. Videos may come from any https URL
-/// (the page plays `?src=`).
-pub const STATIC_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-img-src 'self' data:; media-src 'self' https: blob:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; \
-frame-ancestors 'self'; form-action 'self'";
-
 /// The full route table: pages, API, docs, WebSocket and probes, behind the body cap
 /// and (when configured) CORS.
-pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::Endpoint {
+pub fn routes(state: Arc<State>, pages: Arc<pages::Source>) -> impl poem::Endpoint {
     let api_service = api::service();
     let allow = Arc::new(api::allow::AllowTable::from_spec(
         &api_service.spec(),
@@ -292,19 +284,6 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
             cors.allow_origins(state.cfg.server.cors_origins.iter().map(String::as_str))
         }
     });
-    let page_headers = || {
-        poem::middleware::SetHeader::new()
-            .overriding(poem::http::header::CONTENT_SECURITY_POLICY, STATIC_CSP)
-            .overriding(poem::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-    };
-    let page = |file: &str| {
-        StaticFileEndpoint::new(static_dir.join(file))
-            .no_cache(true)
-            .with(page_headers())
-    };
-    let pages = poem::endpoint::StaticFilesEndpoint::new(static_dir.clone())
-        .index_file("index.html")
-        .with(page_headers());
     Route::new()
         .nest("/api", api_service)
         .nest("/docs", ui)
@@ -323,9 +302,9 @@ pub fn routes(state: Arc<State>, static_dir: std::path::PathBuf) -> impl poem::E
         .at("/metrics", get(metrics_text))
         // Pages: the video page also answers at /watch/{video}; the admin console at /admin.
         // Their assets use absolute paths, so any of these URLs loads them from `/`.
-        .at("/watch/:video", get(page("index.html")))
-        .at("/admin", get(page("admin.html")))
-        .nest("/", pages)
+        .at("/watch/:video", Pages::file(pages.clone(), "index.html"))
+        .at("/admin", Pages::file(pages.clone(), "admin.html"))
+        .nest("/", Pages::tree(pages))
         .around(move |ep, req| api::body::limit_body(ep, caps, req))
         .with_if(
             cors.is_some(),
@@ -397,10 +376,10 @@ impl Server {
             addr,
             trigger,
         } = self;
-        let static_dir = static_dir();
-        tracing::info!(%addr, demo = state.cfg.auth.demo, static_dir = %static_dir.display(), "listening");
+        let pages = Arc::new(pages::Source::from_env());
+        tracing::info!(%addr, demo = state.cfg.auth.demo, pages = %pages.describe(), "listening");
 
-        let app = routes(state.clone(), static_dir);
+        let app = routes(state.clone(), pages);
         // Both tasks watch `state.shutdown` (and stop too if its sender is dropped).
         let tasks = [
             tokio::spawn(
@@ -451,13 +430,6 @@ impl Server {
         }
         result
     }
-}
-
-/// Where the browser pages live: `DANMAKU_STATIC_DIR`, else `static/` beside the crate.
-pub fn static_dir() -> std::path::PathBuf {
-    std::env::var_os("DANMAKU_STATIC_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static"))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
