@@ -14,6 +14,7 @@ mod inputs;
 mod layering;
 mod limits;
 mod matrix;
+mod pages;
 mod process;
 mod recovery;
 mod schedules;
