@@ -333,7 +333,7 @@ fn etag_listed(list: &str, etag: &str) -> bool {
 }
 
 /// A header's value as text, when it is text.
-fn text<'h>(headers: &'h HeaderMap, name: header::HeaderName) -> Option<&'h str> {
+fn text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
