@@ -10,10 +10,14 @@
 //! successful upgrade the session takes it from there, so the hub can write to the
 //! socket directly (`try_write` from whichever thread has a frame) instead of through
 //! poem's boxed stream.
+//!
+//! [`client_ip`] tells who the client of a request is when the node sits behind reverse
+//! proxies (`server.trusted_proxies`); the WebSocket upgrade and the REST request span
+//! both ask it, so the per-address caps and the logs agree.
 
 use std::{
     io,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::{Arc, Weak},
     task::{Context, Poll, ready},
@@ -21,6 +25,7 @@ use std::{
 };
 
 use poem::{
+    http::HeaderMap,
     listener::{Acceptor, TcpAcceptor},
     web::{LocalAddr, RemoteAddr},
 };
@@ -28,6 +33,62 @@ use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
 };
+
+/// The address of the client behind a request that came from the TCP peer `peer`.
+///
+/// `X-Forwarded-For` is a list that every proxy appends its own peer to, so only its
+/// right end is written by proxies we run; anything further left came from whoever
+/// connected to the first proxy and may be made up. Hence the standard walk: when `peer`
+/// is one of `trusted`, read the entries right to left, skip those that are trusted
+/// proxies themselves, and take the first one that is not. When every entry is trusted,
+/// the left-most is the client (a request from inside the proxies' own network).
+/// From a peer that is not trusted the header is ignored: anyone can send one.
+///
+/// An entry that is not an address (`unknown`, an RFC 7239 obfuscated name, garbage)
+/// stops the walk: what lies left of it was not vouched for by a trusted hop, so the
+/// nearest address to its right (a trusted proxy, or `peer`) is taken instead. Entries
+/// may carry a port (`1.2.3.4:5678`, `[::1]:80`); several header lines count as one list
+/// in order. IPv4-mapped IPv6 addresses count as IPv4, here and in `trusted`.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[crate::config::Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer.to_canonical();
+    if !is_trusted(client) {
+        return client;
+    }
+    let lines: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    for entry in lines.iter().rev().flat_map(|line| line.rsplit(',')) {
+        let Some(ip) = forwarded_addr(entry) else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// One `X-Forwarded-For` entry as an address: `1.2.3.4`, `2001:db8::1`, or either with
+/// a port (`1.2.3.4:80`, `[2001:db8::1]:80`, also `[2001:db8::1]` alone).
+fn forwarded_addr(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    let ip = entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<SocketAddr>().map(|a| a.ip()))
+        .or_else(|_| {
+            entry
+                .strip_prefix('[')
+                .and_then(|e| e.strip_suffix(']'))
+                .unwrap_or_default()
+                .parse::<IpAddr>()
+        })
+        .ok()?;
+    Some(ip.to_canonical())
+}
 
 /// The accepted streams still open, by peer address. Weak handles: the map (whose
 /// removed entries are freed later, by epoch) never keeps a stream open, and a taken
@@ -233,5 +294,130 @@ impl AsyncWrite for NetIo {
         // Nothing to do: dropping the last handle closes the socket, and after an
         // upgrade the session owns it (a shutdown here would cut the session off).
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Cidr;
+
+    /// Headers holding one `X-Forwarded-For` line per item of `lines`.
+    fn xff(lines: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for l in lines {
+            h.append("x-forwarded-for", l.parse().expect("header value"));
+        }
+        h
+    }
+
+    /// `trusted` parsed as the config parses it.
+    fn nets(list: &[&str]) -> Vec<Cidr> {
+        list.iter().map(|s| s.parse().expect("cidr")).collect()
+    }
+
+    /// The client `client_ip` finds for `peer` and the header lines.
+    fn client(peer: &str, lines: &[&str], trusted: &[&str]) -> String {
+        client_ip(peer.parse().expect("peer"), &xff(lines), &nets(trusted)).to_string()
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        assert_eq!(client("203.0.113.5", &["198.51.100.1"], &[]), "203.0.113.5");
+        assert_eq!(
+            client("203.0.113.5", &["198.51.100.1"], &["10.0.0.0/8"]),
+            "203.0.113.5"
+        );
+        assert_eq!(client("10.1.2.3", &[], &[]), "10.1.2.3");
+    }
+
+    #[test]
+    fn the_right_most_untrusted_entry_wins() {
+        let proxies = ["10.0.0.0/8", "192.168.0.0/16"];
+        // The client made up the first entry; our proxies appended the real one.
+        assert_eq!(
+            client("10.0.0.1", &["1.1.1.1, 203.0.113.9, 192.168.1.1"], &proxies),
+            "203.0.113.9"
+        );
+        // No header from a trusted peer: the peer itself.
+        assert_eq!(client("10.0.0.1", &[], &proxies), "10.0.0.1");
+        // Every hop trusted: the left-most is the client.
+        assert_eq!(
+            client("10.0.0.1", &["10.9.9.9, 192.168.1.1"], &proxies),
+            "10.9.9.9"
+        );
+        // Several header lines are one list, in order.
+        assert_eq!(
+            client(
+                "10.0.0.1",
+                &["1.1.1.1", "203.0.113.9", "10.0.0.2"],
+                &proxies
+            ),
+            "203.0.113.9"
+        );
+    }
+
+    #[test]
+    fn ipv6_and_mapped_addresses() {
+        let proxies = ["fd00::/8", "127.0.0.1"];
+        assert_eq!(
+            client("fd00::1", &["2001:db8::7, fd00::2"], &proxies),
+            "2001:db8::7"
+        );
+        // A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d.
+        assert_eq!(
+            client("::ffff:127.0.0.1", &["203.0.113.9"], &proxies),
+            "203.0.113.9"
+        );
+        assert_eq!(client("::ffff:203.0.113.5", &[], &[]), "203.0.113.5");
+        // Ports and brackets.
+        assert_eq!(
+            client(
+                "fd00::1",
+                &["[2001:db8::8]:443, 203.0.113.1:5000"],
+                &proxies
+            ),
+            "203.0.113.1"
+        );
+        assert_eq!(
+            client("fd00::1", &["[2001:db8::9]"], &proxies),
+            "2001:db8::9"
+        );
+    }
+
+    #[test]
+    fn garbage_stops_the_walk_at_the_nearest_vouched_address() {
+        let proxies = ["10.0.0.0/8"];
+        // The trusted peer itself wrote garbage: the peer is all we know.
+        assert_eq!(
+            client("10.0.0.1", &["1.1.1.1, unknown"], &proxies),
+            "10.0.0.1"
+        );
+        // Garbage past a trusted hop: that hop.
+        assert_eq!(
+            client("10.0.0.1", &["1.1.1.1, _hidden, 10.0.0.7"], &proxies),
+            "10.0.0.7"
+        );
+        // Garbage left of the client found does not matter.
+        assert_eq!(
+            client("10.0.0.1", &["%%%, 203.0.113.9, 10.0.0.7"], &proxies),
+            "203.0.113.9"
+        );
+        assert_eq!(client("10.0.0.1", &[""], &proxies), "10.0.0.1");
+        assert_eq!(client("10.0.0.1", &["1.1.1.1,,"], &proxies), "10.0.0.1");
+    }
+
+    #[test]
+    fn cidrs_parse_strictly() {
+        assert!("10.0.0.0/8".parse::<Cidr>().is_ok());
+        assert!("::1".parse::<Cidr>().is_ok());
+        assert!("fd00::/8".parse::<Cidr>().is_ok());
+        for bad in ["10.0.0.0/33", "10.0.0", "fd00::/129", "proxy.local", ""] {
+            let e = bad.parse::<Cidr>().expect_err(bad);
+            assert!(e.contains("not a CIDR network"), "{e}");
+        }
+        let one: Cidr = "127.0.0.1".parse().unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
     }
 }

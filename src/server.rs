@@ -284,6 +284,7 @@ pub fn routes(state: Arc<State>, pages: Arc<pages::Source>) -> impl poem::Endpoi
             cors.allow_origins(state.cfg.server.cors_origins.iter().map(String::as_str))
         }
     });
+    let trusted: Arc<[crate::config::Cidr]> = state.cfg.server.trusted_proxies.clone().into();
     Route::new()
         .nest("/api", api_service)
         .nest("/docs", ui)
@@ -313,6 +314,8 @@ pub fn routes(state: Arc<State>, pages: Arc<pages::Source>) -> impl poem::Endpoi
         .catch_all_error(api::error::render_error)
         // Outside the error renderer, so every 405 arrives here as a response.
         .around(move |ep, req| api::allow::add_allow(ep, allow.clone(), req))
+        // Outermost: the error renderer's and every handler's logs name the client.
+        .around(move |ep, req| api::client::in_client_span(ep, trusted.clone(), req))
         .data(state)
 }
 

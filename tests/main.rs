@@ -10,6 +10,7 @@ mod cluster;
 mod common;
 mod danmaku;
 mod fanout;
+mod forwarded;
 mod inputs;
 mod layering;
 mod limits;

@@ -8,6 +8,7 @@ pub mod allow;
 pub mod auth;
 pub mod body;
 pub mod channels;
+pub mod client;
 pub mod demo;
 pub mod dplayer;
 pub mod error;

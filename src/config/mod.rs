@@ -31,7 +31,7 @@ pub use self::{
         StoreEngine, redacted,
     },
     macros::{SECRET_KEYS, Setting, debug_field},
-    server::{LimitsArgs, LimitsConfig, ServerArgs, ServerConfig},
+    server::{Cidr, LimitsArgs, LimitsConfig, ServerArgs, ServerConfig},
     ws::{WsArgs, WsConfig},
 };
 

@@ -1,8 +1,17 @@
 //! The `[server]` group (the process and its listener: address, data directory, logs,
-//! handshake deadline, socket buffers, CORS, shutdown) and the `[limits]` group (caps that
-//! protect the node from one client or one address: connections, request bodies).
+//! handshake deadline, socket buffers, CORS, shutdown, trusted proxies) and the `[limits]`
+//! group (caps that protect the node from one client or one address: connections, request
+//! bodies). Also [`Cidr`], the type of a trusted proxy network.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    str::FromStr,
+};
+
+use ipnet::IpNet;
+use serde::Deserialize;
 
 group! {
     /// `[server]`: the process, its listener and its HTTP surface.
@@ -33,6 +42,68 @@ group! {
         /// SIGTERM before it stops serving anyway.
         shutdown_grace_s: u64 = 10
             => (long = "shutdown-grace-s", env = "DANMAKU_SHUTDOWN_GRACE_S");
+        /// Networks of the reverse proxies in front of this node (CIDRs such as
+        /// `10.0.0.0/8` or `fd00::/8`, or bare addresses), comma-separated. Only a peer
+        /// inside one of them may name the client in `X-Forwarded-For`; from any other
+        /// peer the header is ignored. Empty (the default): the TCP peer is the client.
+        trusted_proxies: Vec<Cidr> = Vec::new()
+            => (long = "trusted-proxies", env = "DANMAKU_TRUSTED_PROXIES", value_delimiter = ',');
+    }
+}
+
+/// One network of `server.trusted_proxies`: a CIDR, or a bare address meaning just that
+/// host (`/32` or `/128`). A newtype so the flag, the env var and the TOML file all parse
+/// it with the same rules and the same error.
+#[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Cidr(IpNet);
+
+impl Cidr {
+    /// Whether `ip` is inside this network. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`,
+    /// what a dual-stack listener sees for an IPv4 peer) counts as its IPv4 address.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.contains(&ip.to_canonical())
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Ok(net) = s.parse::<IpNet>() {
+            return Ok(Cidr(net));
+        }
+        match s.parse::<IpAddr>() {
+            Ok(ip) => Ok(Cidr(IpNet::from(ip.to_canonical()))),
+            Err(_) => Err(format!(
+                "server.trusted_proxies: {s:?} is not a CIDR network or an IP address \
+                 (write it like 10.0.0.0/8, fd00::/8 or 127.0.0.1)"
+            )),
+        }
+    }
+}
+
+/// The file's string, parsed with the flag's rules.
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+/// As written in the file: `10.0.0.0/8`.
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The same as `Display`: a config's `Debug` stays readable.
+impl fmt::Debug for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 

@@ -225,6 +225,32 @@ fn a_bad_engine_is_refused_clearly_without_its_password() {
 }
 
 #[test]
+fn trusted_proxies_come_from_flags_and_files_and_refuse_garbage() {
+    let cfg = load(&["--trusted-proxies=10.0.0.0/8, fd00::/8,127.0.0.1"]).expect("loads");
+    let shown: Vec<String> = cfg
+        .server
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(shown, ["10.0.0.0/8", "fd00::/8", "127.0.0.1/32"]);
+    assert!(Config::default().server.trusted_proxies.is_empty());
+    let e = load(&["--trusted-proxies=10.0.0.0/8,10.0.0.0/40"]).unwrap_err();
+    assert!(
+        e.contains("\"10.0.0.0/40\" is not a CIDR network or an IP address"),
+        "{e}"
+    );
+    let cfg = Config::from_toml("[server]\ntrusted_proxies = [\"192.168.0.0/16\", \"::1\"]\n")
+        .expect("file");
+    assert_eq!(cfg.server.trusted_proxies.len(), 2);
+    let e = Config::from_toml("[server]\ntrusted_proxies = [\"lb.internal\"]\n").unwrap_err();
+    assert!(
+        e.contains("server.trusted_proxies: \"lb.internal\" is not a CIDR"),
+        "{e}"
+    );
+}
+
+#[test]
 fn engines_print_no_password() {
     let mut cfg = Config::default();
     cfg.store.engine = "postgres://u:hunter2@db:5432/x?sslmode=require"

@@ -139,25 +139,27 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
             "WebSockets need a TCP connection",
         );
     };
+    // The client behind any trusted proxies: what the per-address cap counts and the
+    // logs name.
+    let client = crate::net::client_ip(peer.ip(), req.headers(), &state.cfg.server.trusted_proxies);
     let conn_id = state.hub.next_conn_id();
     let identity = match authenticate(&state, req, conn_id).await {
         Ok(id) => id,
         Err(e) => {
             state.metrics.auth_failure(e);
-            tracing::info!(code = e.code(), "ws upgrade refused");
+            tracing::info!(code = e.code(), %client, "ws upgrade refused");
             return json_error(StatusCode::UNAUTHORIZED, e.code(), &e.to_string());
         }
     };
-    let ip = Some(peer.ip());
     let user = (!identity.is_guest()).then(|| identity.sub.clone());
-    let permit = match state.limiter.acquire(user, ip) {
+    let permit = match state.limiter.acquire(user, Some(client)) {
         Ok(p) => p,
         Err(refusal) => {
             state
                 .metrics
                 .ws_refused
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!(sub = %identity.sub, ?ip, reason = %refusal.message, "ws upgrade refused: connection cap");
+            tracing::info!(sub = %identity.sub, %client, reason = %refusal.message, "ws upgrade refused: connection cap");
             return refusal_response(&refusal);
         }
     };
@@ -187,7 +189,7 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
             now,
             permit,
         );
-        session::run(state, conn, identity, early).await;
+        session::run(state, conn, identity, client, early).await;
     });
     let mut resp = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

@@ -65,9 +65,17 @@ pub struct Session {
     errors_since: u32,
 }
 
-/// Runs a session to completion. `early` holds bytes the client sent before the
-/// handshake finished (none, from a well-behaved client).
-pub async fn run(state: Arc<State>, conn: Arc<Conn>, identity: Arc<Identity>, mut early: Vec<u8>) {
+/// Runs a session to completion. `client` is the address the upgrade was admitted for
+/// (behind trusted proxies, the forwarded one), logged when the socket opens. `early`
+/// holds bytes the client sent before the handshake finished (none, from a well-behaved
+/// client).
+pub async fn run(
+    state: Arc<State>,
+    conn: Arc<Conn>,
+    identity: Arc<Identity>,
+    client: std::net::IpAddr,
+    mut early: Vec<u8>,
+) {
     let mut s = Session {
         tokens: state.cfg.ws.ops_burst.max(state.cfg.ws.ops_per_s).max(1) as f32,
         refilled_ms: clock_ms(),
@@ -82,7 +90,7 @@ pub async fn run(state: Arc<State>, conn: Arc<Conn>, identity: Arc<Identity>, mu
         resume: false,
         exit: None,
     };
-    s.start(&mut early);
+    s.start(client, &mut early);
     drop(early);
     let exit = std::future::poll_fn(|cx| s.poll_turn(cx)).await;
     // Boxed: the closing handshake's state is needed once, at the end.
@@ -103,7 +111,7 @@ pub async fn run(state: Arc<State>, conn: Arc<Conn>, identity: Arc<Identity>, mu
 
 impl Session {
     /// The first frame, the registration in the hub, then the early bytes.
-    fn start(&mut self, early: &mut [u8]) {
+    fn start(&mut self, client: std::net::IpAddr, early: &mut [u8]) {
         let conn = &self.conn;
         let welcome = protocol::welcome(conn.id, &self.identity, self.state.cfg.ws.heartbeat_s);
         // Welcome is queued before the registration (nothing can overtake it) and
@@ -111,7 +119,7 @@ impl Session {
         conn.queue_first(&welcome);
         conn.set_token_expiry(self.identity.exp.unwrap_or(0));
         self.state.hub.register(conn, self.identity.is_guest());
-        tracing::info!(conn = conn.id, sub = %self.identity.sub, role = %self.identity.role, deflate = conn.deflate, "ws open");
+        tracing::info!(conn = conn.id, sub = %self.identity.sub, role = %self.identity.role, %client, deflate = conn.deflate, "ws open");
         // Shutdown closes every registered socket (`Hub::close_all`); one that registered
         // after that sweep sees the flag here.
         if self.state.shutdown.is_started() {
