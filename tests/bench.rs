@@ -27,7 +27,7 @@ use crate::common::TestApp;
 fn fanout(url: &str, viewers: usize) -> BenchArgs {
     BenchArgs {
         scenario: Scenario::Fanout,
-        url: url.to_string(),
+        url: vec![url.to_string()],
         post_url: None,
         viewers,
         posters: 2,
@@ -36,7 +36,10 @@ fn fanout(url: &str, viewers: usize) -> BenchArgs {
         rooms: 1,
         concurrency: 1,
         via: Via::Rest,
-        server_pid: None,
+        server_pid: Vec::new(),
+        survive_faults: false,
+        dead_after_s: 30,
+        drain_s: 10,
         token_file: None,
         json: None,
         video: "benchtest".into(),

@@ -8,15 +8,19 @@
 //! - this file: the flags, the scenarios and the run that ties them together;
 //! - [`client`]: the lean WebSocket client viewers use (permessage-deflate, wire bytes);
 //! - [`viewer`]: viewers and their checks; [`poster`]: posters and tokens;
-//! - [`report`]: histograms, the report and its table.
+//! - [`resume`]: subscribing, resuming with `since`, backoff, history refetch;
+//! - [`nodes`]: several nodes (`--url a,b,c`) and each node's CPU and RSS;
+//! - [`tally`]: viewers' results folded; [`report`]: histograms, the report, its table.
 
 pub mod client;
+pub mod nodes;
 pub mod poster;
 pub mod report;
+pub mod resume;
+mod tally;
 pub mod viewer;
 
 use std::{
-    collections::HashMap,
     io::Write,
     sync::{
         Arc, Mutex,
@@ -28,11 +32,15 @@ use std::{
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-pub use self::report::{Histogram, Report, RoleReport, raise_nofile_limit, rss_kb};
+pub use self::report::{
+    Histogram, Latency, Refusals, Report, RoleReport, Survival, raise_nofile_limit, rss_kb,
+};
 use self::{
+    nodes::{Probe, parse_nodes},
     poster::{PostTally, Tokens, read_token_file},
     report::print_report,
-    viewer::{ViewerSpec, stalled_viewer, viewer},
+    tally::fold,
+    viewer::{Survive, ViewerSpec, stalled_viewer, viewer},
 };
 use crate::{auth::Signer, model::Role};
 
@@ -65,9 +73,10 @@ pub enum Via {
 pub struct BenchArgs {
     #[arg(value_enum)]
     pub scenario: Scenario,
-    /// Base URL of the server.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
+    /// Base URL of the server; several nodes of a cluster as `--url a,b,c` or `--url`
+    /// repeated: viewers are spread over them round-robin, REST posts go round-robin.
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_delimiter = ',')]
+    pub url: Vec<String>,
     /// Base URL posters use, when it differs from `--url` (viewers on one cluster node,
     /// posters on another, to measure cross-node delivery).
     #[arg(long)]
@@ -93,9 +102,22 @@ pub struct BenchArgs {
     /// Posting transport.
     #[arg(long, value_enum, default_value_t = Via::Ws)]
     pub via: Via,
-    /// Server process id, to read its RSS from /proc.
+    /// Server process id, to read its CPU and RSS from /proc; one per `--url` node, in
+    /// the same order (repeated or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+    /// Viewers survive faults: on a close or a dead socket they reconnect to the next
+    /// node with backoff, resume with `since`, refetch history when the server could
+    /// not replay; the report counts reconnects, gaps, duplicates and missing.
     #[arg(long)]
-    pub server_pid: Option<u32>,
+    pub survive_faults: bool,
+    /// `--survive-faults`: a socket with no byte for this long is dead (over the
+    /// server's 25 s heartbeat by default).
+    #[arg(long, default_value_t = 30)]
+    pub dead_after_s: u64,
+    /// Seconds at most to wait after the load for deliveries (and reconnects) to end.
+    #[arg(long, default_value_t = 10)]
+    pub drain_s: u64,
     /// One JWT per line, used instead of minting (viewers cycle through them).
     #[arg(long)]
     pub token_file: Option<std::path::PathBuf>,
@@ -133,6 +155,10 @@ pub struct Live {
     pub acked: AtomicU64,
     pub errors: AtomicU64,
     pub delivered: AtomicU64,
+    /// Posts refused during an outage (503 or no node reachable).
+    pub refused: AtomicU64,
+    /// Viewers reconnecting now (the drain waits for them).
+    pub reconnecting: AtomicU64,
 }
 
 /// The end-of-run signal: a flag for polling loops and a notifier for viewers, which
@@ -181,13 +207,15 @@ fn progress(live: Arc<Live>, stop: Arc<Stop>, total: Duration) -> tokio::task::J
             let frac = (start.elapsed().as_secs_f64() / total.as_secs_f64()).min(1.0);
             let bar = "#".repeat((frac * 30.0) as usize);
             eprint!(
-                "\r[{bar:<30}] {:>4.0}s sent {} acked {} err {} delivered {} ({}/s)   ",
+                "\r[{bar:<30}] {:>4.0}s sent {} acked {} err {} refused {} delivered {} ({}/s) down {}   ",
                 start.elapsed().as_secs_f64(),
                 live.sent.load(Relaxed),
                 live.acked.load(Relaxed),
                 live.errors.load(Relaxed),
+                live.refused.load(Relaxed),
                 d,
-                d - last
+                d - last,
+                live.reconnecting.load(Relaxed)
             );
             last = d;
             let _ = std::io::stderr().flush();
@@ -220,26 +248,20 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
             return Err("no signing key: pass --token-file or the server's key config".into());
         }
     };
-    let base = args.url.trim_end_matches('/').to_string();
-    let ws_of = |base: &str| {
-        format!(
-            "{}/ws",
-            base.replacen("http://", "ws://", 1)
-                .replacen("https://", "wss://", 1)
-        )
-    };
-    let ws_url = ws_of(&base);
-    let post_base = args
-        .post_url
-        .as_deref()
-        .map(|u| u.trim_end_matches('/').to_string())
-        .unwrap_or_else(|| base.clone());
-    let post_ws_url = ws_of(&post_base);
+    let nodes = parse_nodes(&args.url)?;
+    let base = nodes[0].base.clone();
+    let post_nodes = Arc::new(match &args.post_url {
+        Some(u) => parse_nodes(std::slice::from_ref(u))?,
+        None => nodes.clone(),
+    });
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency.max(args.posters) * 2)
         .build()
         .map_err(|e| e.to_string())?;
-    let rss_before = args.server_pid.and_then(rss_kb);
+    let pids: Vec<Option<u32>> = (0..nodes.len())
+        .map(|i| args.server_pid.get(i).copied())
+        .collect();
+    let rss_before = pids[0].and_then(rss_kb);
     let live = Arc::new(Live::default());
     let stop = Arc::new(Stop::default());
     let dur = Duration::from_secs(args.duration);
@@ -255,34 +277,49 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
         _ => (1, args.viewers, args.posters),
     };
     let room_video = |r: usize| format!("{}-{r}", args.video);
+    let survive = args.survive_faults.then(|| {
+        Arc::new(Survive {
+            dead_after: Duration::from_secs(args.dead_after_s.max(1)),
+            bases: nodes.iter().map(|n| n.base.clone()).collect(),
+            video: (0..rooms).map(room_video).collect(),
+            http: http.clone(),
+        })
+    });
 
-    // Connect and subscribe every viewer.
+    // Connect and subscribe every viewer, round-robin over the nodes.
     let ready = Arc::new(tokio::sync::Barrier::new(viewers + 1));
     let mut vtasks = Vec::with_capacity(viewers);
+    let mut per_node = vec![0usize; nodes.len()];
     let connect_gate = Arc::new(tokio::sync::Semaphore::new(256));
-    eprintln!("connecting {viewers} viewers...");
+    eprintln!("connecting {viewers} viewers to {} node(s)...", nodes.len());
     for i in 0..viewers {
         let role = role_of(args.scenario, i);
         let token = tokens.viewer(i, role);
         let room = i % rooms;
-        let channel = format!("video:{}", room_video(room));
+        let node = i % nodes.len();
+        per_node[node] += 1;
         let (ready, stop, live, gate) = (
             ready.clone(),
             stop.clone(),
             live.clone(),
             connect_gate.clone(),
         );
-        let url = match &token {
-            Some(t) => format!("{ws_url}?access_token={t}"),
-            None => ws_url.clone(),
+        let with_token = |ws: &str| match &token {
+            Some(t) => format!("{ws}?access_token={t}"),
+            None => ws.to_string(),
         };
         let spec = ViewerSpec {
-            url,
+            index: i,
+            urls: Arc::new(nodes.iter().map(|n| with_token(&n.ws)).collect()),
+            node,
             role,
             room,
-            channel,
+            channel: format!("video:{}", room_video(room)),
             posters: posters_total,
             compress: args.compress,
+            token,
+            sees_all: args.scenario != Scenario::Mixed || role.is_member_or_admin(),
+            survive: survive.clone(),
         };
         vtasks.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await.ok();
@@ -296,7 +333,7 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
     }
     ready.wait().await;
     eprintln!("{viewers} viewers subscribed");
-    let rss_ready = args.server_pid.and_then(rss_kb);
+    let rss_ready = pids[0].and_then(rss_kb);
     let slow_before = if args.stalled > 0 {
         server_metric(&http, &base, "danmaku_slow_disconnects_total").await
     } else {
@@ -306,9 +343,10 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
     for i in 0..args.stalled {
         let token = tokens.viewer(viewers + i, Role::Free);
         let channel = format!("video:{}", room_video(i % rooms));
+        let ws = &nodes[0].ws;
         let url = match &token {
-            Some(t) => format!("{ws_url}?access_token={t}"),
-            None => ws_url.clone(),
+            Some(t) => format!("{ws}?access_token={t}"),
+            None => ws.clone(),
         };
         stalled.push(stalled_viewer(&url, &channel).await?);
     }
@@ -319,8 +357,9 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
     let tally = Arc::new(Mutex::new(PostTally {
         acked_by_poster: vec![0; posters_total],
         members_only_by_room: vec![0; rooms],
-        ack: Histogram::default(),
+        ..PostTally::default()
     }));
+    let probe = Probe::start(pids.clone(), stop.clone());
     let bar = progress(live.clone(), stop.clone(), dur);
     let started = Instant::now();
     let mut ptasks = Vec::new();
@@ -328,7 +367,8 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
         Scenario::Idle => tokio::time::sleep(dur).await,
         Scenario::Ingest => {
             for i in 0..args.concurrency {
-                let url = format!("{post_base}/api/videos/{}/danmaku", room_video(0));
+                let node = &post_nodes[i % post_nodes.len()];
+                let url = format!("{}/api/videos/{}/danmaku", node.base, room_video(0));
                 ptasks.push(tokio::spawn(poster::ingest(
                     http.clone(),
                     url,
@@ -341,10 +381,7 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
             }
         }
         _ => {
-            let per_poster = match args.scenario {
-                Scenario::Rooms => args.rate / args.posters.max(1) as f64,
-                _ => args.rate / args.posters.max(1) as f64,
-            };
+            let per_poster = args.rate / args.posters.max(1) as f64;
             let members_every =
                 (args.scenario == Scenario::Mixed).then_some(args.members_every.max(1));
             for p in 0..posters_total {
@@ -354,8 +391,8 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
                     0
                 };
                 ptasks.push(tokio::spawn(poster::poster(
-                    post_base.clone(),
-                    post_ws_url.clone(),
+                    post_nodes.clone(),
+                    p,
                     tokens.poster(p)?,
                     p,
                     room_video(room),
@@ -379,17 +416,18 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
         }
     }
     let load_secs = started.elapsed().as_secs_f64();
-    // Drain: wait until deliveries stop growing (at most 10 s).
+    // Drain: wait until deliveries stop growing and no viewer is reconnecting.
     let mut last = live.delivered.load(Relaxed);
-    for _ in 0..50 {
+    let drain_end = Instant::now() + Duration::from_secs(args.drain_s);
+    while Instant::now() < drain_end {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let now = live.delivered.load(Relaxed);
-        if now == last {
+        if now == last && live.reconnecting.load(Relaxed) == 0 {
             break;
         }
         last = now;
     }
-    let rss_after = args.server_pid.and_then(rss_kb);
+    let rss_after = pids[0].and_then(rss_kb);
     let slow_disconnects = match slow_before {
         Some(before) => server_metric(&http, &base, "danmaku_slow_disconnects_total")
             .await
@@ -399,6 +437,7 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
     drop(stalled);
     stop.stop();
     let _ = bar.await;
+    let node_reports = probe.finish(&nodes, &per_node).await;
 
     let tally = Arc::try_unwrap(tally)
         .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
@@ -410,66 +449,42 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
             0
         }
     };
-    let mut roles: HashMap<String, RoleReport> = HashMap::new();
-    let mut room_hist = vec![Histogram::default(); rooms];
-    let mut viewer_errors = 0;
-    let (mut wire, mut payload, mut compressed) = (0u64, 0u64, 0usize);
-    for t in vtasks {
-        let Ok(Ok(v)) = t.await else {
-            viewer_errors += 1;
-            continue;
-        };
-        wire += v.wire_bytes;
-        payload += v.payload_bytes;
-        compressed += usize::from(v.deflate);
-        let r = roles.entry(v.role.to_string()).or_default();
-        r.viewers += 1;
-        r.received += v.received;
-        r.duplicates += v.duplicates;
-        r.leaks += v.leaks;
-        let expected: u64 = (0..posters_total)
-            .filter(|p| poster_room(*p) == v.room)
-            .map(|p| tally.acked_by_poster.get(p).copied().unwrap_or(0))
-            .sum::<u64>()
-            - if v.role.is_member_or_admin() {
-                0
-            } else {
-                tally.members_only_by_room.get(v.room).copied().unwrap_or(0)
-            };
-        let unique: u64 = v.unique_by_poster.iter().sum::<u64>()
-            - if v.role.is_member_or_admin() {
-                0
-            } else {
-                v.unique_members_only
-            };
-        r.expected += expected;
-        r.missed += expected.saturating_sub(unique);
-        r.hist.merge(&v.hist);
-        room_hist[v.room].merge(&v.hist);
-    }
+    let mut f = fold(vtasks, &tally, rooms, posters_total, poster_room).await;
     let ms = |us: u64| us as f64 / 1000.0;
-    for r in roles.values_mut() {
+    for r in f.roles.values_mut() {
         r.p50_ms = ms(r.hist.quantile(0.5));
         r.p90_ms = ms(r.hist.quantile(0.9));
         r.p99_ms = ms(r.hist.quantile(0.99));
         r.max_ms = ms(r.hist.max_us);
     }
-    let deliveries: u64 = roles.values().map(|r| r.received).sum();
+    let deliveries: u64 = f.roles.values().map(|r| r.received).sum();
     let acked = live.acked.load(Relaxed);
+    let refused = live.refused.load(Relaxed);
     let rss_per_conn = match (rss_before, rss_ready) {
         (Some(b), Some(a)) if viewers > 0 => {
             Some((a.saturating_sub(b) as f64 * 1024.0) / viewers as f64)
         }
         _ => None,
     };
-    let ok = viewer_errors == 0
+    let sv = &f.survival;
+    // Refused posts were never acknowledged, so no viewer owes them; a surviving run
+    // also fails on a gap or on a viewer that never came back.
+    let ok = f.viewer_errors == 0
         && poster_errors.is_empty()
         && live.errors.load(Relaxed) == 0
-        && acked == live.sent.load(Relaxed)
-        && roles
+        && acked + refused == live.sent.load(Relaxed)
+        && f.roles
             .values()
             .all(|r| r.duplicates == 0 && r.leaks == 0 && r.missed == 0)
+        && (!args.survive_faults || (sv.gaps == 0 && sv.down_at_end == 0))
         && (args.stalled == 0 || slow_disconnects.unwrap_or(0) >= args.stalled as u64);
+    let refusals = Refusals {
+        refused_503: tally.refused.count(),
+        codes: tally.refused_codes.clone(),
+        latency: Latency::of(&tally.refused),
+        unreachable: tally.unreachable,
+        acked_after_last_refusal: tally.last_refused.map(|_| tally.acked_after_refusal),
+    };
     let report = Report {
         scenario: args.scenario,
         viewers,
@@ -483,9 +498,8 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
         acked_per_s: acked as f64 / load_secs.max(0.001),
         ack_p50_ms: ms(tally.ack.quantile(0.5)),
         ack_p99_ms: ms(tally.ack.quantile(0.99)),
-        roles,
         room_p99_ms: if args.scenario == Scenario::Rooms {
-            room_hist.iter().map(|h| ms(h.quantile(0.99))).collect()
+            f.room_hist.iter().map(|h| ms(h.quantile(0.99))).collect()
         } else {
             Vec::new()
         },
@@ -494,12 +508,18 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
         rss_per_conn_bytes: rss_per_conn,
         stalled: args.stalled,
         slow_disconnects,
-        compressed_viewers: compressed,
-        wire_bytes_per_delivery: (deliveries > 0).then(|| wire as f64 / deliveries as f64),
-        payload_bytes_per_delivery: (deliveries > 0).then(|| payload as f64 / deliveries as f64),
+        compressed_viewers: f.compressed,
+        wire_bytes_per_delivery: (deliveries > 0).then(|| f.wire as f64 / deliveries as f64),
+        payload_bytes_per_delivery: (deliveries > 0).then(|| f.payload as f64 / deliveries as f64),
+        same_node: Latency::of(&f.same_node),
+        cross_node: Latency::of(&f.cross_node),
+        nodes: node_reports,
+        survival: args.survive_faults.then(|| std::mem::take(&mut f.survival)),
+        refusals,
+        roles: f.roles,
         ok,
     };
-    print_report(&report, viewer_errors, &poster_errors);
+    print_report(&report, f.viewer_errors, &poster_errors);
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -1,5 +1,7 @@
-//! Bench posters: who posts, at what rate, over WebSocket or REST, and what was
-//! acknowledged (the tool expects each acknowledged comment at every eligible viewer).
+//! Bench posters: who posts, at what rate, over WebSocket or REST, to which node, and
+//! what was acknowledged (the tool expects each acknowledged comment at every eligible
+//! viewer) or refused (a 503 during an outage is counted with its latency, never as
+//! acknowledged).
 
 use std::{
     collections::HashMap,
@@ -12,7 +14,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use super::{Live, Via, client::Client, now_us, report::Histogram};
+use super::{Live, Via, client::Client, nodes::Node, now_us, report::Histogram};
 use crate::{auth::Signer, model::Role};
 
 /// Where viewer tokens come from.
@@ -92,13 +94,69 @@ pub(super) struct PostTally {
     /// Members-only comments acknowledged, per room.
     pub(super) members_only_by_room: Vec<u64>,
     pub(super) ack: Histogram,
+    /// Latency of the posts answered 503 (an outage: they must come at once).
+    pub(super) refused: Histogram,
+    /// The 503 answers by their `code` (`store_unavailable`, ...).
+    pub(super) refused_codes: HashMap<String, u64>,
+    /// Posts no node accepted a connection for.
+    pub(super) unreachable: u64,
+    /// When the last refusal came, and the posts acknowledged after it: posting must
+    /// resume by itself once the outage ends.
+    pub(super) last_refused: Option<Instant>,
+    pub(super) acked_after_refusal: u64,
+}
+
+/// How one REST post ended.
+pub(super) enum Posted {
+    /// 201 Created.
+    Acked,
+    /// 503 with its `code`: refused during an outage.
+    Refused(String),
+    /// No node took the connection.
+    Unreachable,
+    /// Any other answer or failure.
+    Failed,
+}
+
+/// Posts `body(node)` to `video` on the nodes from `first` on: a refused connection is
+/// certain not to have been taken, so the next node is tried. Why not any error: a post
+/// lost mid-request may have been stored, and posting it again would be a duplicate.
+pub(super) async fn post_rest(
+    http: &reqwest::Client,
+    nodes: &[Node],
+    first: usize,
+    video: &str,
+    token: &str,
+    body: impl Fn(usize) -> Value,
+) -> Posted {
+    for k in 0..nodes.len() {
+        let node = (first + k) % nodes.len();
+        let url = format!("{}/api/videos/{video}/danmaku", nodes[node].base);
+        match http
+            .post(&url)
+            .bearer_auth(token)
+            .json(&body(node))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().as_u16() == 201 => return Posted::Acked,
+            Ok(r) if r.status().as_u16() == 503 => {
+                let v: Value = r.json().await.unwrap_or_default();
+                return Posted::Refused(v["code"].as_str().unwrap_or("unknown").to_string());
+            }
+            Ok(_) => return Posted::Failed,
+            Err(e) if e.is_connect() => continue,
+            Err(_) => return Posted::Failed,
+        }
+    }
+    Posted::Unreachable
 }
 
 /// Runs one poster for `dur` at `rate` per second.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn poster(
-    base: String,
-    ws_url: String,
+    nodes: Arc<Vec<Node>>,
+    first_node: usize,
     token: String,
     index: usize,
     video: String,
@@ -115,16 +173,17 @@ pub(super) async fn poster(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let end = Instant::now() + dur;
     let members_of = move |seq: u64| members_every.is_some_and(|n| seq.is_multiple_of(n));
-    let body = |seq: u64| {
+    let body = move |seq: u64, node: usize| {
         let members = members_of(seq);
         json!({
-            "text": format!("b {index} {seq} {} {}", now_us(), members as u8),
+            "text": format!("b {index} {seq} {} {} {node}", now_us(), members as u8),
             "time": (seq % 600) as f64,
             "audience": if members { "members" } else { "everyone" },
         })
     };
+    let tallied = tally.clone();
     let record = move |seq: u64, started: Instant| {
-        let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
+        let mut t = tallied.lock().unwrap_or_else(|e| e.into_inner());
         t.acked_by_poster[index] += 1;
         // Members-only comments exist only in the single-room `mixed` scenario.
         if members_of(seq)
@@ -133,29 +192,40 @@ pub(super) async fn poster(
             *c += 1;
         }
         t.ack.record(started.elapsed().as_micros() as u64);
+        if t.last_refused.is_some() {
+            t.acked_after_refusal += 1;
+        }
     };
     match via {
         Via::Rest => {
-            let url = format!("{base}/api/videos/{video}/danmaku");
             let mut inflight = tokio::task::JoinSet::new();
             let mut seq = 0u64;
             while Instant::now() < end {
                 tick.tick().await;
-                let req = http.post(&url).bearer_auth(&token).json(&body(seq));
                 live.sent.fetch_add(1, Relaxed);
                 let started = Instant::now();
-                inflight.spawn(async move { (seq, started, req.send().await) });
+                // Round-robin: post `seq` goes to the next node.
+                let first = first_node + seq as usize;
+                let (http, nodes, video, token) =
+                    (http.clone(), nodes.clone(), video.clone(), token.clone());
+                inflight.spawn(async move {
+                    let body = |node| body(seq, node);
+                    let posted = post_rest(&http, &nodes, first, &video, &token, body).await;
+                    (seq, started, posted)
+                });
                 seq += 1;
                 while let Some(done) = inflight.try_join_next() {
-                    handle_rest(done, &live, &record);
+                    handle_rest(done, &live, &record, &tally);
                 }
             }
             while let Some(done) = inflight.join_next().await {
-                handle_rest(done, &live, &record);
+                handle_rest(done, &live, &record, &tally);
             }
         }
         Via::Ws => {
-            let url = format!("{ws_url}?access_token={token}");
+            // A WebSocket poster stays on its node (the socket is the transport).
+            let node = first_node % nodes.len();
+            let url = format!("{}?access_token={token}", nodes[node].ws);
             let mut ws = Client::connect(&url, false, None)
                 .await
                 .map_err(|e| format!("poster connect: {e}"))?;
@@ -209,7 +279,7 @@ pub(super) async fn poster(
             let mut seq = 0u64;
             while Instant::now() < end {
                 tick.tick().await;
-                let mut op = body(seq);
+                let mut op = body(seq, node);
                 op["op"] = "danmaku".into();
                 op["id"] = seq.into();
                 op["video"] = video.clone().into();
@@ -233,14 +303,28 @@ pub(super) async fn poster(
 
 /// Tallies one finished REST post.
 pub(super) fn handle_rest(
-    done: Result<(u64, Instant, reqwest::Result<reqwest::Response>), tokio::task::JoinError>,
+    done: Result<(u64, Instant, Posted), tokio::task::JoinError>,
     live: &Live,
     record: &impl Fn(u64, Instant),
+    tally: &Mutex<PostTally>,
 ) {
+    let tally = || tally.lock().unwrap_or_else(|e| e.into_inner());
     match done {
-        Ok((seq, started, Ok(resp))) if resp.status().as_u16() == 201 => {
+        Ok((seq, started, Posted::Acked)) => {
             live.acked.fetch_add(1, Relaxed);
             record(seq, started);
+        }
+        Ok((_, started, Posted::Refused(code))) => {
+            live.refused.fetch_add(1, Relaxed);
+            let mut t = tally();
+            t.refused.record(started.elapsed().as_micros() as u64);
+            *t.refused_codes.entry(code).or_default() += 1;
+            t.last_refused = Some(Instant::now());
+            t.acked_after_refusal = 0;
+        }
+        Ok((_, _, Posted::Unreachable)) => {
+            live.refused.fetch_add(1, Relaxed);
+            tally().unreachable += 1;
         }
         _ => {
             live.errors.fetch_add(1, Relaxed);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::Scenario;
+use super::{Scenario, nodes::NodeReport};
 
 /// A log-bucketed latency histogram (1% resolution, fixed memory).
 #[derive(Debug, Clone)]
@@ -44,6 +44,11 @@ impl Histogram {
         self.max_us = self.max_us.max(o.max_us);
     }
 
+    /// Latencies recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
     /// The latency at quantile `q` (0..1), in microseconds.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.count == 0 {
@@ -79,6 +84,80 @@ pub struct RoleReport {
     pub(super) hist: Histogram,
 }
 
+/// A latency summary, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    /// Summarises a histogram.
+    pub fn of(h: &Histogram) -> Latency {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Latency {
+            count: h.count,
+            p50_ms: ms(h.quantile(0.5)),
+            p99_ms: ms(h.quantile(0.99)),
+            max_ms: ms(h.max_us),
+        }
+    }
+}
+
+/// How viewers came through faults (`--survive-faults`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Survival {
+    /// Viewers that reconnected at least once, and the reconnects in all.
+    pub viewers_reconnected: u64,
+    pub reconnects: u64,
+    /// From losing a socket to the new subscribe reply (history refetch included).
+    pub reconnect: Latency,
+    /// Sockets found silent past `--dead-after-s` (the rest were closed or reset).
+    pub dead_sockets: u64,
+    /// Resubscribes answered `recovered: false` (history refetched over REST).
+    pub unrecovered: u64,
+    /// Comments got from the history refetch rather than live.
+    pub refilled: u64,
+    /// Channel seqs skipped without the server saying so.
+    pub gaps: u64,
+    pub duplicates: u64,
+    /// Acknowledged comments an eligible viewer never got, live or from history.
+    pub missing: u64,
+    /// Events whose seq was checked (0 would mean the gap check saw nothing).
+    pub seq_checked: u64,
+    /// Viewers still reconnecting when the run ended.
+    pub down_at_end: u64,
+    /// The viewer with the most gaps + duplicates + missing (then the slowest return).
+    pub worst: Option<WorstViewer>,
+}
+
+/// One viewer's faults, for the worst one.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorstViewer {
+    pub index: usize,
+    pub role: String,
+    pub first_node: usize,
+    pub gaps: u64,
+    pub duplicates: u64,
+    pub missing: u64,
+    pub reconnects: u64,
+    pub reconnect_max_ms: f64,
+}
+
+/// Posts refused during an outage: answered 503 (with their latency) or unreachable.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Refusals {
+    pub refused_503: u64,
+    pub codes: HashMap<String, u64>,
+    pub latency: Latency,
+    /// Posts no node accepted a connection for.
+    pub unreachable: u64,
+    /// Posts acknowledged after the last 503 (None: no 503): posting resumed.
+    pub acked_after_last_refusal: Option<u64>,
+}
+
 /// The result of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -110,6 +189,14 @@ pub struct Report {
     pub wire_bytes_per_delivery: Option<f64>,
     /// The same messages' bytes before compression (JSON text), per delivery.
     pub payload_bytes_per_delivery: Option<f64>,
+    /// Delivery latency of comments posted to the viewer's own node and to another.
+    pub same_node: Latency,
+    pub cross_node: Latency,
+    /// Each node's viewers, CPU and RSS (one entry for a single-node run).
+    pub nodes: Vec<NodeReport>,
+    /// Present with `--survive-faults`.
+    pub survival: Option<Survival>,
+    pub refusals: Refusals,
     pub ok: bool,
 }
 
@@ -138,6 +225,85 @@ pub fn raise_nofile_limit() -> u64 {
         }
     }
     0
+}
+
+/// Prints the multi-node, survival and refusal lines (only what the run has).
+fn print_nodes(r: &Report) {
+    let lat = |l: &Latency| {
+        format!(
+            "{} (p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms)",
+            l.count, l.p50_ms, l.p99_ms, l.max_ms
+        )
+    };
+    if r.nodes.len() > 1 {
+        println!(
+            "same-node deliveries {}; cross-node {}",
+            lat(&r.same_node),
+            lat(&r.cross_node)
+        );
+    }
+    for (i, n) in r.nodes.iter().enumerate() {
+        if r.nodes.len() == 1 && n.pid.is_none() {
+            break;
+        }
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        println!(
+            "node {i} {}: {} viewers, CPU {}%, RSS {} -> {} KiB{}",
+            n.url,
+            n.viewers,
+            opt(n.cpu_percent.map(|c| format!("{c:.0}"))),
+            opt(n.rss_before_kb.map(|v| v.to_string())),
+            opt(n.rss_after_kb.map(|v| v.to_string())),
+            if n.alive_at_end == Some(false) {
+                " (dead at end)"
+            } else {
+                ""
+            }
+        );
+    }
+    let f = &r.refusals;
+    if f.refused_503 > 0 || f.unreachable > 0 {
+        println!(
+            "refused: 503 {} {:?} latency {}; unreachable {}; acked after the last 503: {}",
+            f.refused_503,
+            f.codes,
+            lat(&f.latency),
+            f.unreachable,
+            f.acked_after_last_refusal
+                .map_or_else(|| "-".into(), |n| n.to_string())
+        );
+    }
+    if let Some(s) = &r.survival {
+        println!(
+            "survive: reconnects {} by {} viewers, time to reconnect p50 {:.1} ms p99 {:.1} ms max {:.1} ms; dead sockets {}; unrecovered {} (refilled {}); gaps {} dups {} missing {} (seq checked {}); down at end {}",
+            s.reconnects,
+            s.viewers_reconnected,
+            s.reconnect.p50_ms,
+            s.reconnect.p99_ms,
+            s.reconnect.max_ms,
+            s.dead_sockets,
+            s.unrecovered,
+            s.refilled,
+            s.gaps,
+            s.duplicates,
+            s.missing,
+            s.seq_checked,
+            s.down_at_end
+        );
+        if let Some(w) = &s.worst {
+            println!(
+                "worst viewer: #{} ({}, first on node {}): gaps {} dups {} missing {} reconnects {} (max {:.1} ms)",
+                w.index,
+                w.role,
+                w.first_node,
+                w.gaps,
+                w.duplicates,
+                w.missing,
+                w.reconnects,
+                w.reconnect_max_ms
+            );
+        }
+    }
 }
 
 /// Prints the summary table.
@@ -216,6 +382,7 @@ pub(super) fn print_report(r: &Report, viewer_errors: usize, poster_errors: &[St
                 .map_or_else(|| "unknown (no /metrics)".into(), |n| n.to_string())
         );
     }
+    print_nodes(r);
     if viewer_errors > 0 {
         println!("viewer failures: {viewer_errors}");
     }
