@@ -2,6 +2,7 @@
 //! The cluster suite's harness lives in [`cluster`], [`redis`] and [`process`].
 
 pub mod cluster;
+pub mod postgres;
 pub mod process;
 pub mod redis;
 

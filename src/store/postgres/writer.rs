@@ -5,6 +5,14 @@
 //! once, and only then answers. One writer also keeps comment ids increasing in commit
 //! order.
 
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
 use sqlx::{PgConnection, postgres::PgPool};
 use tokio::sync::{mpsc, oneshot};
 
@@ -50,8 +58,17 @@ pub(super) enum Done {
 /// A queued write with the channel its committed result goes back on.
 pub(super) type Job = (Write, oneshot::Sender<Result<Done, StoreError>>);
 
+/// How often, while PostgreSQL is unreachable, a background probe tries to connect.
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+
 /// The writer task: batches queued writes into one transaction each.
+///
+/// Fail fast while PostgreSQL is gone: once a batch fails because the server cannot be
+/// reached, every later batch is answered `Unavailable` at once (instead of each waiting
+/// out the pool's acquire timeout, one behind the other) until a probe connects again.
+/// Nothing is acknowledged that was not committed either way.
 pub(super) async fn writer_loop(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
+    let down = Arc::new(AtomicBool::new(false));
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -61,6 +78,14 @@ pub(super) async fn writer_loop(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let (writes, replies): (Vec<Write>, Vec<_>) = jobs.into_iter().unzip();
+        if down.load(Ordering::Acquire) {
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Unavailable(
+                    "postgres: unreachable (reconnecting)".into(),
+                )));
+            }
+            continue;
+        }
         match run_batch(&pool, &writes).await {
             Ok(results) => {
                 for (reply, r) in replies.into_iter().zip(results) {
@@ -72,7 +97,41 @@ pub(super) async fn writer_loop(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
                 for reply in replies {
                     let _ = reply.send(Err(StoreError::Unavailable(format!("commit failed: {e}"))));
                 }
+                if unreachable(&e) && !down.swap(true, Ordering::AcqRel) {
+                    tokio::spawn(probe(pool.clone(), down.clone()));
+                }
             }
+        }
+    }
+}
+
+/// Whether `e` says the server cannot be reached (as opposed to a failing statement).
+fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08 (connection exception), 57P01..57P03 (shutting down, cannot connect now).
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// Connects every [`PROBE_EVERY`] until PostgreSQL answers, then lets writes through again.
+async fn probe(pool: PgPool, down: Arc<AtomicBool>) {
+    tracing::warn!("store: PostgreSQL unreachable; writes fail fast until it answers");
+    loop {
+        tokio::time::sleep(PROBE_EVERY).await;
+        if let Ok(mut c) = pool.acquire().await
+            && sqlx::query("SELECT 1").execute(&mut *c).await.is_ok()
+        {
+            down.store(false, Ordering::Release);
+            tracing::info!("store: PostgreSQL reachable again; writes resume");
+            return;
         }
     }
 }
