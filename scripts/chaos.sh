@@ -134,7 +134,7 @@ run_pg() {
   [ "$(id -u)" = 0 ] || as=()
   "${as[@]}" "$PGBIN/initdb" -D "$TMP/pg" -U postgres --auth=trust >"$OUT/pg-initdb.log" 2>&1 \
     || { echo "chaos: initdb failed (see $OUT/pg-initdb.log)" >&2; exit 1; }
-  local ctl=("${as[@]}" "$PGBIN/pg_ctl" -D "$TMP/pg" -o "-p $pport -k $TMP/pg -c listen_addresses=127.0.0.1" -l "$OUT/pg.log")
+  local ctl=("${as[@]}" "$PGBIN/pg_ctl" -D "$TMP/pg" -o "-p $pport -k $TMP/pg -c listen_addresses=127.0.0.1" -l "$TMP/pg/server.log")
   "${ctl[@]}" -w start >/dev/null
   start_nodes 2 redis://127.0.0.1:6379 "postgres://postgres@127.0.0.1:$pport/postgres" "$ns"
   bench "$ns" "$VIEWERS"; wait_load "$ns"
