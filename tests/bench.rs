@@ -21,7 +21,10 @@ use poem::{
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::common::TestApp;
+use crate::common::{
+    TestApp,
+    cluster::{Services, cleanup, requested, unique},
+};
 
 /// A small fanout run against `url`.
 fn fanout(url: &str, viewers: usize) -> BenchArgs {
@@ -225,4 +228,80 @@ async fn bench_reports_a_repeated_event_as_a_duplicate() {
     assert_eq!(missed, 0);
     assert_eq!(received, expected + VIEWERS as u64);
     assert!(!report.ok, "a duplicate must fail the run");
+}
+
+/// One cluster node on the suite's Redis and PostgreSQL, without sampling (every viewer
+/// is owed every comment).
+async fn bench_node(svc: &Services, ns: &str, id: &str) -> TestApp {
+    let (redis, pg, ns, id) = (
+        svc.redis.clone(),
+        svc.pg.clone(),
+        ns.to_string(),
+        id.to_string(),
+    );
+    TestApp::builder()
+        .config(move |c| {
+            c.bus.engine = redis.parse().expect("a redis:// URL");
+            c.store.engine = pg.parse().expect("a postgres:// URL");
+            c.bus.key_prefix = ns.clone();
+            c.store.pg_schema = ns;
+            c.bus.node_id = id;
+            c.danmaku.free_feed_rate = 0;
+        })
+        .start()
+        .await
+}
+
+/// Viewers spread over two nodes survive one node's death mid-run: those on it
+/// reconnect to the other, resume with `since`, and no viewer has a gap, a duplicate
+/// or a missing comment; deliveries cross nodes both ways before the death.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn surviving_viewers_come_back_after_a_node_dies_with_nothing_lost() {
+    let Some(svc) = requested("bench_survive").await else {
+        return;
+    };
+    let ns = unique("bench_survive");
+    let mut nodes = vec![
+        bench_node(&svc, &ns, "n0").await,
+        bench_node(&svc, &ns, "n1").await,
+    ];
+    let mut args = fanout(&format!("{},{}", nodes[0].base, nodes[1].base), 12);
+    args.survive_faults = true;
+    // A dropped in-process node may leave its sockets open and silent: dead, not closed.
+    args.dead_after_s = 2;
+    args.duration = 6;
+    let run = tokio::spawn(bench::run(args, Some(nodes[0].key_signer())));
+    // Kill node 1 once both nodes have taken posts (the bench is mid-run).
+    let survivor = &nodes[0];
+    let history = survivor.url("/api/videos/benchtest-0/danmaku?limit=10000");
+    survivor
+        .wait_for("40 comments stored", || async {
+            let v: Value = match survivor.http.get(&history).send().await {
+                Ok(r) => r.json().await.unwrap_or_default(),
+                Err(_) => Value::Null,
+            };
+            v["count"].as_u64().unwrap_or(0) >= 40
+        })
+        .await;
+    drop(nodes.pop());
+    let report = run.await.expect("bench task").expect("bench runs");
+    cleanup(&svc, &ns).await;
+    let s = report.survival.clone().expect("survival report");
+    assert!(
+        s.reconnects >= 6,
+        "the 6 viewers of node 1 came back: {s:?}"
+    );
+    assert!(s.seq_checked > 0, "the gap check saw events: {s:?}");
+    assert_eq!(
+        (s.gaps, s.duplicates, s.missing, s.down_at_end),
+        (0, 0, 0, 0),
+        "{s:?}"
+    );
+    assert!(
+        report.cross_node.count > 0 && report.same_node.count > 0,
+        "{report:?}"
+    );
+    assert_eq!(report.nodes.len(), 2);
+    assert!(report.acked > 40, "{report:?}");
+    assert!(report.ok, "{report:?}");
 }

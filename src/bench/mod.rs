@@ -32,8 +32,9 @@ use std::{
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-pub use self::report::{
-    Histogram, Latency, Refusals, Report, RoleReport, Survival, raise_nofile_limit, rss_kb,
+pub use self::{
+    nodes::rss_kb,
+    report::{Histogram, Latency, Refusals, Report, RoleReport, Survival, raise_nofile_limit},
 };
 use self::{
     nodes::{Probe, parse_nodes},

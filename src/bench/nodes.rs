@@ -9,7 +9,7 @@ use std::{
 
 use serde::Serialize;
 
-use super::{Stop, report::rss_kb};
+use super::Stop;
 
 /// One server node of the run.
 #[derive(Debug, Clone)]
@@ -42,6 +42,16 @@ pub fn parse_nodes(urls: &[String]) -> Result<Vec<Node>, String> {
         return Err("--url names no node".into());
     }
     Ok(nodes)
+}
+
+/// Reads `VmRSS` of a process in KiB.
+pub fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// utime+stime of a process in clock ticks (fields 14 and 15 of /proc/PID/stat). Why:
