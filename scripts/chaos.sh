@@ -69,7 +69,7 @@ start_nodes() {
 # bench NAME VIEWERS: the bench in the background (BENCH_PID), JSON to $OUT/NAME.json.
 bench() {
   "$BIN" bench fanout -v "$2" -p 4 -r "$RATE" -d "$DUR" --via rest --survive-faults \
-    --dead-after-s 3 --drain-s 20 --url "$URLS" --server-pid "$SPIDS" --video "$1" \
+    --dead-after-s 30 --drain-s 20 --url "$URLS" --server-pid "$SPIDS" --video "$1" \
     --json "$OUT/$1.json" >"$OUT/$1.txt" 2>"$OUT/$1.err" &
   BENCH_PID=$!
 }

@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # Cluster figures for BENCHMARKS.md: the same `danmaku bench` load against one node and
 # against three nodes of a cluster (Redis bus, PostgreSQL store), interleaved in one
-# sitting, plus the Redis traffic per delivered event; and a fault run in which one of
-# three nodes is SIGKILLed mid-load while the bench's viewers survive faults.
+# sitting, plus the Redis traffic per delivered event. (Faults: scripts/chaos.sh.)
 #
 #   scripts/cluster-bench.sh [--runs N] [--viewers V] [--rate R] [--rooms K]
-#                            [--duration S] [--kill]
+#                            [--duration S]
 #
 # --viewers is the total over the nodes (3 nodes x 1k viewers: --viewers 3000);
 # --rooms K > 1 runs `rooms` (K videos) instead of `fanout` (one video).
-# --kill: one run on 3 nodes, node 3 is SIGKILLed at half time; prints the survive line.
 # Needs Redis on 127.0.0.1:6379 and PostgreSQL postgres://postgres@127.0.0.1:5432/test
 # (the machine's services); keys and schemas are unique per run and removed after.
 # Env: DANMAKU_BIN (default target/release/danmaku). Output: the bench's own report per
@@ -19,7 +17,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${DANMAKU_BIN:-$ROOT/target/release/danmaku}
 REDIS=redis://127.0.0.1:6379
 PG=postgres://postgres@127.0.0.1:5432/test
-RUNS=3 VIEWERS=3000 RATE=100 ROOMS=1 DURATION=10 KILL=0 OUT=$ROOT/target/cluster-bench
+RUNS=3 VIEWERS=3000 RATE=100 ROOMS=1 DURATION=10 OUT=$ROOT/target/cluster-bench
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
@@ -27,9 +25,8 @@ while [ $# -gt 0 ]; do
     --rate) RATE=$2; shift 2 ;;
     --rooms) ROOMS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
-    --kill) KILL=1; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cluster-bench: unknown argument $1" >&2; exit 1 ;;
   esac
 done
@@ -91,9 +88,6 @@ run() {
   local c0 i0 o0
   c0=$(redis_stat total_commands_processed) i0=$(redis_stat total_net_input_bytes) o0=$(redis_stat total_net_output_bytes)
   local rep="$OUT/$label.txt" rc=0
-  if [ "$KILL" = 1 ]; then
-    ( sleep $(( DURATION / 2 )); kill -9 "${PIDS[$((n - 1))]}" ) &
-  fi
   "$BIN" bench "${SCEN[@]}" -d "$DURATION" --via rest --url "$URLS" --server-pid "$PIDLIST" "$@" \
     >"$rep" 2>&1 || rc=$?
   local c1 i1 o1 deliveries
@@ -111,10 +105,6 @@ run() {
   grep -E '^(admin|free|guest|member) ' "$rep" | sed 's/^/    /'
 }
 
-if [ "$KILL" = 1 ]; then
-  run 3 kill-3nodes --survive-faults --dead-after-s 3
-  exit 0
-fi
 for r in $(seq 1 "$RUNS"); do
   run 1 "one-node-$r"
   run 3 "three-nodes-$r"
