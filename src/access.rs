@@ -151,13 +151,19 @@ impl Directory {
         self.videos.pin().insert(id.to_string(), tier);
     }
 
-    /// Replaces the mirror with what the store holds (at startup).
+    /// Replaces the mirror with what the store holds (at startup, and every second on a
+    /// cluster node).
+    ///
+    /// Upserts first, then drops the names gone from the store: a reader never sees the
+    /// map empty mid-refresh (clearing first let a push on another thread find a
+    /// declared channel missing and answer 404 `unknown_channel`).
     pub fn load<I: IntoIterator<Item = (String, Tier)>>(&self, decls: I) {
+        let fresh: std::collections::HashMap<String, Tier> = decls.into_iter().collect();
         let map = self.declared.pin();
-        map.clear();
-        for (name, tier) in decls {
-            map.insert(name, tier);
+        for (name, tier) in &fresh {
+            map.insert(name.clone(), *tier);
         }
+        map.retain(|name, _| fresh.contains_key(name));
     }
 
     /// Records a declaration already stored.
