@@ -90,21 +90,7 @@ async fn cross_node_delivery_resumes_within_5s_of_redis_restarting() {
     assert_eq!(ev["channel"], "video:z");
 
     // Nothing acknowledged is missing from PostgreSQL (read through the other node).
-    let (status, page) = status_json(
-        b.http
-            .get(b.url("/api/videos/z/danmaku"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let ids: Vec<i64> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|d| d["id"].as_i64())
-        .collect();
+    let ids = stored_ids(&b, "/api/videos/z/danmaku").await;
     assert_eq!(ids, acked, "every acknowledged comment is stored, in order");
     cleanup(&svc, &ns).await;
 }
@@ -178,20 +164,18 @@ async fn posts_answer_503_while_postgres_is_stopped_and_resume_by_themselves() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     acked.push(stored["id"].as_i64().unwrap());
-    let (status, page) = status_json(
-        app.http
-            .get(app.url("/api/videos/9/danmaku"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let ids = stored_ids(&app, "/api/videos/9/danmaku").await;
+    assert_eq!(ids, acked, "exactly the acknowledged comments are stored");
+}
+
+/// The ids of the comments `app` lists at `path` (a video's history), in order.
+async fn stored_ids(app: &TestApp, path: &str) -> Vec<i64> {
+    let (status, page) = status_json(app.http.get(app.url(path)).send().await.unwrap()).await;
     assert_eq!(status, 200, "{page}");
-    let ids: Vec<i64> = page["items"]
+    page["items"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|d| d["id"].as_i64())
-        .collect();
-    assert_eq!(ids, acked, "exactly the acknowledged comments are stored");
+        .collect()
 }
