@@ -54,6 +54,10 @@ pub struct Metrics {
     pub sampled_out: AtomicU64,
     /// Comments accepted and stored.
     pub danmaku_posted: AtomicU64,
+    /// Stored changes the bus could not carry, recorded for catch-up.
+    pub publish_deferred: AtomicU64,
+    /// Recorded changes published once the bus was back.
+    pub caught_up: AtomicU64,
     /// Scheduled push runs, including runs whose target no longer resolves.
     pub schedule_runs: AtomicU64,
     /// Token rejections, by [`AuthError`] (index in `AUTH_CODES`).
@@ -105,11 +109,21 @@ impl Metrics {
                 self.connections[role.index()].load(Relaxed)
             );
         }
-        let counters: [(&str, &str, &AtomicU64); 14] = [
+        let counters: [(&str, &str, &AtomicU64); 16] = [
             (
                 "danmaku_comments_posted_total",
                 "Comments accepted and durably stored.",
                 &self.danmaku_posted,
+            ),
+            (
+                "danmaku_publish_deferred_total",
+                "Stored comments and deletions the bus could not carry (delivered on their node only, recorded for catch-up).",
+                &self.publish_deferred,
+            ),
+            (
+                "danmaku_caught_up_total",
+                "Recorded comments and deletions published once the bus was back.",
+                &self.caught_up,
             ),
             (
                 "danmaku_free_feed_sampled_out_total",

@@ -25,6 +25,7 @@ use crate::{
         redis::{RedisBus, RedisSettings},
     },
     config::{BusEngine, Config, StoreEngine},
+    danmaku::catchup,
     hub::{
         self, Hub,
         clock::Deadlines,
@@ -200,6 +201,44 @@ async fn sync_mirrors(state: Arc<State>) {
         }
         if let Err(e) = sync_once(&state).await {
             tracing::warn!(error = %e, "cannot refresh mirrors from the store");
+        }
+    }
+}
+
+/// Publishes the changes recorded while the bus was away, once it is back
+/// ([`crate::danmaku::catchup`]). The in-process bus is never away: nothing to do.
+async fn catch_up(state: Arc<State>) {
+    if matches!(state.cfg.bus.engine, BusEngine::Local) {
+        return;
+    }
+    let mut shutdown = state.shutdown.clone();
+    let mut pacer = catchup::Pacer::default();
+    let mut tick = tokio::time::interval(catchup::TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.started() => break,
+        }
+        let due = pacer.due(
+            std::time::Instant::now(),
+            state.bus.is_ready(),
+            state.danmaku.catch_up_due(),
+        );
+        if !due {
+            continue;
+        }
+        match state
+            .danmaku
+            .catch_up(state.bus.as_ref(), &state.directory)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                published = n,
+                "caught up: changes recorded during the bus outage published"
+            ),
+            Err(e) => tracing::warn!(error = %e, "catch-up stopped; retrying"),
         }
     }
 }
@@ -403,6 +442,7 @@ impl Server {
                 state.shutdown.clone(),
             )),
             tokio::spawn(sync_mirrors(state.clone())),
+            tokio::spawn(catch_up(state.clone())),
             tokio::spawn(state.hub.clone().run_clock(state.shutdown.clone())),
         ];
         let hub = state.hub.clone();

@@ -4,7 +4,6 @@
 
 use std::{
     collections::BTreeSet,
-    process::Stdio,
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -12,106 +11,18 @@ use std::{
     time::Duration,
 };
 
+use crate::common::{API_KEY, SECRET, WAIT, WsClient, process::Proc};
 use danmaku::{
     auth::{Keys, Signer},
     config::Config,
     model::Role,
 };
 use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-    sync::oneshot,
-};
-
-use crate::common::{API_KEY, SECRET, WAIT, WsClient};
 
 /// Posting tasks per test.
 const POSTERS: usize = 8;
 /// Acknowledged comments to reach before the signal.
 const BEFORE_SIGNAL: usize = 200;
-
-/// A running `danmaku serve` process.
-struct Proc {
-    child: Child,
-    base: String,
-    ws_base: String,
-}
-
-/// Removes ANSI colour sequences from a log line.
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-impl Proc {
-    /// Starts the binary on `127.0.0.1:0` with `dir` as its data dir and waits for the
-    /// `listening addr=...` log line. Its stderr keeps being drained so logging never
-    /// blocks it.
-    async fn start(dir: &std::path::Path) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_danmaku"))
-            .arg("serve")
-            .env("DANMAKU_BIND", "127.0.0.1:0")
-            .env("DANMAKU_DATA_DIR", dir)
-            .env("DANMAKU_JWT_SECRET", SECRET)
-            .env("DANMAKU_API_KEYS", API_KEY)
-            .env("DANMAKU_SHUTDOWN_GRACE_S", "5")
-            .env("DANMAKU_LOG", "info")
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn danmaku");
-        let stderr = child.stderr.take().expect("stderr");
-        let (addr_tx, addr_rx) = oneshot::channel::<String>();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            let mut addr_tx = Some(addr_tx);
-            while let Ok(Some(line)) = lines.next_line().await {
-                let line = strip_ansi(&line);
-                if line.contains("listening")
-                    && let Some(rest) = line.split("addr=").nth(1)
-                    && let Some(tx) = addr_tx.take()
-                {
-                    let addr = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        let addr = tokio::time::timeout(WAIT, addr_rx)
-            .await
-            .expect("the server never logged its address")
-            .expect("the server exited before listening");
-        Proc {
-            child,
-            base: format!("http://{addr}"),
-            ws_base: format!("ws://{addr}/ws"),
-        }
-    }
-
-    /// Sends a signal to the process.
-    fn signal(&self, sig: libc::c_int) {
-        let pid = self.child.id().expect("running") as libc::pid_t;
-        // SAFETY: plain kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(pid, sig) };
-        assert_eq!(rc, 0, "kill failed");
-    }
-}
 
 /// A signer with the test secret, for admin tokens (admins have no posting cooldown).
 fn signer(dir: &std::path::Path) -> Signer {
@@ -212,7 +123,7 @@ async fn assert_all_stored(base: &str, acked: &BTreeSet<(usize, String)>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_no_acknowledged_comment() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut proc = Proc::start(dir.path()).await;
+    let mut proc = Proc::start(dir.path(), &[]).await;
     let signer = signer(dir.path());
     let (acked, count, tasks) = start_posters(&proc.base, &signer);
     wait_count(&count, BEFORE_SIGNAL).await;
@@ -228,14 +139,14 @@ async fn sigkill_mid_stream_loses_no_acknowledged_comment() {
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= BEFORE_SIGNAL);
 
-    let restarted = Proc::start(dir.path()).await;
+    let restarted = Proc::start(dir.path(), &[]).await;
     assert_all_stored(&restarted.base, &acked).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_sockets_with_1001_keeps_acked_comments_and_exits_in_grace() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut proc = Proc::start(dir.path()).await;
+    let mut proc = Proc::start(dir.path(), &[]).await;
     let signer = signer(dir.path());
     let mut clients = Vec::new();
     for i in 0..20 {
@@ -274,6 +185,6 @@ async fn sigterm_closes_sockets_with_1001_keeps_acked_comments_and_exits_in_grac
         t.await.expect("poster");
     }
     let acked = acked.lock().unwrap().clone();
-    let restarted = Proc::start(dir.path()).await;
+    let restarted = Proc::start(dir.path(), &[]).await;
     assert_all_stored(&restarted.base, &acked).await;
 }

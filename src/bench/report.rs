@@ -120,6 +120,9 @@ pub struct Survival {
     pub unrecovered: u64,
     /// Comments got from the history refetch rather than live.
     pub refilled: u64,
+    /// Comments delivered on their node without a seq while the bus was away, then again
+    /// numbered (the protocol's allowed repeat; not counted as duplicates).
+    pub renumbered: u64,
     /// Channel seqs skipped without the server saying so.
     pub gaps: u64,
     pub duplicates: u64,
@@ -265,7 +268,7 @@ fn print_nodes(r: &Report) {
     }
     if let Some(s) = &r.survival {
         println!(
-            "survive: reconnects {} by {} viewers, time to reconnect p50 {:.1} ms p99 {:.1} ms max {:.1} ms; dead sockets {}; unrecovered {} (refilled {}); gaps {} dups {} missing {} (seq checked {}); down at end {}",
+            "survive: reconnects {} by {} viewers, time to reconnect p50 {:.1} ms p99 {:.1} ms max {:.1} ms; dead sockets {}; unrecovered {} (refilled {}); renumbered {}; gaps {} dups {} missing {} (seq checked {}); down at end {}",
             s.reconnects,
             s.viewers_reconnected,
             s.reconnect.p50_ms,
@@ -274,6 +277,7 @@ fn print_nodes(r: &Report) {
             s.dead_sockets,
             s.unrecovered,
             s.refilled,
+            s.renumbered,
             s.gaps,
             s.duplicates,
             s.missing,

@@ -77,6 +77,7 @@ pub(super) async fn fold(
         s.dead_sockets += v.dead_sockets;
         s.unrecovered += v.unrecovered;
         s.refilled += v.refilled;
+        s.renumbered += v.renumbered;
         s.gaps += v.gaps;
         s.duplicates += v.duplicates;
         s.missing += missed;

@@ -101,6 +101,10 @@ pub struct ViewerResult {
     pub unrecovered: u64,
     /// Comments first got from the history refetch, not live.
     pub refilled: u64,
+    /// Comments that came first without a `seq` (delivered on their node while the bus
+    /// was away) and again numbered once it was back: the protocol's one allowed repeat,
+    /// not a duplicate.
+    pub renumbered: u64,
     /// Still reconnecting when the run ended.
     pub down_at_end: bool,
 }
@@ -177,6 +181,23 @@ fn scan_seqs<'a>(
     })
 }
 
+/// The events of one channel in a frame, each with whether it carries a `seq`. An event
+/// runs from its `"channel":"<name>",` to the next one (the hub's wire order puts `type`
+/// and `channel` first, then `seq` unless the event was delivered without a bus).
+fn scan_events<'a>(
+    frame: &'a [u8],
+    key: &'a memmem::Finder<'static>,
+) -> impl Iterator<Item = (bool, &'a [u8])> + 'a {
+    let mut next = key.find(frame);
+    std::iter::from_fn(move || {
+        let start = next?;
+        let body = start + key.needle().len();
+        next = key.find(&frame[body..]).map(|at| body + at);
+        let event = &frame[body..next.unwrap_or(frame.len())];
+        Some((event.starts_with(b"\"seq\":"), event))
+    })
+}
+
 /// How one viewer connects.
 pub struct ViewerSpec {
     pub index: usize,
@@ -213,6 +234,8 @@ struct Watch {
     seen: Seen,
     /// Comments got from a history refetch.
     refilled: Seen,
+    /// Comments that came without a `seq` (see [`ViewerResult::renumbered`]).
+    unsequenced: Seen,
     /// The node the socket is on now (deliveries are same- or cross-node against it).
     node: usize,
     /// The channel's epoch and the last seq seen in it.
@@ -221,6 +244,8 @@ struct Watch {
     /// The seq of the last join, where a viewer that saw no event yet resumes from.
     joined_seq: u64,
     seq_key: memmem::Finder<'static>,
+    /// `"channel":"<name>",`: where each event of the channel starts.
+    event_key: memmem::Finder<'static>,
     sees_all: bool,
 }
 
@@ -230,32 +255,41 @@ impl Watch {
         let mut n = 0;
         let now = now_us();
         let role = self.res.role;
-        for t in scan_texts(frame) {
-            n += 1;
-            let r = &mut self.res;
-            r.received += 1;
-            if t.members && !role.is_member_or_admin() {
-                r.leaks += 1;
-            }
-            if !self.seen.mark(t.poster, t.seq) {
-                r.duplicates += 1;
-                continue;
-            }
-            let lat = now.saturating_sub(t.sent_us);
-            r.hist.record(lat);
-            match t.node {
-                Some(p) if p == self.node => r.same_node.record(lat),
-                Some(_) => r.cross_node.record(lat),
-                None => {}
-            }
-            if self.refilled.contains(t.poster, t.seq) {
-                continue;
-            }
-            if let Some(c) = r.unique_by_poster.get_mut(t.poster) {
-                *c += 1;
-            }
-            if t.members {
-                r.unique_members_only += 1;
+        for (numbered, event) in scan_events(frame, &self.event_key) {
+            for t in scan_texts(event) {
+                n += 1;
+                let r = &mut self.res;
+                r.received += 1;
+                if t.members && !role.is_member_or_admin() {
+                    r.leaks += 1;
+                }
+                if !numbered {
+                    self.unsequenced.mark(t.poster, t.seq);
+                }
+                if !self.seen.mark(t.poster, t.seq) {
+                    if numbered && self.unsequenced.contains(t.poster, t.seq) {
+                        r.renumbered += 1;
+                    } else {
+                        r.duplicates += 1;
+                    }
+                    continue;
+                }
+                let lat = now.saturating_sub(t.sent_us);
+                r.hist.record(lat);
+                match t.node {
+                    Some(p) if p == self.node => r.same_node.record(lat),
+                    Some(_) => r.cross_node.record(lat),
+                    None => {}
+                }
+                if self.refilled.contains(t.poster, t.seq) {
+                    continue;
+                }
+                if let Some(c) = r.unique_by_poster.get_mut(t.poster) {
+                    *c += 1;
+                }
+                if t.members {
+                    r.unique_members_only += 1;
+                }
             }
         }
         for seq in scan_seqs(frame, &self.seq_key) {
@@ -366,10 +400,12 @@ pub async fn viewer(
             dead_sockets: 0,
             unrecovered: 0,
             refilled: 0,
+            renumbered: 0,
             down_at_end: false,
         },
         seen: Seen::new(spec.posters),
         refilled: Seen::new(spec.posters),
+        unsequenced: Seen::new(spec.posters),
         node: spec.node,
         epoch: joined.epoch.clone(),
         last_seq: None,
@@ -378,6 +414,8 @@ pub async fn viewer(
             format!("\"channel\":\"{}\",\"seq\":", spec.channel).as_bytes(),
         )
         .into_owned(),
+        event_key: memmem::Finder::new(format!("\"channel\":\"{}\",", spec.channel).as_bytes())
+            .into_owned(),
         sees_all: spec.sees_all,
     };
     for f in &joined.frames {

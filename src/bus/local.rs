@@ -7,7 +7,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::{Bus, BusError, Join, Joined, Published};
+use super::{Bus, BusError, Join, Joined, LocalOnly, Published};
 use crate::{
     hub::{
         Hub,
@@ -135,6 +135,11 @@ impl LocalBus {
 #[async_trait]
 impl Bus for LocalBus {
     async fn publish(&self, msg: Publish) -> Result<Published, BusError> {
+        Ok(self.publish_now(msg))
+    }
+
+    /// The in-process bus is never away.
+    async fn publish_stored(&self, msg: Publish) -> Result<Published, LocalOnly> {
         Ok(self.publish_now(msg))
     }
 

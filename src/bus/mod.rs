@@ -35,6 +35,15 @@ pub enum BusError {
     Unavailable(String),
 }
 
+/// A stored event the bus could not carry: it reached this node's own sockets only,
+/// without a `seq`, and must be published again once the bus is back.
+#[derive(Debug)]
+pub struct LocalOnly {
+    pub error: BusError,
+    /// Sockets of this node the event went to.
+    pub delivered_here: usize,
+}
+
 /// A client's recovery position: the last `seq` it saw in a channel's `epoch`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Since {
@@ -89,6 +98,13 @@ impl Join<'_> {
 pub trait Bus: Send + Sync + 'static {
     /// Publishes one event; returns once it is queued to this node's sockets.
     async fn publish(&self, msg: Publish) -> Result<Published, BusError>;
+
+    /// Publishes the event of a stored change (a comment, a deletion). While the bus
+    /// is away it still reaches this node's sockets at once, without a `seq`
+    /// ([`Encoded::unsequenced`](crate::hub::event::Encoded::unsequenced)), and the error
+    /// says so: the caller records the change for catch-up, so viewers on other nodes get
+    /// it once the bus returns.
+    async fn publish_stored(&self, msg: Publish) -> Result<Published, LocalOnly>;
 
     /// Joins a socket to a channel: queues the reply, replays what it missed since
     /// `since` (only events its role and user may see), then makes it live, with no gap

@@ -4,6 +4,7 @@
 //! validate → store durably → acknowledge → publish, and the same for deletions. REST,
 //! WebSocket and the DPlayer endpoint all go through it, so one rule set applies.
 
+pub mod catchup;
 pub mod feed;
 pub mod formats;
 pub mod rules;
@@ -19,13 +20,13 @@ use self::{
 };
 use crate::{
     access::Directory,
-    bus::Bus,
+    bus::{Bus, BusError, LocalOnly},
     hub::event::{Publish, Target},
     metrics::Metrics,
     model::{Audience, Identity, Policy, Refusal, Role, Tier, role_bit, time::now_millis},
     store::{
         Store,
-        danmaku::{HistoryQuery, NewDanmaku, StoredDanmaku},
+        danmaku::{Deferred, HistoryQuery, NewDanmaku, StoredDanmaku},
     },
 };
 
@@ -88,7 +89,43 @@ impl View {
 pub struct Accepted {
     pub stored: StoredDanmaku,
     pub view: View,
+    pub event: Announcement,
+}
+
+/// The live event of a stored change, with the change it announces: what
+/// [`Service::publish`] records for catch-up when the bus cannot carry it.
+#[derive(Debug)]
+pub struct Announcement {
     pub event: Publish,
+    pub change: Deferred,
+    /// The comment changed.
+    pub id: i64,
+}
+
+/// The event announcing a stored comment to everyone in its audience who may read a
+/// video of `tier`, except its author (who has the acknowledgement).
+fn comment_event(stored: &StoredDanmaku, tier: Tier) -> Publish {
+    let mut target = Target::audience(stored.d.audience);
+    target.mask &= tier.mask();
+    target.except = Some(Arc::from(stored.d.sub.as_str()));
+    Publish {
+        channel: room(&stored.d.video),
+        event: "danmaku".into(),
+        data: serde_json::to_value(View::of(stored)).unwrap_or_default(),
+        target,
+    }
+}
+
+/// The event telling everyone who could see a comment that it is deleted.
+fn deletion_event(stored: &StoredDanmaku, tier: Tier) -> Publish {
+    let mut target = Target::audience(stored.d.audience);
+    target.mask &= tier.mask();
+    Publish {
+        channel: room(&stored.d.video),
+        event: "danmaku_deleted".into(),
+        data: serde_json::json!({"id": stored.id, "video": stored.d.video}),
+        target,
+    }
 }
 
 /// Acknowledges a post with its stored view, the moment it is durable.
@@ -107,6 +144,8 @@ pub struct Service {
     feed: FreeFeed,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
+    /// Set when this node recorded a change for catch-up, so it catches up at once.
+    catch_up_due: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Service {
@@ -150,6 +189,7 @@ impl Service {
             feed: FreeFeed::new(free_feed_rate),
             store,
             metrics,
+            catch_up_due: std::sync::atomic::AtomicBool::new(true),
         };
         let mutes = svc
             .store
@@ -253,36 +293,110 @@ impl Service {
             .danmaku_posted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let view = View::of(&stored);
-        let mut target = Target::audience(stored.d.audience);
-        target.mask &= tier.mask();
-        target.except = Some(who.sub.clone());
+        let mut event = comment_event(&stored, tier);
         let free_groups = role_bit(Role::Guest) | role_bit(Role::Free);
-        if target.mask & free_groups != 0 && !self.feed.admit(video, now) {
-            target.mask &= !free_groups;
+        if event.target.mask & free_groups != 0 && !self.feed.admit(video, now) {
+            event.target.mask &= !free_groups;
             self.metrics
                 .sampled_out
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        let data = serde_json::to_value(&view).unwrap_or_default();
         tracing::debug!(id = stored.id, video, sub = %who.sub, "danmaku stored");
         Ok(Accepted {
+            event: Announcement {
+                event,
+                change: Deferred::Posted,
+                id: stored.id,
+            },
             stored,
             view,
-            event: Publish {
-                channel: room(video),
-                event: "danmaku".into(),
-                data,
-                target,
-            },
         })
     }
 
-    /// Publishes an accepted post's event (after the caller acknowledged it).
-    pub async fn publish(&self, bus: &dyn Bus, event: Publish) {
-        if let Err(e) = bus.publish(event).await {
-            // The comment is stored; viewers will find it in history.
-            tracing::error!(error = %e, "danmaku publish failed");
+    /// Publishes the event of a stored change (after the caller acknowledged it). When
+    /// the bus is away the event has reached this node's sockets only; the change is
+    /// recorded in the store, and [`Service::catch_up`] publishes it once the bus is back.
+    pub async fn publish(&self, bus: &dyn Bus, a: Announcement) {
+        let Err(LocalOnly {
+            error,
+            delivered_here,
+        }) = bus.publish_stored(a.event).await
+        else {
+            return;
+        };
+        let change = a.change.as_str();
+        self.metrics
+            .publish_deferred
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self.store.defer_publish(a.change, a.id, now_millis()).await {
+            Ok(()) => {
+                tracing::warn!(id = a.id, change, delivered_here, error = %error,
+                    "bus away: delivered on this node only; recorded for catch-up");
+                self.catch_up_due
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            // The change is stored; other nodes' viewers find it in history only.
+            Err(e) => tracing::error!(id = a.id, change, delivered_here, bus = %error,
+                error = %e, "bus away and the catch-up record failed"),
         }
+    }
+
+    /// Publishes the changes recorded while the bus was away, oldest first, through the
+    /// bus (numbered, to every node), [`catchup::BATCH`] at a time. A record that cannot
+    /// be published is recorded again. Returns how many were published.
+    pub async fn catch_up(&self, bus: &dyn Bus, dir: &Directory) -> Result<usize, BusError> {
+        self.catch_up_due
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let mut published = 0;
+        loop {
+            let batch = self
+                .store
+                .take_deferred(catchup::BATCH)
+                .await
+                .map_err(|e| BusError::Unavailable(format!("catch-up read: {e}")))?;
+            let taken = batch.len();
+            for (i, (change, stored)) in batch.iter().enumerate() {
+                if *change == Deferred::Posted && stored.deleted_at.is_some() {
+                    continue;
+                }
+                let tier = dir.video_tier(&stored.d.video).unwrap_or(Tier::Free);
+                let event = match change {
+                    Deferred::Posted => comment_event(stored, tier),
+                    Deferred::Deleted => deletion_event(stored, tier),
+                };
+                if let Err(e) = bus.publish(event).await {
+                    self.redefer(&batch[i..]).await;
+                    return Err(e);
+                }
+                published += 1;
+                self.metrics
+                    .caught_up
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            if taken < catchup::BATCH {
+                return Ok(published);
+            }
+        }
+    }
+
+    /// Records again what a catch-up took but could not publish.
+    async fn redefer(&self, rest: &[(Deferred, StoredDanmaku)]) {
+        for (change, stored) in rest {
+            if let Err(e) = self
+                .store
+                .defer_publish(*change, stored.id, now_millis())
+                .await
+            {
+                tracing::error!(id = stored.id, error = %e, "catch-up record lost");
+            }
+        }
+        self.catch_up_due
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether this node recorded a change since its last catch-up.
+    pub fn catch_up_due(&self) -> bool {
+        self.catch_up_due.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Atomically checks and records the poster's cooldown.
@@ -401,7 +515,7 @@ impl Service {
         who_sub: Option<&str>,
         role: Role,
         id: i64,
-    ) -> Result<Publish, Refusal> {
+    ) -> Result<Announcement, Refusal> {
         let unavailable = |e: crate::store::StoreError| {
             tracing::error!(error = %e, "delete failed");
             Refusal::unavailable("store_unavailable", "the deletion was not stored; retry")
@@ -440,14 +554,11 @@ impl Service {
         }
         self.invalidate(&stored.d.video).await;
         let tier = dir.video_tier(&stored.d.video).unwrap_or(Tier::Free);
-        let mut target = Target::audience(stored.d.audience);
-        target.mask &= tier.mask();
         tracing::info!(id, video = %stored.d.video, by = ?who_sub, %role, "danmaku deleted");
-        Ok(Publish {
-            channel: room(&stored.d.video),
-            event: "danmaku_deleted".into(),
-            data: serde_json::json!({"id": id, "video": stored.d.video}),
-            target,
+        Ok(Announcement {
+            event: deletion_event(&stored, tier),
+            change: Deferred::Deleted,
+            id,
         })
     }
 

@@ -75,6 +75,8 @@ pub struct Publish {
 #[derive(Debug, Clone)]
 pub struct Encoded {
     pub channel: Arc<str>,
+    /// The channel sequence number; 0 for an event delivered on this node only, without
+    /// one, while the bus was away ([`Encoded::unsequenced`]).
     pub seq: u64,
     pub target: Target,
     /// The event's JSON text (a frame payload on its own, or one item of a batch).
@@ -87,7 +89,9 @@ struct Wire<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
     channel: &'a str,
-    seq: u64,
+    /// Absent only from an event delivered without a bus ([`Encoded::unsequenced`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
     ts: u64,
     data: &'a serde_json::Value,
 }
@@ -142,7 +146,7 @@ impl FrameParts {
         let wire = Wire {
             kind: &p.event,
             channel: &p.channel,
-            seq: 0,
+            seq: Some(0),
             ts,
             data: &p.data,
         };
@@ -166,6 +170,18 @@ impl FrameParts {
 impl Encoded {
     /// Encodes `p` with its sequence number and timestamp (unix ms).
     pub fn encode(p: Publish, seq: u64, ts: u64) -> Encoded {
+        Self::with_seq(p, Some(seq), ts)
+    }
+
+    /// Encodes `p` without a `seq`: a stored comment's event that this node delivers to
+    /// its own sockets while the bus is away. It has no place in the channel's numbering
+    /// yet; it is published again, numbered, once the bus is back (clients keep the first
+    /// copy by `data.id`).
+    pub fn unsequenced(p: Publish, ts: u64) -> Encoded {
+        Self::with_seq(p, None, ts)
+    }
+
+    fn with_seq(p: Publish, seq: Option<u64>, ts: u64) -> Encoded {
         let wire = Wire {
             kind: &p.event,
             channel: &p.channel,
@@ -177,7 +193,7 @@ impl Encoded {
         let text = serde_json::to_string(&wire).unwrap_or_default();
         Encoded {
             channel: p.channel,
-            seq,
+            seq: seq.unwrap_or(0),
             target: p.target,
             text: Bytes::from(text),
         }
@@ -201,6 +217,22 @@ mod tests {
         assert_eq!(
             format!("{}17{}", parts.prefix, parts.suffix).as_bytes(),
             &whole.text[..]
+        );
+    }
+
+    #[test]
+    fn an_unsequenced_event_has_no_seq_field() {
+        let p = Publish {
+            channel: Arc::from("video:v"),
+            event: "danmaku".into(),
+            data: serde_json::json!({"id": 7}),
+            target: Target::audience(crate::model::Audience::Everyone),
+        };
+        let e = Encoded::unsequenced(p, 5);
+        assert_eq!(e.seq, 0);
+        assert_eq!(
+            std::str::from_utf8(&e.text).unwrap(),
+            r#"{"type":"danmaku","channel":"video:v","ts":5,"data":{"id":7}}"#
         );
     }
 }

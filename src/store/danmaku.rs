@@ -63,6 +63,34 @@ pub struct Video {
     pub updated_at: u64,
 }
 
+/// A stored change whose live event the bus could not carry, kept for catch-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Deferred {
+    /// A new comment.
+    Posted,
+    /// A deletion.
+    Deleted,
+}
+
+impl Deferred {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Deferred::Posted => "posted",
+            Deferred::Deleted => "deleted",
+        }
+    }
+
+    /// Reads the stored spelling.
+    pub fn parse(s: &str) -> Option<Deferred> {
+        match s {
+            "posted" => Some(Deferred::Posted),
+            "deleted" => Some(Deferred::Deleted),
+            _ => None,
+        }
+    }
+}
+
 /// Storage for comments, videos and mutes.
 #[async_trait]
 pub trait DanmakuStore: Send + Sync {
@@ -97,6 +125,18 @@ pub trait DanmakuStore: Send + Sync {
     async fn put_mute(&self, sub: &str, until_ms: u64) -> Result<(), StoreError>;
     /// Mutes still in force at `now_ms`.
     async fn list_mutes(&self, now_ms: u64) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Records that the live event of change `kind` to comment `id` was not published
+    /// (the bus was away), so that some node publishes it once the bus is back.
+    /// Recording the same change twice keeps one record.
+    async fn defer_publish(&self, kind: Deferred, id: i64, at: u64) -> Result<(), StoreError>;
+    /// Takes up to `limit` recorded changes, oldest first, with their comments (a
+    /// deletion's comment is tombstoned), removing the records: each is taken by one
+    /// caller, which records it again if it cannot publish it. Records whose comment is
+    /// gone are dropped.
+    async fn take_deferred(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(Deferred, StoredDanmaku)>, StoreError>;
 }
 
 /// Runs once a comment is durable (see [`DanmakuStore::insert_danmaku_then`]).
@@ -108,6 +148,11 @@ const COLUMNS: &str =
 
 /// Decodes a row selected with [`COLUMNS`].
 fn row_to_danmaku(r: &Row<'_>) -> rusqlite::Result<StoredDanmaku> {
+    row_to_danmaku_at(r, 0)
+}
+
+/// Decodes the [`COLUMNS`] of a row that starts them at column `o`.
+fn row_to_danmaku_at(r: &Row<'_>, o: usize) -> rusqlite::Result<StoredDanmaku> {
     let bad = |i: usize, what: &str| {
         rusqlite::Error::FromSqlConversionFailure(
             i,
@@ -115,28 +160,28 @@ fn row_to_danmaku(r: &Row<'_>) -> rusqlite::Result<StoredDanmaku> {
             format!("bad {what}").into(),
         )
     };
-    let mode: String = r.get(4)?;
-    let size: String = r.get(6)?;
-    let audience: String = r.get(7)?;
+    let mode: String = r.get(o + 4)?;
+    let size: String = r.get(o + 6)?;
+    let audience: String = r.get(o + 7)?;
     Ok(StoredDanmaku {
-        id: r.get(0)?,
+        id: r.get(o)?,
         d: NewDanmaku {
-            video: r.get(1)?,
-            time_ms: r.get::<_, i64>(2)? as u64,
-            text: r.get(3)?,
-            mode: Mode::parse(&mode).ok_or_else(|| bad(4, "mode"))?,
-            color: r.get::<_, i64>(5)? as u32,
-            size: Size::parse(&size).ok_or_else(|| bad(6, "size"))?,
+            video: r.get(o + 1)?,
+            time_ms: r.get::<_, i64>(o + 2)? as u64,
+            text: r.get(o + 3)?,
+            mode: Mode::parse(&mode).ok_or_else(|| bad(o + 4, "mode"))?,
+            color: r.get::<_, i64>(o + 5)? as u32,
+            size: Size::parse(&size).ok_or_else(|| bad(o + 6, "size"))?,
             audience: match audience.as_str() {
                 "members" => Audience::Members,
                 "free" => Audience::Free,
                 _ => Audience::Everyone,
             },
-            sub: r.get(8)?,
-            name: r.get(9)?,
-            created_at: r.get::<_, i64>(10)? as u64,
+            sub: r.get(o + 8)?,
+            name: r.get(o + 9)?,
+            created_at: r.get::<_, i64>(o + 10)? as u64,
         },
-        deleted_at: r.get::<_, Option<i64>>(11)?.map(|v| v as u64),
+        deleted_at: r.get::<_, Option<i64>>(o + 11)?.map(|v| v as u64),
     })
 }
 
@@ -346,6 +391,80 @@ impl DanmakuStore for SqliteStore {
                 })
                 .map_err(unavailable)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn defer_publish(&self, kind: Deferred, id: i64, at: u64) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO danmaku_outbox (id, kind, deferred_at) VALUES (?1, ?2, ?3)",
+                params![id, kind.as_str(), at as i64],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn take_deferred(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(Deferred, StoredDanmaku)>, StoreError> {
+        // A read first: the common case (nothing recorded) never queues behind writes.
+        let any: bool = self
+            .with(|c| {
+                c.query_row("SELECT EXISTS (SELECT 1 FROM danmaku_outbox)", [], |r| {
+                    r.get(0)
+                })
+                .map_err(unavailable)
+            })
+            .await?;
+        if !any {
+            return Ok(Vec::new());
+        }
+        self.write(move |c| {
+            let mut taken = Vec::new();
+            let mut keys = Vec::new();
+            {
+                let mut q = c
+                    .prepare(&format!(
+                        "SELECT o.kind, o.id, {} FROM danmaku_outbox o
+                         LEFT JOIN danmaku d ON d.id = o.id
+                         ORDER BY o.id, o.kind DESC LIMIT ?1",
+                        COLUMNS
+                            .split(", ")
+                            .map(|col| format!("d.{col}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                    .map_err(unavailable)?;
+                let mut rows = q
+                    .query([limit.min(i64::MAX as usize) as i64])
+                    .map_err(unavailable)?;
+                while let Some(r) = rows.next().map_err(unavailable)? {
+                    let kind: String = r.get(0).map_err(unavailable)?;
+                    let id: i64 = r.get(1).map_err(unavailable)?;
+                    keys.push((id, kind.clone()));
+                    let found: Option<i64> = r.get(2).map_err(unavailable)?;
+                    if found.is_none() {
+                        continue;
+                    }
+                    let Some(kind) = Deferred::parse(&kind) else {
+                        continue;
+                    };
+                    let d = row_to_danmaku_at(r, 2).map_err(unavailable)?;
+                    taken.push((kind, d));
+                }
+            }
+            for (id, kind) in keys {
+                c.execute(
+                    "DELETE FROM danmaku_outbox WHERE id = ?1 AND kind = ?2",
+                    params![id, kind],
+                )
+                .map_err(unavailable)?;
+            }
+            Ok(taken)
         })
         .await
     }

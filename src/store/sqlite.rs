@@ -65,6 +65,13 @@ const MIGRATIONS: &[&str] = &[
         last_delivered INTEGER,
         runs INTEGER NOT NULL DEFAULT 0
     ) STRICT;",
+    // Changes whose live event the bus could not carry, until some node publishes them.
+    "CREATE TABLE danmaku_outbox (
+        id INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('posted', 'deleted')),
+        deferred_at INTEGER NOT NULL,
+        PRIMARY KEY (id, kind)
+    ) STRICT;",
 ];
 
 /// Most writes committed in one transaction.

@@ -8,7 +8,7 @@ async fn postgres_answers_every_store_query_like_sqlite() {
         model::{Audience, Mode, Size, Tier},
         store::{
             ScheduleRecord, ScheduleStore, Store,
-            danmaku::{DanmakuStore, HistoryQuery, NewDanmaku, Video},
+            danmaku::{DanmakuStore, Deferred, HistoryQuery, NewDanmaku, Video},
             postgres::PgStore,
             sqlite::SqliteStore,
         },
@@ -138,5 +138,58 @@ async fn postgres_answers_every_store_query_like_sqlite() {
     );
     assert!(pg.delete_schedule("s-1").await.unwrap());
     assert!(!pg.delete_schedule("s-1").await.unwrap());
+
+    // Catch-up records: one per change, oldest first (a comment before its deletion),
+    // taken once, and dropped when their comment does not exist.
+    for s in stores {
+        for (kind, id) in [
+            (Deferred::Posted, 5),
+            (Deferred::Deleted, 3),
+            (Deferred::Posted, 3),
+            (Deferred::Posted, 1),
+            (Deferred::Posted, 5),
+            (Deferred::Posted, 999),
+        ] {
+            s.defer_publish(kind, id, 7).await.unwrap();
+        }
+        let brief = |v: Vec<(Deferred, danmaku::store::danmaku::StoredDanmaku)>| {
+            v.into_iter()
+                .map(|(k, d)| (k, d.id, d.deleted_at.is_some()))
+                .collect::<Vec<_>>()
+        };
+        let first = brief(s.take_deferred(3).await.unwrap());
+        let rest = brief(s.take_deferred(10).await.unwrap());
+        assert!(s.take_deferred(10).await.unwrap().is_empty(), "taken once");
+        assert_eq!(
+            first,
+            [
+                (Deferred::Posted, 1, false),
+                (Deferred::Posted, 3, true),
+                (Deferred::Deleted, 3, true)
+            ]
+        );
+        assert_eq!(rest, [(Deferred::Posted, 5, false)]);
+    }
+    // Two PostgreSQL handles taking at once split the records: none twice, none lost.
+    for id in 1..=40 {
+        pg.defer_publish(Deferred::Posted, id, 8).await.unwrap();
+    }
+    let take_all = |store: &PgStore| {
+        let store = store.clone();
+        async move {
+            let mut ids = Vec::new();
+            loop {
+                let batch = store.take_deferred(3).await.unwrap();
+                if batch.is_empty() {
+                    return ids;
+                }
+                ids.extend(batch.into_iter().map(|(_, d)| d.id));
+            }
+        }
+    };
+    let (a, b) = tokio::join!(take_all(&pg), take_all(&pg_again));
+    let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=40).collect::<Vec<_>>(), "a: {a:?} b: {b:?}");
     cleanup(&svc, &ns).await;
 }

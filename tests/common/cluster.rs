@@ -51,6 +51,17 @@ pub fn unique(test: &str) -> String {
 
 /// Starts one node of the cluster named `ns` on `redis`.
 pub async fn node(svc: &Services, redis: &str, ns: &str, id: &str) -> TestApp {
+    node_with(svc, redis, ns, id, |_| {}).await
+}
+
+/// [`node`], with `tweak` applied to its configuration last.
+pub async fn node_with(
+    svc: &Services,
+    redis: &str,
+    ns: &str,
+    id: &str,
+    tweak: impl FnOnce(&mut danmaku::config::Config),
+) -> TestApp {
     let (redis, pg, ns, id) = (
         redis.to_string(),
         svc.pg.clone(),
@@ -66,6 +77,7 @@ pub async fn node(svc: &Services, redis: &str, ns: &str, id: &str) -> TestApp {
             c.bus.node_id = id;
             c.ws.presence_interval_ms = 100;
         })
+        .config(tweak)
         .start()
         .await
 }

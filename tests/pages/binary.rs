@@ -3,77 +3,26 @@
 //! `DANMAKU_STATIC_DIR` it serves a folder on disk instead, read on every request,
 //! without letting a path or a symbolic link out of it.
 
-use std::{path::Path, process::Stdio};
+use std::path::Path;
 
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-    sync::oneshot,
-};
-
-use crate::common::{SECRET, WAIT};
+use crate::common::process::Proc;
 
 use super::{CLIMBS, raw_get};
 
-/// A running copy of the binary, killed when dropped, and its first `listening` line.
-struct Started {
-    _child: Child,
-    base: String,
-    listening: String,
-}
-
 /// Copies the built binary into `dir`, starts it there with `pages` as
 /// `DANMAKU_STATIC_DIR` (or none), and waits for its `listening addr=…` line.
-async fn start_copy(dir: &Path, pages: Option<&Path>) -> Started {
+async fn start_copy(dir: &Path, pages: Option<&Path>) -> Proc {
     let bin = dir.join("danmaku");
     std::fs::copy(env!("CARGO_BIN_EXE_danmaku"), &bin).expect("copy the binary");
-    let mut cmd = Command::new(&bin);
-    cmd.arg("serve")
-        .current_dir(dir)
-        .env_remove("DANMAKU_STATIC_DIR")
-        .env("DANMAKU_BIND", "127.0.0.1:0")
-        .env("DANMAKU_DATA_DIR", dir.join("data"))
-        .env("DANMAKU_JWT_SECRET", SECRET)
-        .env("DANMAKU_LOG", "info")
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(pages) = pages {
-        cmd.env("DANMAKU_STATIC_DIR", pages);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let data = data.to_str().expect("utf-8 path").to_string();
+    let mut env = vec![("DANMAKU_DATA_DIR", data.as_str())];
+    let pages = pages.map(|p| p.to_str().expect("utf-8 path").to_string());
+    if let Some(pages) = &pages {
+        env.push(("DANMAKU_STATIC_DIR", pages.as_str()));
     }
-    let mut child = cmd.spawn().expect("spawn the copied binary");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = oneshot::channel::<String>();
-    // Keeps draining stderr so logging never blocks the server.
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        let mut tx = Some(tx);
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("listening addr=")
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let listening = tokio::time::timeout(WAIT, rx)
-        .await
-        .expect("the copied binary never logged its address")
-        .expect("the copied binary exited before listening");
-    let addr = listening
-        .split("addr=")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("addr")
-        .to_string();
-    Started {
-        _child: child,
-        base: format!("http://{addr}"),
-        listening,
-    }
+    Proc::start_program(&bin, dir, &env).await
 }
 
 /// A GET: status, content type and body.

@@ -21,6 +21,9 @@
 //! - **Outage**: publishes and first joins fail with [`BusError::Unavailable`], `is_ready`
 //!   turns false, sockets already joined keep their subscriptions, and a supervisor
 //!   reconnects with backoff (100 ms doubling to 1 s), resuming delivery when Redis is back.
+//!   A stored change's event ([`Bus::publish_stored`]) still reaches this node's own
+//!   sockets meanwhile, without a seq; the danmaku service records it and publishes it
+//!   again, numbered, once Redis is back (see `danmaku::catchup`).
 //! - **Presence**: every heartbeat the node writes its per-channel counts to a hash that
 //!   expires after three heartbeats; readers add up the hashes of the live nodes.
 //! - **Schedules**: a run is claimed with `SET NX PX` on (schedule, planned time).
@@ -50,7 +53,7 @@ use redis::{AsyncConnectionConfig, Client, Script, aio::MultiplexedConnection};
 use tokio::sync::Mutex as AsyncMutex;
 
 use self::delivery::Tracked;
-use super::{Bus, BusError, Join, Joined, Published, local::Window};
+use super::{Bus, BusError, Join, Joined, LocalOnly, Published, local::Window};
 use crate::{
     config::redacted,
     hub::{Hub, event::Publish},
@@ -184,6 +187,10 @@ impl RedisBus {
 impl Bus for RedisBus {
     async fn publish(&self, msg: Publish) -> Result<Published, BusError> {
         self.publish_event(msg).await
+    }
+
+    async fn publish_stored(&self, msg: Publish) -> Result<Published, LocalOnly> {
+        self.publish_or_here(msg).await
     }
 
     async fn join(&self, join: Join<'_>) -> Result<Joined, BusError> {

@@ -12,8 +12,8 @@ use bytes::Bytes;
 
 use super::{RedisBus, unavailable};
 use crate::{
-    bus::{BusError, Published},
-    hub::event::{FrameParts, Publish, Target, TargetWire},
+    bus::{BusError, LocalOnly, Published},
+    hub::event::{Encoded, FrameParts, Publish, Target, TargetWire},
     model::time::now_millis,
 };
 
@@ -98,9 +98,33 @@ impl RedisBus {
     /// Numbers, records and announces one event in one script run; this node's sockets
     /// get it back through the delivery loop, like every other node's.
     pub(super) async fn publish_event(&self, msg: Publish) -> Result<Published, BusError> {
+        let seq = self.run_publish(&msg).await?;
+        Ok(self.published(&msg, seq))
+    }
+
+    /// [`publish_event`](Self::publish_event) for a stored change: when Redis cannot
+    /// take it, the event goes to this node's own sockets without a seq instead.
+    pub(super) async fn publish_or_here(&self, msg: Publish) -> Result<Published, LocalOnly> {
+        match self.run_publish(&msg).await {
+            Ok(seq) => Ok(self.published(&msg, seq)),
+            Err(error) => {
+                let delivery = self.hub.deliver(Encoded::unsequenced(msg, now_millis()));
+                if let Some(room) = delivery.flush {
+                    self.hub.flush(room);
+                }
+                Err(LocalOnly {
+                    error,
+                    delivered_here: delivery.count,
+                })
+            }
+        }
+    }
+
+    /// Runs the publish script: returns the seq Redis gave the event.
+    async fn run_publish(&self, msg: &Publish) -> Result<u64, BusError> {
         let mut conn = self.connection()?;
         let now = now_millis();
-        let parts = FrameParts::encode(&msg, now);
+        let parts = FrameParts::encode(msg, now);
         let header = serde_json::to_string(&Header {
             channel: msg.channel.to_string(),
             target: TargetWire::from(&msg.target),
@@ -125,14 +149,19 @@ impl RedisBus {
             .await
             .map_err(unavailable)?;
         self.hub.metrics().published.fetch_add(1, Ordering::Relaxed);
-        // Delivery is asynchronous (every node, this one included, gets it from Redis):
-        // report the sockets of this node in the audience's role groups.
-        let counts = self.hub.counts(ch);
+        Ok(seq)
+    }
+
+    /// What a publish reports: delivery is asynchronous (every node, this one included,
+    /// gets the event from Redis), so the count is this node's sockets in the audience's
+    /// role groups.
+    fn published(&self, msg: &Publish, seq: u64) -> Published {
+        let counts = self.hub.counts(&msg.channel);
         let delivered = (0..4)
             .filter(|i| msg.target.mask & (1 << i) != 0)
             .map(|i| counts[i])
             .sum();
-        Ok(Published { seq, delivered })
+        Published { seq, delivered }
     }
 }
 

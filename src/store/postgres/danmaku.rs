@@ -12,7 +12,7 @@ use crate::{
     model::{Audience, Mode, Size, Tier},
     store::{
         StoreError,
-        danmaku::{DanmakuStore, HistoryQuery, NewDanmaku, StoredDanmaku, Video},
+        danmaku::{DanmakuStore, Deferred, HistoryQuery, NewDanmaku, StoredDanmaku, Video},
     },
 };
 
@@ -22,19 +22,24 @@ const COLUMNS: &str =
 
 /// Decodes a row selected with [`COLUMNS`].
 fn danmaku_row(r: &PgRow) -> Result<StoredDanmaku, StoreError> {
+    danmaku_row_at(r, 0)
+}
+
+/// Decodes the [`COLUMNS`] of a row that starts them at column `o`.
+fn danmaku_row_at(r: &PgRow, o: usize) -> Result<StoredDanmaku, StoreError> {
     let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
-    let mode: String = r.try_get(4).map_err(corrupt)?;
-    let size: String = r.try_get(6).map_err(corrupt)?;
-    let audience: String = r.try_get(7).map_err(corrupt)?;
+    let mode: String = r.try_get(o + 4).map_err(corrupt)?;
+    let size: String = r.try_get(o + 6).map_err(corrupt)?;
+    let audience: String = r.try_get(o + 7).map_err(corrupt)?;
     Ok(StoredDanmaku {
-        id: r.try_get(0).map_err(corrupt)?,
+        id: r.try_get(o).map_err(corrupt)?,
         d: NewDanmaku {
-            video: r.try_get(1).map_err(corrupt)?,
-            time_ms: r.try_get::<i64, _>(2).map_err(corrupt)? as u64,
-            text: r.try_get(3).map_err(corrupt)?,
+            video: r.try_get(o + 1).map_err(corrupt)?,
+            time_ms: r.try_get::<i64, _>(o + 2).map_err(corrupt)? as u64,
+            text: r.try_get(o + 3).map_err(corrupt)?,
             mode: Mode::parse(&mode)
                 .ok_or_else(|| StoreError::Corrupt(format!("bad mode {mode:?}")))?,
-            color: r.try_get::<i64, _>(5).map_err(corrupt)? as u32,
+            color: r.try_get::<i64, _>(o + 5).map_err(corrupt)? as u32,
             size: Size::parse(&size)
                 .ok_or_else(|| StoreError::Corrupt(format!("bad size {size:?}")))?,
             audience: match audience.as_str() {
@@ -42,12 +47,12 @@ fn danmaku_row(r: &PgRow) -> Result<StoredDanmaku, StoreError> {
                 "free" => Audience::Free,
                 _ => Audience::Everyone,
             },
-            sub: r.try_get(8).map_err(corrupt)?,
-            name: r.try_get(9).map_err(corrupt)?,
-            created_at: r.try_get::<i64, _>(10).map_err(corrupt)? as u64,
+            sub: r.try_get(o + 8).map_err(corrupt)?,
+            name: r.try_get(o + 9).map_err(corrupt)?,
+            created_at: r.try_get::<i64, _>(o + 10).map_err(corrupt)? as u64,
         },
         deleted_at: r
-            .try_get::<Option<i64>, _>(11)
+            .try_get::<Option<i64>, _>(o + 11)
             .map_err(corrupt)?
             .map(|v| v as u64),
     })
@@ -167,5 +172,57 @@ impl DanmakuStore for PgStore {
                 ))
             })
             .collect()
+    }
+
+    /// Straight on the pool: the record is independent of the writer's id order.
+    async fn defer_publish(&self, kind: Deferred, id: i64, at: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO danmaku_outbox (id, kind, deferred_at) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(kind.as_str())
+        .bind(at.min(i64::MAX as u64) as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// One statement: the records are deleted and returned under `SKIP LOCKED`, so nodes
+    /// taking at once split them and none is published twice.
+    async fn take_deferred(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(Deferred, StoredDanmaku)>, StoreError> {
+        let columns = COLUMNS
+            .split(", ")
+            .map(|c| format!("d.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "WITH taken AS (
+                 DELETE FROM danmaku_outbox WHERE (id, kind) IN (
+                     SELECT id, kind FROM danmaku_outbox ORDER BY id, kind DESC
+                     LIMIT $1 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, kind)
+             SELECT t.kind, {columns} FROM taken t JOIN danmaku d ON d.id = t.id
+             ORDER BY t.id, t.kind DESC"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(limit.min(i64::MAX as usize) as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let kind: String = r
+                .try_get(0)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let kind = Deferred::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("bad outbox kind {kind:?}")))?;
+            out.push((kind, danmaku_row_at(r, 1)?));
+        }
+        Ok(out)
     }
 }

@@ -9,7 +9,8 @@ use super::unavailable;
 use crate::store::StoreError;
 
 /// Schema migrations, applied in order; `schema_migrations` records which ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE channels (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE channels (
         name TEXT PRIMARY KEY,
         tier TEXT NOT NULL CHECK (tier IN ('free', 'member', 'admin')),
         updated_at BIGINT NOT NULL
@@ -48,7 +49,15 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE channels (
         last_run BIGINT,
         last_delivered BIGINT,
         runs BIGINT NOT NULL DEFAULT 0
-    );"];
+    );",
+    // Changes whose live event the bus could not carry, until some node publishes them.
+    "CREATE TABLE danmaku_outbox (
+        id BIGINT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('posted', 'deleted')),
+        deferred_at BIGINT NOT NULL,
+        PRIMARY KEY (id, kind)
+    );",
+];
 
 /// Applies pending migrations in one transaction, serialized across nodes.
 pub(super) async fn migrate(conn: &mut PgConnection, schema: &str) -> Result<(), StoreError> {

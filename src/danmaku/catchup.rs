@@ -1,0 +1,88 @@
+//! Catch-up after a bus outage: when to publish the changes recorded while the bus was
+//! away.
+//!
+//! While Redis is away a node delivers its own new comments (and deletions) to its own
+//! sockets at once, without a `seq`, and records each change in the store
+//! ([`Service::publish`](super::Service::publish)). Once the bus is back, some node takes
+//! the records and publishes them numbered, to every node
+//! ([`Service::catch_up`](super::Service::catch_up)). The records live in the store, not
+//! in a node's memory, so they survive the recording node and any node may publish them;
+//! taking is exclusive, so each is published once.
+//!
+//! The [`Pacer`] decides when: not before the bus has been back for [`SETTLE`] (so every
+//! other node, reconnecting with at most 1 s of backoff, listens again before the events
+//! go out), then at once when this node recorded something, and every [`IDLE_CHECK`]
+//! otherwise (records left by a node that died during the outage).
+
+use std::time::{Duration, Instant};
+
+/// Records taken per store round trip.
+pub const BATCH: usize = 500;
+
+/// How long the bus must have been back before recorded changes go out: past the bus's
+/// longest reconnect backoff (1 s) and one connect.
+pub const SETTLE: Duration = Duration::from_secs(2);
+
+/// How often a node looks for records it did not make.
+pub const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+/// How often the loop looks at the bus and the flag.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// Decides, tick by tick, whether to run a catch-up now.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    /// Since when the bus has been ready without a break, as last seen.
+    ready_since: Option<Instant>,
+    /// The last catch-up run.
+    last_run: Option<Instant>,
+}
+
+impl Pacer {
+    /// Whether to catch up at `now`, given whether the bus is ready and whether this
+    /// node recorded a change since its last run.
+    pub fn due(&mut self, now: Instant, ready: bool, recorded: bool) -> bool {
+        if !ready {
+            self.ready_since = None;
+            return false;
+        }
+        let since = *self.ready_since.get_or_insert(now);
+        if now.duration_since(since) < SETTLE {
+            return false;
+        }
+        let idle = self
+            .last_run
+            .is_none_or(|at| now.duration_since(at) >= IDLE_CHECK);
+        if recorded || idle {
+            self.last_run = Some(now);
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_for_the_bus_to_settle_then_runs_when_recorded_or_idle() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut p = Pacer::default();
+        assert!(!p.due(at(0), false, true), "bus away");
+        assert!(!p.due(at(100), true, true), "just back");
+        assert!(!p.due(at(1_900), true, true), "still settling");
+        assert!(p.due(at(2_100), true, true), "settled, recorded");
+        assert!(
+            !p.due(at(2_350), true, false),
+            "nothing recorded, checked lately"
+        );
+        assert!(p.due(at(2_600), true, true), "recorded again");
+        assert!(p.due(at(7_700), true, false), "idle check");
+        // An outage restarts the settling time.
+        assert!(!p.due(at(8_000), false, true));
+        assert!(!p.due(at(8_100), true, true));
+        assert!(p.due(at(10_200), true, true));
+    }
+}
