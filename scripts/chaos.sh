@@ -9,6 +9,7 @@
 #   pg     2 nodes on a throwaway PostgreSQL this script creates (initdb): stop it 10 s;
 #          posts answered 503 store_unavailable (count, latency), posting resumes.
 # Usage: scripts/chaos.sh [kill|redis|pg|all] [--viewers N] [--duration S] [--rate R]
+#                         [--window EVENTS]   (replay window per channel; default 256)
 # Env: BIN (default target/release/danmaku), PG_URL (kill; default
 # postgres://postgres@127.0.0.1:5432/test), PGBIN (default /usr/lib/postgresql/15/bin).
 # Out: target/chaos/<UTC stamp>/ (bench logs and JSON, server logs). Exit 1 on a failure
@@ -18,13 +19,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$ROOT/target/release/danmaku}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-which=all VIEWERS=3000 DUR=20 RATE=100
+which=all VIEWERS=3000 DUR=20 RATE=100 WINDOW=256
 [ $# -gt 0 ] && [[ "$1" != --* ]] && { which=$1; shift; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --viewers) VIEWERS=$2; shift 2 ;;
     --duration) DUR=$2; shift 2 ;;
     --rate) RATE=$2; shift 2 ;;
+    --window) WINDOW=$2; shift 2 ;;
     *) echo "chaos: unknown argument $1" >&2; exit 1 ;;
   esac
 done
@@ -58,6 +60,7 @@ start_nodes() {
     mkdir -p "$TMP/$ns-$i"
     "$BIN" serve --data-dir "$TMP/$ns-$i" --bind "127.0.0.1:$port" --log warn --free-feed-rate 0 \
       --ws-ops-per-s 100000 --ws-ops-burst 100000 --bus "$redis" --store "$store" \
+      --replay-window-events "$WINDOW" \
       --key-prefix "$ns" --pg-schema "$ns" --node-id "n$i" >"$OUT/$ns-node$i.log" 2>&1 &
     NODE_PIDS+=($!); PIDS+=($!)
     wait_http "$port"
@@ -92,7 +95,7 @@ print(f"{sys.argv[2]}: viewers {r['viewers']} sent {r['sent']} acked {r['acked']
       f"deliveries {r['deliveries']} ({r['deliveries_per_s']:.0f}/s) same p99 {r['same_node']['p99_ms']:.1f} ms "
       f"cross p99 {r['cross_node']['p99_ms']:.1f} ms | reconnects {s.get('reconnects')} by {s.get('viewers_reconnected')} "
       f"(p50 {c.get('p50_ms', 0):.0f} p99 {c.get('p99_ms', 0):.0f} max {c.get('max_ms', 0):.0f} ms) "
-      f"unrecovered {s.get('unrecovered')} refilled {s.get('refilled')} gaps {s.get('gaps')} dups {s.get('duplicates')} "
+      f"unrecovered {s.get('unrecovered')} refilled {s.get('refilled')} renumbered {s.get('renumbered')} gaps {s.get('gaps')} dups {s.get('duplicates')} "
       f"missing {miss} down {s.get('down_at_end')} | ok {r['ok']}")
 PY
 }

@@ -6,6 +6,7 @@
 //! `delivered_upto` and subscribes under it, the loop delivers only what follows.
 
 use std::{
+    collections::VecDeque,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -30,11 +31,21 @@ use crate::{
 /// First and longest reconnect delay.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
 
+/// Events of a channel kept on this node after delivery, for the part of a join's
+/// replay published while its window fetch was in flight.
+const RECENT_EVENTS: usize = 64;
+
+/// An event as a join replays it: `(seq, published at, target, frame)`.
+type Replayable = (u64, u64, Target, Bytes);
+
 /// One channel joined through the bus on this node.
 #[derive(Debug, Default)]
 pub(super) struct Tracked {
     /// The highest seq the delivery loop handed to the hub (or a join replayed up to).
     delivered_upto: Option<u64>,
+    /// The last [`RECENT_EVENTS`] events the loop delivered, oldest first (their frames
+    /// share the bytes the hub sent).
+    recent: VecDeque<Replayable>,
 }
 
 impl RedisBus {
@@ -113,6 +124,7 @@ impl RedisBus {
             if t.delivered_upto.is_some() {
                 t.delivered_upto = Some(0);
             }
+            t.recent.clear();
         }
     }
 
@@ -154,7 +166,13 @@ impl RedisBus {
         if t.delivered_upto.is_some_and(|d| seq <= d) {
             return;
         }
-        let delivery = self.hub.deliver(encoded());
+        let ev = encoded();
+        if t.recent.len() == RECENT_EVENTS {
+            t.recent.pop_front();
+        }
+        t.recent
+            .push_back((seq, now_millis(), ev.target.clone(), ev.text.clone()));
+        let delivery = self.hub.deliver(ev);
         t.delivered_upto = Some(seq);
         drop(t);
         // The room's pass runs outside the channel's lock.
@@ -175,30 +193,39 @@ impl RedisBus {
             .clone()
     }
 
-    /// Joins under the channel's lock: replays `(since, delivered_upto]` from the window,
-    /// then subscribes, so the loop (which takes the same lock) delivers what follows.
+    /// Joins a socket: replays `(since, delivered_upto]`, then subscribes under the
+    /// channel's lock, so the loop (which takes the same lock) delivers what follows.
+    ///
+    /// The window is read from Redis *before* taking the lock: a thousand sockets
+    /// resubscribing at once (a node died) must not hold the node's delivery loop for a
+    /// Redis round trip each. What the loop delivered meanwhile, past what the read
+    /// saw, comes from the channel's [`Tracked::recent`] events (or, if they do not
+    /// reach back so far, from a second, short read under the lock).
     pub(super) async fn join_channel(&self, join: Join<'_>) -> Result<Joined, BusError> {
         let tracked = self.track(join.channel);
+        let after = join.since.as_ref().map(|s| s.seq);
+        let (last, epoch, mut events) = self.fetch_window(join.channel, after).await?;
         let mut t = tracked.lock().await;
-        let mut conn = self.connection()?;
-        let start = join
-            .since
-            .as_ref()
-            .map(|s| format!("{}-0", s.seq.saturating_add(1)))
-            .unwrap_or_default();
-        let ch = join.channel;
-        let (last, epoch, items): (u64, String, Vec<Item>) = self
-            .fetch_script
-            .key(self.key("seq", ch))
-            .key(self.key("ep", ch))
-            .key(self.key("win", ch))
-            .arg(new_epoch())
-            .arg(start)
-            .arg(KEEP_S)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
         let upto = *t.delivered_upto.get_or_insert(last);
+        if let Some(since) = after {
+            // The read saw every event up to the seq it reported (those the window still
+            // held are in `events`); the loop may have delivered past it since.
+            let seen = last.max(since);
+            if upto > seen {
+                let from_recent = t.recent.front().is_some_and(|e| e.0 <= seen + 1);
+                if from_recent {
+                    events.extend(
+                        t.recent
+                            .iter()
+                            .filter(|e| e.0 > seen && e.0 <= upto)
+                            .cloned(),
+                    );
+                } else {
+                    let (_, _, more) = self.fetch_window(join.channel, Some(seen)).await?;
+                    events.extend(more);
+                }
+            }
+        }
         let mut joined = Joined {
             epoch,
             seq: upto,
@@ -208,11 +235,7 @@ impl RedisBus {
         let mut replay = Vec::new();
         if let Some(since) = &join.since {
             let cutoff = now_millis().saturating_sub(self.cfg.window.max_age_ms);
-            let events: Vec<(u64, u64, Target, Bytes)> = items
-                .into_iter()
-                .filter_map(decode_item)
-                .filter(|(seq, ..)| *seq <= upto)
-                .collect();
+            events.retain(|(seq, ..)| *seq <= upto);
             let reaches = since.seq >= upto
                 || events
                     .first()
@@ -232,5 +255,34 @@ impl RedisBus {
         join.finish(&self.hub, &mut joined, &replay);
         drop(t);
         Ok(joined)
+    }
+
+    /// One read of a channel: its last seq, its epoch (created if new) and, with
+    /// `after`, the window's events after that seq, in order.
+    async fn fetch_window(
+        &self,
+        ch: &str,
+        after: Option<u64>,
+    ) -> Result<(u64, String, Vec<Replayable>), BusError> {
+        let mut conn = self.connection()?;
+        let start = after
+            .map(|s| format!("{}-0", s.saturating_add(1)))
+            .unwrap_or_default();
+        let (last, epoch, items): (u64, String, Vec<Item>) = self
+            .fetch_script
+            .key(self.key("seq", ch))
+            .key(self.key("ep", ch))
+            .key(self.key("win", ch))
+            .arg(new_epoch())
+            .arg(start)
+            .arg(KEEP_S)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok((
+            last,
+            epoch,
+            items.into_iter().filter_map(decode_item).collect(),
+        ))
     }
 }

@@ -12,9 +12,12 @@
 //!   shares the bytes among sockets. A channel without local subscribers costs a lookup.
 //! - **Join with `since`**: the window lives in Redis (stream ids are the seqs). For each
 //!   channel joined through the bus the node keeps `delivered_upto`, the highest seq its
-//!   loop handed to the hub, under a small per-channel lock that the loop also takes. A
-//!   join replays `(since, delivered_upto]` from the stream and subscribes under that lock;
-//!   the loop delivers what follows. A channel first joined here sets `delivered_upto` to
+//!   loop handed to the hub, and its last 64 delivered events, under a small per-channel
+//!   lock that the loop also takes. A join reads the window from Redis first, without the
+//!   lock (so a crowd resubscribing at once never holds up delivery for a Redis round
+//!   trip each), then under the lock adds what the loop delivered meanwhile (from those
+//!   64 events), replays `(since, delivered_upto]` and subscribes; the loop delivers what
+//!   follows. A channel first joined here sets `delivered_upto` to
 //!   the seq Redis reported, and the loop skips what it already replayed.
 //! - **Epochs** are per channel in Redis (created when its sequence starts), so a client
 //!   moving between nodes keeps its position.
