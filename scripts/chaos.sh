@@ -89,7 +89,7 @@ summary() {
 import json, sys
 r = json.load(open(sys.argv[1])); s = r.get("survival") or {}; f = r["refusals"]; c = s.get("reconnect", {})
 miss = sum(x["missed"] for x in r["roles"].values())
-print(f"{sys.argv[2]}: viewers {r['viewers']} sent {r['sent']} acked {r['acked']} errors {r['send_errors']} "
+print(f"{sys.argv[2]}: viewers {r['viewers']} sent {r['sent']} acked {r['acked']} errors {r['send_errors']} lost-in-flight {r.get('lost_in_flight')} "
       f"503 {f['refused_503']} (p50 {f['latency']['p50_ms']:.1f} ms max {f['latency']['max_ms']:.1f} ms) "
       f"unreachable {f['unreachable']} acked-after-last-503 {f['acked_after_last_refusal']} | "
       f"deliveries {r['deliveries']} ({r['deliveries_per_s']:.0f}/s) same p99 {r['same_node']['p99_ms']:.1f} ms "

@@ -122,7 +122,7 @@ impl Metrics {
             ),
             (
                 "danmaku_caught_up_total",
-                "Recorded comments and deletions published once the bus was back.",
+                "Recorded comments and deletions handled once the bus was back (published, or found published already).",
                 &self.caught_up,
             ),
             (

@@ -155,6 +155,8 @@ pub struct Live {
     pub sent: AtomicU64,
     pub acked: AtomicU64,
     pub errors: AtomicU64,
+    /// REST posts whose connection broke before an answer (their node died).
+    pub lost: AtomicU64,
     pub delivered: AtomicU64,
     /// Posts refused during an outage (503 or no node reachable).
     pub refused: AtomicU64,
@@ -469,11 +471,15 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
     };
     let sv = &f.survival;
     // Refused posts were never acknowledged, so no viewer owes them; a surviving run
-    // also fails on a gap or on a viewer that never came back.
+    // also fails on a gap or on a viewer that never came back. There, a post whose
+    // connection died with its node (no answer) is not a failure either: it was never
+    // acknowledged, so nobody is owed it.
+    let lost = live.lost.load(Relaxed);
     let ok = f.viewer_errors == 0
         && poster_errors.is_empty()
         && live.errors.load(Relaxed) == 0
-        && acked + refused == live.sent.load(Relaxed)
+        && (args.survive_faults || lost == 0)
+        && acked + refused + lost == live.sent.load(Relaxed)
         && f.roles
             .values()
             .all(|r| r.duplicates == 0 && r.leaks == 0 && r.missed == 0)
@@ -494,6 +500,7 @@ pub async fn run(args: BenchArgs, signer: Option<Signer>) -> Result<Report, Stri
         sent: live.sent.load(Relaxed),
         acked,
         send_errors: live.errors.load(Relaxed),
+        lost_in_flight: lost,
         deliveries,
         deliveries_per_s: deliveries as f64 / load_secs.max(0.001),
         acked_per_s: acked as f64 / load_secs.max(0.001),

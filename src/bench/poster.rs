@@ -114,6 +114,9 @@ pub(super) enum Posted {
     Refused(String),
     /// No node took the connection.
     Unreachable,
+    /// The connection broke before an answer (its node died mid-request): never
+    /// acknowledged, perhaps stored.
+    Lost,
     /// Any other answer or failure.
     Failed,
 }
@@ -146,6 +149,7 @@ pub(super) async fn post_rest(
             }
             Ok(_) => return Posted::Failed,
             Err(e) if e.is_connect() => continue,
+            Err(e) if e.is_request() || e.is_body() => return Posted::Lost,
             Err(_) => return Posted::Failed,
         }
     }
@@ -325,6 +329,9 @@ pub(super) fn handle_rest(
         Ok((_, _, Posted::Unreachable)) => {
             live.refused.fetch_add(1, Relaxed);
             tally().unreachable += 1;
+        }
+        Ok((_, _, Posted::Lost)) => {
+            live.lost.fetch_add(1, Relaxed);
         }
         _ => {
             live.errors.fetch_add(1, Relaxed);

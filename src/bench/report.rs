@@ -171,6 +171,9 @@ pub struct Report {
     pub sent: u64,
     pub acked: u64,
     pub send_errors: u64,
+    /// Posts whose connection broke before an answer (their node died mid-request):
+    /// neither acknowledged nor owed to anyone.
+    pub lost_in_flight: u64,
     pub deliveries: u64,
     pub deliveries_per_s: f64,
     pub acked_per_s: f64,
@@ -307,8 +310,8 @@ pub(super) fn print_report(r: &Report, viewer_errors: usize, poster_errors: &[St
         r.scenario, r.viewers, r.posters, r.duration_s
     );
     println!(
-        "sent {}  acked {} ({:.0}/s, p50 {:.2} ms, p99 {:.2} ms)  errors {}",
-        r.sent, r.acked, r.acked_per_s, r.ack_p50_ms, r.ack_p99_ms, r.send_errors
+        "sent {}  acked {} ({:.0}/s, p50 {:.2} ms, p99 {:.2} ms)  errors {}  lost in flight {}",
+        r.sent, r.acked, r.acked_per_s, r.ack_p50_ms, r.ack_p99_ms, r.send_errors, r.lost_in_flight
     );
     if r.viewers > 0 && r.scenario != Scenario::Idle {
         println!("deliveries {} ({:.0}/s)", r.deliveries, r.deliveries_per_s);

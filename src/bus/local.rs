@@ -138,8 +138,12 @@ impl Bus for LocalBus {
         Ok(self.publish_now(msg))
     }
 
-    /// The in-process bus is never away.
-    async fn publish_stored(&self, msg: Publish) -> Result<Published, LocalOnly> {
+    /// The in-process bus is never away, so nothing is published twice.
+    async fn publish_stored(&self, msg: Publish, _once: &str) -> Result<Published, LocalOnly> {
+        Ok(self.publish_now(msg))
+    }
+
+    async fn publish_once(&self, msg: Publish, _once: &str) -> Result<Published, BusError> {
         Ok(self.publish_now(msg))
     }
 

@@ -99,12 +99,17 @@ pub trait Bus: Send + Sync + 'static {
     /// Publishes one event; returns once it is queued to this node's sockets.
     async fn publish(&self, msg: Publish) -> Result<Published, BusError>;
 
-    /// Publishes the event of a stored change (a comment, a deletion). While the bus
-    /// is away it still reaches this node's sockets at once, without a `seq`
+    /// Publishes the event of a stored change (a comment, a deletion) named `once`
+    /// (unique per change). While the bus is away it still reaches this node's sockets
+    /// at once, without a `seq`
     /// ([`Encoded::unsequenced`](crate::hub::event::Encoded::unsequenced)), and the error
     /// says so: the caller records the change for catch-up, so viewers on other nodes get
     /// it once the bus returns.
-    async fn publish_stored(&self, msg: Publish) -> Result<Published, LocalOnly>;
+    async fn publish_stored(&self, msg: Publish, once: &str) -> Result<Published, LocalOnly>;
+
+    /// Publishes a recorded change again (catch-up): a no-op (`seq` 0) when the bus
+    /// already carried `once`, as when the first publish timed out after reaching it.
+    async fn publish_once(&self, msg: Publish, once: &str) -> Result<Published, BusError>;
 
     /// Joins a socket to a channel: queues the reply, replays what it missed since
     /// `since` (only events its role and user may see), then makes it live, with no gap

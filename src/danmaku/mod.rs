@@ -317,10 +317,11 @@ impl Service {
     /// the bus is away the event has reached this node's sockets only; the change is
     /// recorded in the store, and [`Service::catch_up`] publishes it once the bus is back.
     pub async fn publish(&self, bus: &dyn Bus, a: Announcement) {
+        let once = format!("{}:{}", a.change.as_str(), a.id);
         let Err(LocalOnly {
             error,
             delivered_here,
-        }) = bus.publish_stored(a.event).await
+        }) = bus.publish_stored(a.event, &once).await
         else {
             return;
         };
@@ -364,7 +365,8 @@ impl Service {
                     Deferred::Posted => comment_event(stored, tier),
                     Deferred::Deleted => deletion_event(stored, tier),
                 };
-                if let Err(e) = bus.publish(event).await {
+                let once = format!("{}:{}", change.as_str(), stored.id);
+                if let Err(e) = bus.publish_once(event, &once).await {
                     self.redefer(&batch[i..]).await;
                     return Err(e);
                 }

@@ -32,8 +32,12 @@ use crate::{
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
 
 /// Events of a channel kept on this node after delivery, for the part of a join's
-/// replay published while its window fetch was in flight.
-const RECENT_EVENTS: usize = 64;
+/// replay the loop delivered while the join's window read was in flight: at most this
+/// many, and none older than [`RECENT_AGE_MS`] (so a quiet room keeps few).
+const RECENT_EVENTS: usize = 256;
+
+/// The age past which a kept event is dropped (checked as new ones arrive).
+const RECENT_AGE_MS: u64 = 10_000;
 
 /// An event as a join replays it: `(seq, published at, target, frame)`.
 type Replayable = (u64, u64, Target, Bytes);
@@ -167,11 +171,14 @@ impl RedisBus {
             return;
         }
         let ev = encoded();
-        if t.recent.len() == RECENT_EVENTS {
+        let now = now_millis();
+        while t.recent.len() >= RECENT_EVENTS
+            || t.recent.front().is_some_and(|e| e.1 + RECENT_AGE_MS < now)
+        {
             t.recent.pop_front();
         }
         t.recent
-            .push_back((seq, now_millis(), ev.target.clone(), ev.text.clone()));
+            .push_back((seq, now, ev.target.clone(), ev.text.clone()));
         let delivery = self.hub.deliver(ev);
         t.delivered_upto = Some(seq);
         drop(t);
@@ -221,6 +228,8 @@ impl RedisBus {
                             .cloned(),
                     );
                 } else {
+                    // The loop ran far behind Redis while this join waited: the window
+                    // may have moved past `seen` meanwhile (checked below).
                     let (_, _, more) = self.fetch_window(join.channel, Some(seen)).await?;
                     events.extend(more);
                 }
@@ -240,7 +249,14 @@ impl RedisBus {
                 || events
                     .first()
                     .is_some_and(|(seq, at, ..)| *seq == since.seq + 1 && *at >= cutoff);
-            let ok = since.epoch == joined.epoch && since.seq <= upto && reaches;
+            // Recovered only with every seq of `(since, upto]` in hand: the second read
+            // (above) may find the window already past what the first one saw.
+            let whole = events.iter().map(|e| e.0).eq(since.seq + 1..=upto);
+            if reaches && since.seq <= upto && !whole {
+                tracing::warn!(channel = %join.channel, since = since.seq, upto, last,
+                    "the replay window moved on while the join waited; answering recovered: false");
+            }
+            let ok = since.epoch == joined.epoch && since.seq <= upto && reaches && whole;
             joined.recovered = Some(ok);
             if ok {
                 let sub = join.conn.sub.clone();

@@ -189,11 +189,15 @@ impl RedisBus {
 #[async_trait]
 impl Bus for RedisBus {
     async fn publish(&self, msg: Publish) -> Result<Published, BusError> {
-        self.publish_event(msg).await
+        self.publish_event(msg, None).await
     }
 
-    async fn publish_stored(&self, msg: Publish) -> Result<Published, LocalOnly> {
-        self.publish_or_here(msg).await
+    async fn publish_stored(&self, msg: Publish, once: &str) -> Result<Published, LocalOnly> {
+        self.publish_or_here(msg, once).await
+    }
+
+    async fn publish_once(&self, msg: Publish, once: &str) -> Result<Published, BusError> {
+        self.publish_event(msg, Some(once)).await
     }
 
     async fn join(&self, join: Join<'_>) -> Result<Joined, BusError> {

@@ -17,8 +17,14 @@ use crate::{
     model::time::now_millis,
 };
 
-/// Numbers, records and announces one event atomically (see the module docs).
+/// Numbers, records and announces one event atomically (see the module docs). With a
+/// positive ARGV[10], KEYS[4] makes it once-only: a second publish of the same stored
+/// change (a catch-up after a publish that timed out but reached Redis) returns 0 and
+/// does nothing.
 pub(super) const PUBLISH_LUA: &str = r#"
+if tonumber(ARGV[10]) > 0 and not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[10]) then
+  return 0
+end
 local s = redis.call('INCR', KEYS[1])
 if s == 1 then redis.call('SET', KEYS[2], ARGV[1], 'NX') end
 redis.call('EXPIRE', KEYS[1], ARGV[8])
@@ -44,6 +50,11 @@ local items = {}
 if ARGV[2] ~= '' then items = redis.call('XRANGE', KEYS[3], ARGV[2], '+') end
 return {s, ep, items}
 "#;
+
+/// Seconds a stored change's once-only key lasts (one small key per comment: at 100
+/// posts/s, 60k keys). A catch-up after a longer outage may repeat a change whose
+/// publish timed out after reaching Redis; clients drop repeats by id.
+const ONCE_S: u64 = 600;
 
 /// Seconds a channel's seq and epoch keys outlive its last publish.
 pub(super) const KEEP_S: u64 = 7 * 24 * 3600;
@@ -97,15 +108,23 @@ pub(super) fn decode_item((id, fields): Item) -> Option<(u64, u64, Target, Bytes
 impl RedisBus {
     /// Numbers, records and announces one event in one script run; this node's sockets
     /// get it back through the delivery loop, like every other node's.
-    pub(super) async fn publish_event(&self, msg: Publish) -> Result<Published, BusError> {
-        let seq = self.run_publish(&msg).await?;
+    pub(super) async fn publish_event(
+        &self,
+        msg: Publish,
+        once: Option<&str>,
+    ) -> Result<Published, BusError> {
+        let seq = self.run_publish(&msg, once).await?;
         Ok(self.published(&msg, seq))
     }
 
     /// [`publish_event`](Self::publish_event) for a stored change: when Redis cannot
     /// take it, the event goes to this node's own sockets without a seq instead.
-    pub(super) async fn publish_or_here(&self, msg: Publish) -> Result<Published, LocalOnly> {
-        match self.run_publish(&msg).await {
+    pub(super) async fn publish_or_here(
+        &self,
+        msg: Publish,
+        once: &str,
+    ) -> Result<Published, LocalOnly> {
+        match self.run_publish(&msg, Some(once)).await {
             Ok(seq) => Ok(self.published(&msg, seq)),
             Err(error) => {
                 let delivery = self.hub.deliver(Encoded::unsequenced(msg, now_millis()));
@@ -120,8 +139,9 @@ impl RedisBus {
         }
     }
 
-    /// Runs the publish script: returns the seq Redis gave the event.
-    async fn run_publish(&self, msg: &Publish) -> Result<u64, BusError> {
+    /// Runs the publish script: returns the seq Redis gave the event, or 0 when `once`
+    /// names a change already published.
+    async fn run_publish(&self, msg: &Publish, once: Option<&str>) -> Result<u64, BusError> {
         let mut conn = self.connection()?;
         let now = now_millis();
         let parts = FrameParts::encode(msg, now);
@@ -136,6 +156,7 @@ impl RedisBus {
             .key(self.key("seq", ch))
             .key(self.key("ep", ch))
             .key(self.key("win", ch))
+            .key(self.key("once", once.unwrap_or("-")))
             .arg(new_epoch())
             .arg(parts.prefix)
             .arg(parts.suffix)
@@ -145,10 +166,13 @@ impl RedisBus {
             .arg(self.events_channel())
             .arg(KEEP_S)
             .arg(now)
+            .arg(if once.is_some() { ONCE_S } else { 0 })
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        self.hub.metrics().published.fetch_add(1, Ordering::Relaxed);
+        if seq > 0 {
+            self.hub.metrics().published.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(seq)
     }
 
