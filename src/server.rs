@@ -220,6 +220,7 @@ async fn catch_up(state: Arc<State>) {
             _ = tick.tick() => {}
             _ = shutdown.started() => break,
         }
+        state.danmaku.record_unconfirmed(state.bus.as_ref()).await;
         let due = pacer.due(
             std::time::Instant::now(),
             state.bus.is_ready(),

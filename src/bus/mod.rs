@@ -111,6 +111,13 @@ pub trait Bus: Send + Sync + 'static {
     /// already carried `once`, as when the first publish timed out after reaching it.
     async fn publish_once(&self, msg: Publish, once: &str) -> Result<Published, BusError>;
 
+    /// Stored changes (by `once` name) this node published that may have reached no
+    /// subscriber: the bus broke before this node's own subscriber got them back. The
+    /// caller records them for catch-up. Each is returned once.
+    fn take_unconfirmed(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Joins a socket to a channel: queues the reply, replays what it missed since
     /// `since` (only events its role and user may see), then makes it live, with no gap
     /// and no duplicate between replay and live delivery.

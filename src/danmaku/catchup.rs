@@ -9,9 +9,9 @@
 //! in a node's memory, so they survive the recording node and any node may publish them;
 //! taking is exclusive, so each is published once.
 //!
-//! The [`Pacer`] decides when: not before the bus has been back for [`SETTLE`] (so every
-//! other node, reconnecting with at most 1 s of backoff, listens again before the events
-//! go out), then at once when this node recorded something, and every [`IDLE_CHECK`]
+//! The [`Pacer`] decides when: not before the bus has been ready for [`SETTLE`] (the
+//! Redis bus turns ready only 2 s after a reconnect, once every other node listens
+//! again), then at once when this node recorded something, and every [`IDLE_CHECK`]
 //! otherwise (records left by a node that died during the outage).
 
 use std::time::{Duration, Instant};
@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 /// Records taken per store round trip.
 pub const BATCH: usize = 500;
 
-/// How long the bus must have been back before recorded changes go out: past the bus's
-/// longest reconnect backoff (1 s) and one connect.
-pub const SETTLE: Duration = Duration::from_secs(2);
+/// How long the bus must have been ready before recorded changes go out. The Redis bus
+/// already holds its publishes for 2 s after a reconnect (until every node listens
+/// again); this adds a margin for a node whose reconnect took one more attempt.
+pub const SETTLE: Duration = Duration::from_millis(1_000);
 
 /// How often a node looks for records it did not make.
 pub const IDLE_CHECK: Duration = Duration::from_secs(5);
@@ -72,17 +73,18 @@ mod tests {
         let mut p = Pacer::default();
         assert!(!p.due(at(0), false, true), "bus away");
         assert!(!p.due(at(100), true, true), "just back");
-        assert!(!p.due(at(1_900), true, true), "still settling");
-        assert!(p.due(at(2_100), true, true), "settled, recorded");
+        assert!(!p.due(at(1_000), true, true), "still settling");
+        assert!(p.due(at(1_200), true, true), "settled, recorded");
         assert!(
-            !p.due(at(2_350), true, false),
+            !p.due(at(1_450), true, false),
             "nothing recorded, checked lately"
         );
-        assert!(p.due(at(2_600), true, true), "recorded again");
-        assert!(p.due(at(7_700), true, false), "idle check");
+        assert!(p.due(at(1_700), true, true), "recorded again");
+        assert!(p.due(at(6_800), true, false), "idle check");
         // An outage restarts the settling time.
         assert!(!p.due(at(8_000), false, true));
         assert!(!p.due(at(8_100), true, true));
-        assert!(p.due(at(10_200), true, true));
+        assert!(!p.due(at(9_000), true, true), "settling again");
+        assert!(p.due(at(9_200), true, true));
     }
 }

@@ -396,6 +396,30 @@ impl Service {
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Records for catch-up the changes the bus published but could not confirm (it
+    /// broke before this node got them back): Redis may have died with them unsent.
+    pub async fn record_unconfirmed(&self, bus: &dyn Bus) {
+        for once in bus.take_unconfirmed() {
+            let parsed = once
+                .split_once(':')
+                .and_then(|(kind, id)| Some((Deferred::parse(kind)?, id.parse::<i64>().ok()?)));
+            let Some((change, id)) = parsed else {
+                tracing::warn!(once, "unconfirmed publish with an unknown name ignored");
+                continue;
+            };
+            match self.store.defer_publish(change, id, now_millis()).await {
+                Ok(()) => {
+                    self.metrics
+                        .publish_deferred
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.catch_up_due
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => tracing::error!(id, error = %e, "unconfirmed publish not recorded"),
+            }
+        }
+    }
+
     /// Whether this node recorded a change since its last catch-up.
     pub fn catch_up_due(&self) -> bool {
         self.catch_up_due.load(std::sync::atomic::Ordering::Relaxed)

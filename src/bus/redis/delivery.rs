@@ -31,6 +31,10 @@ use crate::{
 /// First and longest reconnect delay.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
 
+/// After a reconnect, how long the node listens before it publishes again: past the
+/// longest reconnect delay of every other node, plus one connect.
+const SETTLE_MS: u64 = 2_000;
+
 /// Events of a channel kept on this node after delivery, for the part of a join's
 /// replay the loop delivered while the join's window read was in flight: at most this
 /// many, and none older than [`RECENT_AGE_MS`] (so a quiet room keeps few).
@@ -38,6 +42,17 @@ const RECENT_EVENTS: usize = 256;
 
 /// The age past which a kept event is dropped (checked as new ones arrive).
 const RECENT_AGE_MS: u64 = 10_000;
+
+/// Most stored changes awaiting their echo at once (they wait milliseconds each).
+const MAX_AWAITING: usize = 100_000;
+
+/// Stored changes this node published, until its own subscriber got them back.
+#[derive(Debug, Default)]
+pub(super) struct Echoes {
+    awaiting: std::collections::HashSet<String>,
+    /// Found unconfirmed when the subscription broke; taken by the catch-up.
+    unconfirmed: Vec<String>,
+}
 
 /// An event as a join replays it: `(seq, published at, target, frame)`.
 type Replayable = (u64, u64, Target, Bytes);
@@ -80,11 +95,16 @@ impl RedisBus {
     ) {
         let mut next = Some(first);
         let mut backoff = BACKOFF.0;
+        let mut reconnect = false;
         loop {
             if let Some((conn, pubsub)) = next.take() {
                 backoff = BACKOFF.0;
                 self.reset_positions().await;
                 self.conn.store(Some(Arc::new(conn)));
+                let settle = if reconnect { SETTLE_MS } else { 0 };
+                self.settled_at
+                    .store(now_millis() + settle, Ordering::SeqCst);
+                reconnect = true;
                 self.ready.store(true, Ordering::SeqCst);
                 tracing::info!(node = %self.cfg.node, "redis bus connected");
                 let mut stream = pubsub.into_on_message();
@@ -98,6 +118,7 @@ impl RedisBus {
                     }
                 }
                 self.ready.store(false, Ordering::SeqCst);
+                self.lost_echoes();
                 self.conn.store(None);
                 tracing::error!(
                     node = %self.cfg.node,
@@ -145,6 +166,9 @@ impl RedisBus {
         let Ok(frame) = std::str::from_utf8(frame) else {
             return;
         };
+        if let Some(once) = &header.once {
+            self.echoed(once);
+        }
         let channel: Arc<str> = Arc::from(header.channel);
         let encoded = || Encoded {
             channel: channel.clone(),
@@ -186,6 +210,51 @@ impl RedisBus {
         if let Some(room) = delivery.flush {
             self.hub.flush(room);
         }
+    }
+
+    /// Notes a stored change about to be published, until this node's subscriber gets
+    /// it back. Bounded: past [`MAX_AWAITING`] the oldest guarantee is given up (logged).
+    pub(super) fn awaiting_echo(&self, once: &str) {
+        let mut e = self.echoes.lock().unwrap_or_else(|e| e.into_inner());
+        if e.awaiting.len() >= MAX_AWAITING {
+            tracing::warn!("too many publishes awaiting their echo; forgetting them");
+            e.awaiting.clear();
+        }
+        e.awaiting.insert(once.to_string());
+    }
+
+    /// This node's subscriber got a stored change back (every node's did, or will), or
+    /// its publish failed (the caller records it).
+    pub(super) fn echoed(&self, once: &str) {
+        let mut e = self.echoes.lock().unwrap_or_else(|e| e.into_inner());
+        e.awaiting.remove(once);
+    }
+
+    /// The subscription broke: what was published but never came back may have reached
+    /// no subscriber at all (Redis died with it in its output buffers).
+    fn lost_echoes(&self) {
+        let mut e = self.echoes.lock().unwrap_or_else(|e| e.into_inner());
+        let lost = std::mem::take(&mut e.awaiting);
+        if !lost.is_empty() {
+            tracing::warn!(
+                count = lost.len(),
+                "published changes never came back before the bus was lost; recorded for catch-up"
+            );
+        }
+        e.unconfirmed.extend(lost);
+    }
+
+    /// Marks one published change as possibly reaching no subscriber.
+    pub(super) fn unconfirmed(&self, once: &str) {
+        let mut e = self.echoes.lock().unwrap_or_else(|e| e.into_inner());
+        e.awaiting.remove(once);
+        e.unconfirmed.push(once.to_string());
+    }
+
+    /// Takes the changes [`lost_echoes`](Self::lost_echoes) found.
+    pub(super) fn take_lost(&self) -> Vec<String> {
+        let mut e = self.echoes.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut e.unconfirmed)
     }
 
     /// The tracking entry of a channel, created (under the gate) on first join.

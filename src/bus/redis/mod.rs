@@ -24,6 +24,9 @@
 //! - **Outage**: publishes and first joins fail with [`BusError::Unavailable`], `is_ready`
 //!   turns false, sockets already joined keep their subscriptions, and a supervisor
 //!   reconnects with backoff (100 ms doubling to 1 s), resuming delivery when Redis is back.
+//!   After a reconnect (not at startup) the node listens at once but publishes only after
+//!   2 s: every other node, retrying at most 1 s apart, listens again by then, so no
+//!   event goes out to a Redis that some node is not yet subscribed to.
 //!   A stored change's event ([`Bus::publish_stored`]) still reaches this node's own
 //!   sockets meanwhile, without a seq; the danmaku service records it and publishes it
 //!   again, numbered, once Redis is back (see `danmaku::catchup`).
@@ -55,7 +58,7 @@ use async_trait::async_trait;
 use redis::{AsyncConnectionConfig, Client, Script, aio::MultiplexedConnection};
 use tokio::sync::Mutex as AsyncMutex;
 
-use self::delivery::Tracked;
+use self::delivery::{Echoes, Tracked};
 use super::{Bus, BusError, Join, Joined, LocalOnly, Published, local::Window};
 use crate::{
     config::redacted,
@@ -98,11 +101,15 @@ pub struct RedisBus {
     /// The command connection, absent while Redis is unreachable.
     conn: ArcSwapOption<MultiplexedConnection>,
     ready: AtomicBool,
+    /// Unix ms before which a reconnected bus does not publish yet (see `delivery.rs`).
+    settled_at: std::sync::atomic::AtomicU64,
     cfg: RedisSettings,
     /// Channels joined through the bus, with their delivery position.
     tracked: papaya::HashMap<Arc<str>, Arc<AsyncMutex<Tracked>>>,
     /// Orders "untracked channel: deliver directly" against a first join tracking it.
     gate: RwLock<()>,
+    /// Stored changes published and not yet seen back (see `delivery.rs`).
+    echoes: std::sync::Mutex<Echoes>,
     /// The Lua scripts, each defined in the file that runs it; hashed once here.
     publish_script: Script,
     fetch_script: Script,
@@ -148,9 +155,11 @@ impl RedisBus {
             client,
             conn: ArcSwapOption::empty(),
             ready: AtomicBool::new(false),
+            settled_at: std::sync::atomic::AtomicU64::new(0),
             cfg,
             tracked: papaya::HashMap::new(),
             gate: RwLock::new(()),
+            echoes: Default::default(),
             publish_script: Script::new(script::PUBLISH_LUA),
             fetch_script: Script::new(script::FETCH_LUA),
             claim_script: Script::new(leases::CLAIM_LUA),
@@ -176,8 +185,14 @@ impl RedisBus {
         format!("{}:events", self.cfg.prefix)
     }
 
-    /// The command connection, or `Unavailable` while Redis is away.
+    /// The command connection, or `Unavailable` while Redis is away (or back for less
+    /// than the settling time).
     fn connection(&self) -> Result<MultiplexedConnection, BusError> {
+        if self.ready.load(Ordering::SeqCst) && !self.is_ready() {
+            return Err(BusError::Unavailable(
+                "redis is back; waiting for every node to resubscribe".into(),
+            ));
+        }
         self.conn
             .load_full()
             .map(|c| (*c).clone())
@@ -200,6 +215,10 @@ impl Bus for RedisBus {
         self.publish_event(msg, Some(once)).await
     }
 
+    fn take_unconfirmed(&self) -> Vec<String> {
+        self.take_lost()
+    }
+
     async fn join(&self, join: Join<'_>) -> Result<Joined, BusError> {
         self.join_channel(join).await
     }
@@ -210,6 +229,7 @@ impl Bus for RedisBus {
 
     fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+            && crate::model::time::now_millis() >= self.settled_at.load(Ordering::SeqCst)
     }
 
     async fn presence(&self, channel: &str) -> Result<[usize; 4], BusError> {

@@ -87,6 +87,10 @@ pub(super) struct Header {
     pub(super) channel: String,
     #[serde(rename = "t")]
     pub(super) target: TargetWire,
+    /// The stored change the event announces (its once-only name), so the publishing
+    /// node can tell when its own subscriber got it back.
+    #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
+    pub(super) once: Option<String>,
 }
 
 /// Decodes a window entry into `(seq, published at, target, frame)`.
@@ -148,8 +152,13 @@ impl RedisBus {
         let header = serde_json::to_string(&Header {
             channel: msg.channel.to_string(),
             target: TargetWire::from(&msg.target),
+            once: once.map(str::to_string),
         })
         .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        // Awaiting its echo from before the call: the echo may beat the reply.
+        if let Some(once) = once {
+            self.awaiting_echo(once);
+        }
         let ch = &msg.channel;
         let seq: u64 = self
             .publish_script
@@ -169,9 +178,24 @@ impl RedisBus {
             .arg(if once.is_some() { ONCE_S } else { 0 })
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| {
+                if let Some(once) = once {
+                    self.echoed(once);
+                }
+                unavailable(e)
+            })?;
         if seq > 0 {
             self.hub.metrics().published.fetch_add(1, Ordering::Relaxed);
+            if let Some(once) = once
+                && !self.ready.load(Ordering::SeqCst)
+            {
+                // Taken after this node's subscription broke: Redis may have had no
+                // subscriber left to send it to (it was shutting down).
+                self.unconfirmed(once);
+            }
+        } else if let Some(once) = once {
+            // Published before: nothing comes back this time.
+            self.echoed(once);
         }
         Ok(seq)
     }
