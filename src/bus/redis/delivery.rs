@@ -213,7 +213,7 @@ impl RedisBus {
     }
 
     /// Notes a stored change about to be published, until this node's subscriber gets
-    /// it back. Bounded: past [`MAX_AWAITING`] the oldest guarantee is given up (logged).
+    /// it back. Bounded: past [`MAX_AWAITING`] every entry is given up (logged).
     pub(super) fn awaiting_echo(&self, once: &str) {
         let mut e = self.echoes.lock().unwrap_or_else(|e| e.into_inner());
         if e.awaiting.len() >= MAX_AWAITING {
