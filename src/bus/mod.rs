@@ -78,9 +78,12 @@ pub struct Join<'a> {
 
 impl Join<'_> {
     /// The end of every engine's join, run while the engine still holds the channel's
-    /// lock: write the reply, then the replayed events (batched, 64 to a frame), then
-    /// subscribe the socket in the hub, so nothing can slip between replay and live
-    /// delivery. `replay` holds each event's JSON text.
+    /// lock: subscribe the socket in the hub, then write the reply and the replayed
+    /// events (batched, 64 to a frame). Nothing can slip between replay and live
+    /// delivery, nor overtake the reply: while the lock is held no event reaches the
+    /// channel's batch, and the socket skips the events pending in it (they are in the
+    /// replay). Subscribing first means that a client that has read the reply is counted
+    /// (presence) and reached by every later event. `replay` holds each event's JSON text.
     pub fn finish(&self, hub: &Hub, joined: &mut Joined, replay: &[Bytes]) {
         joined.replayed = replay.len();
         let mut frames = Vec::with_capacity(1 + replay.len().div_ceil(64));
@@ -88,8 +91,8 @@ impl Join<'_> {
         for chunk in replay.chunks(64) {
             frames.push(frame::text_array(chunk.iter().map(|t| &t[..])));
         }
-        self.conn.send_all(&frames);
         hub.subscribe(self.conn, self.channel, self.role);
+        self.conn.send_all(&frames);
     }
 }
 
