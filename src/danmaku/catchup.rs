@@ -14,7 +14,21 @@
 //! again), then at once when this node recorded something, and every [`IDLE_CHECK`]
 //! otherwise (records left by a node that died during the outage).
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::atomic::Ordering::Relaxed,
+    time::{Duration, Instant},
+};
+
+use super::{
+    Service,
+    announce::{comment_event, deletion_event, once_name, parse_once},
+};
+use crate::{
+    access::Directory,
+    bus::{Bus, BusError},
+    model::Tier,
+    store::danmaku::{Deferred, StoredDanmaku},
+};
 
 /// Records taken per store round trip.
 pub const BATCH: usize = 500;
@@ -59,6 +73,73 @@ impl Pacer {
             return true;
         }
         false
+    }
+}
+
+impl Service {
+    /// Publishes the changes recorded while the bus was away, oldest first, through the
+    /// bus (numbered, to every node), [`BATCH`] at a time. A record that cannot be
+    /// published is recorded again. Returns how many were handled.
+    pub async fn catch_up(&self, bus: &dyn Bus, dir: &Directory) -> Result<usize, BusError> {
+        self.catch_up_due.store(false, Relaxed);
+        let mut published = 0;
+        loop {
+            let batch = self
+                .store
+                .take_deferred(BATCH)
+                .await
+                .map_err(|e| BusError::Unavailable(format!("catch-up read: {e}")))?;
+            for (i, (change, stored)) in batch.iter().enumerate() {
+                if *change == Deferred::Posted && stored.deleted_at.is_some() {
+                    continue;
+                }
+                let tier = dir.video_tier(&stored.d.video).unwrap_or(Tier::Free);
+                let event = match change {
+                    Deferred::Posted => comment_event(stored, tier),
+                    Deferred::Deleted => deletion_event(stored, tier),
+                };
+                if let Err(e) = bus
+                    .publish_once(event, &once_name(*change, stored.id))
+                    .await
+                {
+                    self.redefer(&batch[i..]).await;
+                    return Err(e);
+                }
+                published += 1;
+                self.metrics.caught_up.fetch_add(1, Relaxed);
+            }
+            if batch.len() < BATCH {
+                return Ok(published);
+            }
+        }
+    }
+
+    /// Records again what a catch-up took but could not publish.
+    async fn redefer(&self, rest: &[(Deferred, StoredDanmaku)]) {
+        for (change, stored) in rest {
+            if let Err(e) = self.record(*change, stored.id).await {
+                tracing::error!(id = stored.id, error = %e, "catch-up record lost");
+            }
+        }
+    }
+
+    /// Records for catch-up the changes the bus published but could not confirm (it
+    /// broke before this node got them back): Redis may have died with them unsent.
+    pub async fn record_unconfirmed(&self, bus: &dyn Bus) {
+        for once in bus.take_unconfirmed() {
+            let Some((change, id)) = parse_once(&once) else {
+                tracing::warn!(once, "unconfirmed publish with an unknown name ignored");
+                continue;
+            };
+            if let Err(e) = self.record(change, id).await {
+                tracing::error!(id, error = %e, "unconfirmed publish not recorded");
+            }
+        }
+    }
+
+    /// Whether this node recorded a change since its last catch-up.
+    pub fn catch_up_due(&self) -> bool {
+        self.catch_up_due.load(Relaxed)
     }
 }
 

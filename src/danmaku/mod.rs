@@ -4,6 +4,7 @@
 //! validate → store durably → acknowledge → publish, and the same for deletions. REST,
 //! WebSocket and the DPlayer endpoint all go through it, so one rule set applies.
 
+pub mod announce;
 pub mod catchup;
 pub mod feed;
 pub mod formats;
@@ -14,14 +15,14 @@ use std::sync::Arc;
 use moka::{future::Cache, ops::compute::CompResult, ops::compute::Op};
 use serde::Serialize;
 
+pub use self::announce::Announcement;
 use self::{
+    announce::{comment_event, deletion_event},
     feed::FreeFeed,
     rules::{BlockList, Draft, check_video_id, format_color},
 };
 use crate::{
     access::Directory,
-    bus::{Bus, BusError, LocalOnly},
-    hub::event::{Publish, Target},
     metrics::Metrics,
     model::{Audience, Identity, Policy, Refusal, Role, Tier, role_bit, time::now_millis},
     store::{
@@ -90,42 +91,6 @@ pub struct Accepted {
     pub stored: StoredDanmaku,
     pub view: View,
     pub event: Announcement,
-}
-
-/// The live event of a stored change, with the change it announces: what
-/// [`Service::publish`] records for catch-up when the bus cannot carry it.
-#[derive(Debug)]
-pub struct Announcement {
-    pub event: Publish,
-    pub change: Deferred,
-    /// The comment changed.
-    pub id: i64,
-}
-
-/// The event announcing a stored comment to everyone in its audience who may read a
-/// video of `tier`, except its author (who has the acknowledgement).
-fn comment_event(stored: &StoredDanmaku, tier: Tier) -> Publish {
-    let mut target = Target::audience(stored.d.audience);
-    target.mask &= tier.mask();
-    target.except = Some(Arc::from(stored.d.sub.as_str()));
-    Publish {
-        channel: room(&stored.d.video),
-        event: "danmaku".into(),
-        data: serde_json::to_value(View::of(stored)).unwrap_or_default(),
-        target,
-    }
-}
-
-/// The event telling everyone who could see a comment that it is deleted.
-fn deletion_event(stored: &StoredDanmaku, tier: Tier) -> Publish {
-    let mut target = Target::audience(stored.d.audience);
-    target.mask &= tier.mask();
-    Publish {
-        channel: room(&stored.d.video),
-        event: "danmaku_deleted".into(),
-        data: serde_json::json!({"id": stored.id, "video": stored.d.video}),
-        target,
-    }
 }
 
 /// Acknowledges a post with its stored view, the moment it is durable.
@@ -311,118 +276,6 @@ impl Service {
             stored,
             view,
         })
-    }
-
-    /// Publishes the event of a stored change (after the caller acknowledged it). When
-    /// the bus is away the event has reached this node's sockets only; the change is
-    /// recorded in the store, and [`Service::catch_up`] publishes it once the bus is back.
-    pub async fn publish(&self, bus: &dyn Bus, a: Announcement) {
-        let once = format!("{}:{}", a.change.as_str(), a.id);
-        let Err(LocalOnly {
-            error,
-            delivered_here,
-        }) = bus.publish_stored(a.event, &once).await
-        else {
-            return;
-        };
-        let change = a.change.as_str();
-        self.metrics
-            .publish_deferred
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match self.store.defer_publish(a.change, a.id, now_millis()).await {
-            Ok(()) => {
-                tracing::warn!(id = a.id, change, delivered_here, error = %error,
-                    "bus away: delivered on this node only; recorded for catch-up");
-                self.catch_up_due
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            // The change is stored; other nodes' viewers find it in history only.
-            Err(e) => tracing::error!(id = a.id, change, delivered_here, bus = %error,
-                error = %e, "bus away and the catch-up record failed"),
-        }
-    }
-
-    /// Publishes the changes recorded while the bus was away, oldest first, through the
-    /// bus (numbered, to every node), [`catchup::BATCH`] at a time. A record that cannot
-    /// be published is recorded again. Returns how many were published.
-    pub async fn catch_up(&self, bus: &dyn Bus, dir: &Directory) -> Result<usize, BusError> {
-        self.catch_up_due
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        let mut published = 0;
-        loop {
-            let batch = self
-                .store
-                .take_deferred(catchup::BATCH)
-                .await
-                .map_err(|e| BusError::Unavailable(format!("catch-up read: {e}")))?;
-            let taken = batch.len();
-            for (i, (change, stored)) in batch.iter().enumerate() {
-                if *change == Deferred::Posted && stored.deleted_at.is_some() {
-                    continue;
-                }
-                let tier = dir.video_tier(&stored.d.video).unwrap_or(Tier::Free);
-                let event = match change {
-                    Deferred::Posted => comment_event(stored, tier),
-                    Deferred::Deleted => deletion_event(stored, tier),
-                };
-                let once = format!("{}:{}", change.as_str(), stored.id);
-                if let Err(e) = bus.publish_once(event, &once).await {
-                    self.redefer(&batch[i..]).await;
-                    return Err(e);
-                }
-                published += 1;
-                self.metrics
-                    .caught_up
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            if taken < catchup::BATCH {
-                return Ok(published);
-            }
-        }
-    }
-
-    /// Records again what a catch-up took but could not publish.
-    async fn redefer(&self, rest: &[(Deferred, StoredDanmaku)]) {
-        for (change, stored) in rest {
-            if let Err(e) = self
-                .store
-                .defer_publish(*change, stored.id, now_millis())
-                .await
-            {
-                tracing::error!(id = stored.id, error = %e, "catch-up record lost");
-            }
-        }
-        self.catch_up_due
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Records for catch-up the changes the bus published but could not confirm (it
-    /// broke before this node got them back): Redis may have died with them unsent.
-    pub async fn record_unconfirmed(&self, bus: &dyn Bus) {
-        for once in bus.take_unconfirmed() {
-            let parsed = once
-                .split_once(':')
-                .and_then(|(kind, id)| Some((Deferred::parse(kind)?, id.parse::<i64>().ok()?)));
-            let Some((change, id)) = parsed else {
-                tracing::warn!(once, "unconfirmed publish with an unknown name ignored");
-                continue;
-            };
-            match self.store.defer_publish(change, id, now_millis()).await {
-                Ok(()) => {
-                    self.metrics
-                        .publish_deferred
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.catch_up_due
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                Err(e) => tracing::error!(id, error = %e, "unconfirmed publish not recorded"),
-            }
-        }
-    }
-
-    /// Whether this node recorded a change since its last catch-up.
-    pub fn catch_up_due(&self) -> bool {
-        self.catch_up_due.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Atomically checks and records the poster's cooldown.

@@ -221,13 +221,18 @@ impl RedisBus {
             e.awaiting.clear();
         }
         e.awaiting.insert(once.to_string());
+        self.awaiting.store(e.awaiting.len(), Ordering::SeqCst);
     }
 
     /// This node's subscriber got a stored change back (every node's did, or will), or
     /// its publish failed (the caller records it).
     pub(super) fn echoed(&self, once: &str) {
+        if self.awaiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         let mut e = self.echoes.lock().unwrap_or_else(|e| e.into_inner());
         e.awaiting.remove(once);
+        self.awaiting.store(e.awaiting.len(), Ordering::SeqCst);
     }
 
     /// The subscription broke: what was published but never came back may have reached
@@ -235,6 +240,7 @@ impl RedisBus {
     fn lost_echoes(&self) {
         let mut e = self.echoes.lock().unwrap_or_else(|e| e.into_inner());
         let lost = std::mem::take(&mut e.awaiting);
+        self.awaiting.store(0, Ordering::SeqCst);
         if !lost.is_empty() {
             tracing::warn!(
                 count = lost.len(),
@@ -248,6 +254,7 @@ impl RedisBus {
     pub(super) fn unconfirmed(&self, once: &str) {
         let mut e = self.echoes.lock().unwrap_or_else(|e| e.into_inner());
         e.awaiting.remove(once);
+        self.awaiting.store(e.awaiting.len(), Ordering::SeqCst);
         e.unconfirmed.push(once.to_string());
     }
 

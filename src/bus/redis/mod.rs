@@ -110,6 +110,9 @@ pub struct RedisBus {
     gate: RwLock<()>,
     /// Stored changes published and not yet seen back (see `delivery.rs`).
     echoes: std::sync::Mutex<Echoes>,
+    /// How many entries `echoes` awaits: the delivery loop takes its lock only when
+    /// this node has publishes in flight.
+    awaiting: std::sync::atomic::AtomicUsize,
     /// The Lua scripts, each defined in the file that runs it; hashed once here.
     publish_script: Script,
     fetch_script: Script,
@@ -160,6 +163,7 @@ impl RedisBus {
             tracked: papaya::HashMap::new(),
             gate: RwLock::new(()),
             echoes: Default::default(),
+            awaiting: Default::default(),
             publish_script: Script::new(script::PUBLISH_LUA),
             fetch_script: Script::new(script::FETCH_LUA),
             claim_script: Script::new(leases::CLAIM_LUA),
