@@ -244,6 +244,21 @@ async fn catch_up(state: Arc<State>) {
     }
 }
 
+/// Sends the like counts changed lately as `danmaku_likes` events, at most one per
+/// comment per [`crate::danmaku::likes::FLUSH_EVERY`].
+async fn flush_likes(state: Arc<State>) {
+    let mut shutdown = state.shutdown.clone();
+    let mut tick = tokio::time::interval(crate::danmaku::likes::FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.started() => break,
+        }
+        state.danmaku.flush_likes(state.bus.as_ref()).await;
+    }
+}
+
 /// One refresh of the mirrors from the shared store.
 async fn sync_once(state: &State) -> Result<(), crate::store::StoreError> {
     let read_at = now_millis();
@@ -444,6 +459,7 @@ impl Server {
             )),
             tokio::spawn(sync_mirrors(state.clone())),
             tokio::spawn(catch_up(state.clone())),
+            tokio::spawn(flush_likes(state.clone())),
             tokio::spawn(state.hub.clone().run_clock(state.shutdown.clone())),
         ];
         let hub = state.hub.clone();

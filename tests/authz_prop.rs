@@ -1,7 +1,8 @@
 //! The authorization rules as a property test: random sequences of (role, tier, audience,
 //! operation) run against one live server and are compared, step by step, with a small
 //! reference model. Whatever the sequence, a guest or free user never receives a
-//! members-only event or history item, and a non-admin never reaches an admin operation.
+//! members-only event, history item, like or heatmap count, and a non-admin never reaches
+//! an admin operation.
 //!
 //! proptest drives a synchronous closure, so the test owns its tokio runtime and blocks
 //! on each case; the server runs on that runtime's worker threads meanwhile.
@@ -62,6 +63,10 @@ enum Op {
     Mute,
     /// Create a schedule.
     Schedule,
+    /// Like the members-only seed comment of a video of the tier.
+    LikeSeed(Tier),
+    /// Read a video's heatmap (its total must match what history shows the same caller).
+    Heatmap(Tier),
 }
 
 /// A step: who does what.
@@ -95,11 +100,13 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (tier.clone(), audience).prop_map(|(t, a)| Op::Subscribe(t, a)),
         1 => (tier.clone(), style).prop_map(|(t, s)| Op::Post(t, s)),
         1 => tier.clone().prop_map(Op::History),
-        1 => tier.prop_map(Op::Export),
+        1 => tier.clone().prop_map(Op::Export),
         1 => Just(Op::Push),
         1 => Just(Op::Delete),
         1 => Just(Op::Mute),
         1 => Just(Op::Schedule),
+        1 => tier.clone().prop_map(Op::LikeSeed),
+        1 => tier.clone().prop_map(Op::Heatmap),
     ];
     (role, op).prop_map(|(role, op)| Step { role, op })
 }
@@ -373,6 +380,50 @@ async fn run_step(
                     format!("{s:?}: {members_only} members-only items leaked")
                 })?;
             }
+        }
+        Op::LikeSeed(tier) => {
+            let admin = app.token("root", Role::Admin);
+            let path = format!("/api/videos/{}/danmaku?limit=10000", video(tier));
+            let (_, page, _) = call(app, reqwest::Method::GET, &path, Some(&admin), None).await;
+            let seed = page["items"]
+                .as_array()
+                .and_then(|items| items.iter().find(|i| i["text"] == SECRET_TEXT))
+                .and_then(|i| i["id"].as_i64())
+                .expect("the seed comment");
+            let like = format!("/api/danmaku/{seed}/like");
+            let (status, body, _) = call(app, reqwest::Method::POST, &like, token, None).await;
+            // A comment the caller may not see does not exist for them.
+            let want = match role {
+                Role::Guest => 401,
+                _ if model_sees_members_only(role) => 200,
+                _ => 404,
+            };
+            check(status == want, || {
+                format!("{s:?}: like {status} {body}, model says {want}")
+            })?;
+            if want == 404 {
+                check(body["code"] == "unknown_danmaku", || {
+                    format!("{s:?}: {body}")
+                })?;
+            }
+        }
+        Op::Heatmap(tier) => {
+            let v = video(tier);
+            let heat = format!("/api/videos/{v}/heatmap?buckets=10&duration=86400");
+            let (status, h, _) = call(app, reqwest::Method::GET, &heat, token, None).await;
+            if !model_reads_video(tier, role) {
+                return check(status == 403, || format!("{s:?}: heatmap {status} {h}"));
+            }
+            check(status == 200, || format!("{s:?}: heatmap {status} {h}"))?;
+            let path = format!("/api/videos/{v}/danmaku?limit=10000");
+            let (_, page, _) = call(app, reqwest::Method::GET, &path, token, None).await;
+            let shown = page["items"].as_array().map(Vec::len).unwrap_or(0) as u64;
+            check(h["total"].as_u64() == Some(shown), || {
+                format!(
+                    "{s:?}: heatmap counts {} but history shows {shown}",
+                    h["total"]
+                )
+            })?;
         }
         Op::Export(tier) => {
             let path = format!("/api/videos/{}/danmaku.xml", video(tier));

@@ -11,6 +11,7 @@ pub mod channels;
 pub mod client;
 pub mod demo;
 pub mod dplayer;
+pub mod engagement;
 pub mod error;
 pub mod push;
 pub mod schedules;
@@ -38,6 +39,7 @@ pub type Api = (
     channels::ChannelsApi,
     push::PushApi,
     videos::VideosApi,
+    engagement::EngagementApi,
     schedules::SchedulesApi,
     demo::AuthApi,
 );
@@ -49,6 +51,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             channels::ChannelsApi,
             push::PushApi,
             videos::VideosApi,
+            engagement::EngagementApi,
             schedules::SchedulesApi,
             demo::AuthApi,
         ),

@@ -246,7 +246,7 @@ pub enum DeleteReply {
 }
 
 /// The identity a caller posts as: API keys post as the system user.
-fn poster(c: &Caller) -> Arc<Identity> {
+pub(super) fn poster(c: &Caller) -> Arc<Identity> {
     match c {
         Caller::User(id) => id.clone(),
         Caller::Service => Arc::new(Identity {
@@ -377,10 +377,25 @@ impl VideosApi {
             newest: false,
         };
         let items = state.danmaku.history(&state.directory, role, q).await?;
+        let mut items = items.as_ref().clone();
+        if let Some(Caller::User(who)) = auth.0.as_ref()
+            && !who.is_guest()
+            && !items.is_empty()
+        {
+            let liked: std::collections::HashSet<i64> = state
+                .danmaku
+                .liked_by(&who.sub, &id)
+                .await?
+                .into_iter()
+                .collect();
+            for v in items.iter_mut().filter(|v| liked.contains(&v.id)) {
+                v.liked = Some(true);
+            }
+        }
         Ok(Json(History {
             video: id.0,
             count: items.len() as u64,
-            items: items.as_ref().clone(),
+            items,
         }))
     }
 

@@ -8,6 +8,8 @@ pub mod announce;
 pub mod catchup;
 pub mod feed;
 pub mod formats;
+pub mod heatmap;
+pub mod likes;
 pub mod rules;
 
 use std::sync::Arc;
@@ -56,6 +58,12 @@ pub struct View {
     pub user: ViewUser,
     /// Unix milliseconds.
     pub created_at: u64,
+    /// How many users like it (0 when posted; live changes come as `danmaku_likes`).
+    pub likes: u32,
+    /// Set (true) in history reads when the caller likes it; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub liked: Option<bool>,
 }
 
 /// The author as viewers see them: a display name only.
@@ -80,6 +88,8 @@ impl View {
                 name: s.d.name.clone(),
             },
             created_at: s.d.created_at,
+            likes: s.likes,
+            liked: None,
         }
     }
 }
@@ -107,6 +117,10 @@ pub struct Service {
     /// Default history pages per (video, members view), invalidated on insert and delete.
     history_cache: Cache<(String, bool), Arc<Vec<View>>>,
     feed: FreeFeed,
+    /// Like counts waiting to go out, and posters' received likes (the feed's weight).
+    likes: likes::Likes,
+    /// Cached comment density per video.
+    heatmaps: heatmap::Heatmaps,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     /// Set when this node recorded a change for catch-up, so it catches up at once.
@@ -152,6 +166,8 @@ impl Service {
                 .time_to_live(std::time::Duration::from_secs(300))
                 .build(),
             feed: FreeFeed::new(free_feed_rate),
+            likes: likes::Likes::default(),
+            heatmaps: heatmap::Heatmaps::new(),
             store,
             metrics,
             catch_up_due: std::sync::atomic::AtomicBool::new(true),
@@ -254,13 +270,20 @@ impl Service {
             Refusal::unavailable("store_unavailable", "the comment was not stored; retry")
         })?;
         self.invalidate(video).await;
+        self.heatmaps
+            .record(video, stored.d.time_ms, stored.d.audience, 1)
+            .await;
         self.metrics
             .danmaku_posted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let view = View::of(&stored);
         let mut event = comment_event(&stored, tier);
         let free_groups = role_bit(Role::Guest) | role_bit(Role::Free);
-        if event.target.mask & free_groups != 0 && !self.feed.admit(video, now) {
+        if event.target.mask & free_groups != 0
+            && !self
+                .feed
+                .admit(video, now, self.likes.weight(video, who).await)
+        {
             event.target.mask &= !free_groups;
             self.metrics
                 .sampled_out
@@ -432,6 +455,9 @@ impl Service {
             return Err(not_found());
         }
         self.invalidate(&stored.d.video).await;
+        self.heatmaps
+            .record(&stored.d.video, stored.d.time_ms, stored.d.audience, -1)
+            .await;
         let tier = dir.video_tier(&stored.d.video).unwrap_or(Tier::Free);
         tracing::info!(id, video = %stored.d.video, by = ?who_sub, %role, "danmaku deleted");
         Ok(Announcement {
@@ -444,6 +470,7 @@ impl Service {
     /// Drops the cached pages of a video after a bulk change (imports).
     pub async fn forget_cached(&self, video: &str) {
         self.invalidate(video).await;
+        self.heatmaps.forget(video).await;
     }
 
     /// Drops the cached default pages of a video.

@@ -34,6 +34,8 @@ pub struct StoredDanmaku {
     pub d: NewDanmaku,
     /// Set once deleted (a tombstone stays in the store).
     pub deleted_at: Option<u64>,
+    /// How many users like it ([`super::engagement::EngagementStore::set_like`]).
+    pub likes: u32,
 }
 
 /// A history window.
@@ -143,8 +145,7 @@ pub trait DanmakuStore: Send + Sync {
 pub type OnDurable = Box<dyn FnOnce(&StoredDanmaku) + Send>;
 
 /// The columns read back for a comment, in order.
-const COLUMNS: &str =
-    "id, video, time_ms, text, mode, color, size, audience, sub, name, created_at, deleted_at";
+const COLUMNS: &str = "id, video, time_ms, text, mode, color, size, audience, sub, name, created_at, deleted_at, likes";
 
 /// Decodes a row selected with [`COLUMNS`].
 fn row_to_danmaku(r: &Row<'_>) -> rusqlite::Result<StoredDanmaku> {
@@ -182,6 +183,7 @@ fn row_to_danmaku_at(r: &Row<'_>, o: usize) -> rusqlite::Result<StoredDanmaku> {
             created_at: r.get::<_, i64>(o + 10)? as u64,
         },
         deleted_at: r.get::<_, Option<i64>>(o + 11)?.map(|v| v as u64),
+        likes: r.get::<_, i64>(o + 12)?.clamp(0, i64::from(u32::MAX)) as u32,
     })
 }
 
@@ -223,6 +225,7 @@ impl SqliteStore {
                     id,
                     d,
                     deleted_at: None,
+                    likes: 0,
                 })
             },
             on_durable,

@@ -5,6 +5,7 @@
 //! [`sqlite::SqliteStore`] is the embedded default.
 
 pub mod danmaku;
+pub mod engagement;
 pub mod postgres;
 pub mod schedules;
 pub mod sqlite;
@@ -35,7 +36,9 @@ pub enum StoreError {
 
 /// Durable storage. Each engine also stores schedules ([`ScheduleStore`]).
 #[async_trait]
-pub trait Store: danmaku::DanmakuStore + ScheduleStore + Send + Sync + 'static {
+pub trait Store:
+    danmaku::DanmakuStore + engagement::EngagementStore + ScheduleStore + Send + Sync + 'static
+{
     /// Declares or re-tiers a channel. Returns true when it did not exist before.
     async fn put_channel(&self, name: &str, tier: Tier) -> Result<bool, StoreError>;
 

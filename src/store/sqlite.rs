@@ -72,6 +72,40 @@ const MIGRATIONS: &[&str] = &[
         deferred_at INTEGER NOT NULL,
         PRIMARY KEY (id, kind)
     ) STRICT;",
+    // Likes (one per user per comment, the count kept on the comment), and the density
+    // the heatmap reads, kept by triggers in the transaction of each insert and
+    // tombstone (src/store/engagement.rs).
+    "ALTER TABLE danmaku ADD COLUMN likes INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE danmaku_likes (
+        danmaku_id INTEGER NOT NULL,
+        sub TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (danmaku_id, sub)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX danmaku_likes_sub ON danmaku_likes (sub, danmaku_id);
+    CREATE TABLE danmaku_density (
+        video TEXT NOT NULL,
+        second INTEGER NOT NULL,
+        audience TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (video, second, audience)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO danmaku_density (video, second, audience, n)
+        SELECT video, time_ms / 1000, audience, COUNT(*) FROM danmaku
+        WHERE deleted_at IS NULL GROUP BY 1, 2, 3;
+    CREATE TRIGGER danmaku_density_insert AFTER INSERT ON danmaku
+        WHEN new.deleted_at IS NULL
+    BEGIN
+        INSERT INTO danmaku_density (video, second, audience, n)
+            VALUES (new.video, new.time_ms / 1000, new.audience, 1)
+            ON CONFLICT (video, second, audience) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER danmaku_density_tombstone AFTER UPDATE OF deleted_at ON danmaku
+        WHEN old.deleted_at IS NULL AND new.deleted_at IS NOT NULL
+    BEGIN
+        UPDATE danmaku_density SET n = n - 1
+            WHERE video = old.video AND second = old.time_ms / 1000 AND audience = old.audience;
+    END;",
 ];
 
 /// Most writes committed in one transaction.

@@ -9,6 +9,7 @@ async fn postgres_answers_every_store_query_like_sqlite() {
         store::{
             ScheduleRecord, ScheduleStore, Store,
             danmaku::{DanmakuStore, Deferred, HistoryQuery, NewDanmaku, Video},
+            engagement::EngagementStore,
             postgres::PgStore,
             sqlite::SqliteStore,
         },
@@ -138,6 +139,43 @@ async fn postgres_answers_every_store_query_like_sqlite() {
     );
     assert!(pg.delete_schedule("s-1").await.unwrap());
     assert!(!pg.delete_schedule("s-1").await.unwrap());
+
+    // Likes: idempotent, counted on the comment, per user; a missing comment is None.
+    // Density: kept by the triggers (inserts, the bulk insert and the tombstone of 3).
+    for s in stores {
+        assert_eq!(s.set_like(2, "a", true, 1).await.unwrap(), Some(1));
+        assert_eq!(
+            s.set_like(2, "a", true, 2).await.unwrap(),
+            Some(1),
+            "idempotent"
+        );
+        assert_eq!(s.set_like(2, "b", true, 3).await.unwrap(), Some(2));
+        assert_eq!(s.set_like(4, "a", true, 3).await.unwrap(), Some(1));
+        assert_eq!(s.set_like(2, "b", false, 4).await.unwrap(), Some(1));
+        assert_eq!(
+            s.set_like(2, "b", false, 5).await.unwrap(),
+            Some(1),
+            "idempotent"
+        );
+        assert_eq!(s.set_like(999, "a", true, 6).await.unwrap(), None);
+        assert_eq!(s.get_danmaku(2).await.unwrap().unwrap().likes, 1);
+        let mut liked = s.liked_by("a", "v1").await.unwrap();
+        liked.sort_unstable();
+        assert_eq!(liked, [2, 4]);
+        assert!(s.liked_by("a", "v2").await.unwrap().is_empty());
+    }
+    let density = |mut v: Vec<danmaku::store::engagement::DensityRow>| {
+        v.sort_by_key(|r| (r.second, r.audience.as_str()));
+        v
+    };
+    let (a, b) = (
+        density(sqlite.density("v1").await.unwrap()),
+        density(pg.density("v1").await.unwrap()),
+    );
+    assert_eq!(a, b);
+    // 32 live comments on v1 (40 minus the 8 on v2), minus the deleted 3.
+    assert_eq!(a.iter().map(|r| r.count).sum::<u32>(), 31);
+    assert!(sqlite.density("nothing").await.unwrap().is_empty());
 
     // Catch-up records: one per change, oldest first (a comment before its deletion),
     // taken once, and dropped when their comment does not exist.

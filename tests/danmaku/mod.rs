@@ -1,9 +1,11 @@
 //! Danmaku: role rules and error codes, live rebroadcast without echo, history, moderation,
-//! restart durability, concurrency, flood control, DPlayer and bilibili XML.
+//! restart durability, concurrency, flood control, DPlayer and bilibili XML, likes and
+//! the heatmap.
 //!
 //! This module holds the helpers its submodules share: posting, reading history and the
 //! broadcast sentinel that fences what a socket has read.
 
+mod engagement;
 mod formats;
 mod load;
 mod posting;

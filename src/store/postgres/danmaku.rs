@@ -17,8 +17,7 @@ use crate::{
 };
 
 /// The comment columns read back, in [`danmaku_row`] order.
-const COLUMNS: &str =
-    "id, video, time_ms, text, mode, color, size, audience, sub, name, created_at, deleted_at";
+const COLUMNS: &str = "id, video, time_ms, text, mode, color, size, audience, sub, name, created_at, deleted_at, likes";
 
 /// Decodes a row selected with [`COLUMNS`].
 fn danmaku_row(r: &PgRow) -> Result<StoredDanmaku, StoreError> {
@@ -55,6 +54,7 @@ fn danmaku_row_at(r: &PgRow, o: usize) -> Result<StoredDanmaku, StoreError> {
             .try_get::<Option<i64>, _>(o + 11)
             .map_err(corrupt)?
             .map(|v| v as u64),
+        likes: r.try_get::<i32, _>(o + 12).map_err(corrupt)?.max(0) as u32,
     })
 }
 
@@ -67,6 +67,7 @@ impl DanmakuStore for PgStore {
                 id,
                 d,
                 deleted_at: None,
+                likes: 0,
             }),
             _ => Err(shape()),
         }

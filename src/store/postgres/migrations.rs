@@ -57,6 +57,45 @@ const MIGRATIONS: &[&str] = &[
         deferred_at BIGINT NOT NULL,
         PRIMARY KEY (id, kind)
     );",
+    // Likes (one per user per comment, the count kept on the comment), and the density
+    // the heatmap reads, kept by a trigger in the transaction of each insert and
+    // tombstone (src/store/engagement.rs).
+    "ALTER TABLE danmaku ADD COLUMN likes INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE danmaku_likes (
+        danmaku_id BIGINT NOT NULL,
+        sub TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (danmaku_id, sub)
+    );
+    CREATE INDEX danmaku_likes_sub ON danmaku_likes (sub, danmaku_id);
+    CREATE TABLE danmaku_density (
+        video TEXT NOT NULL,
+        second INTEGER NOT NULL,
+        audience TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (video, second, audience)
+    );
+    INSERT INTO danmaku_density (video, second, audience, n)
+        SELECT video, (time_ms / 1000)::int, audience, COUNT(*) FROM danmaku
+        WHERE deleted_at IS NULL GROUP BY 1, 2, 3;
+    CREATE FUNCTION danmaku_density_track() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            IF NEW.deleted_at IS NULL THEN
+                INSERT INTO danmaku_density (video, second, audience, n)
+                    VALUES (NEW.video, (NEW.time_ms / 1000)::int, NEW.audience, 1)
+                    ON CONFLICT (video, second, audience)
+                    DO UPDATE SET n = danmaku_density.n + 1;
+            END IF;
+        ELSIF OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL THEN
+            UPDATE danmaku_density SET n = n - 1
+                WHERE video = OLD.video AND second = (OLD.time_ms / 1000)::int
+                  AND audience = OLD.audience;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER danmaku_density_track AFTER INSERT OR UPDATE OF deleted_at ON danmaku
+        FOR EACH ROW EXECUTE FUNCTION danmaku_density_track();",
 ];
 
 /// Applies pending migrations in one transaction, serialized across nodes.

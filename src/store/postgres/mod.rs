@@ -12,11 +12,12 @@
 //! keeps comment ids (`BIGSERIAL`) increasing in commit order.
 //!
 //! Files, one concern each: `migrations.rs` (versioned schema), `writer.rs` (the writer
-//! task and every write's SQL), `danmaku.rs` (comment, catalog and mute reads) and
-//! `schedules.rs` (schedule reads). This file holds the [`PgStore`] handle and the
+//! task and every write's SQL), `danmaku.rs` (comment, catalog and mute reads),
+//! `engagement.rs` (likes and density) and `schedules.rs` (schedule reads). This file holds the [`PgStore`] handle and the
 //! [`Store`] glue.
 
 mod danmaku;
+mod engagement;
 mod migrations;
 mod schedules;
 mod writer;

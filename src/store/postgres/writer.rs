@@ -36,6 +36,8 @@ pub(super) enum Write {
     InsertDanmaku(NewDanmaku),
     InsertMany(Vec<NewDanmaku>),
     Tombstone(i64, u64),
+    /// Comment id, user, liked, at: answers the count, or `Done::Unit` when no such comment.
+    SetLike(i64, String, bool, u64),
     PutVideo(Video),
     PutMute(String, u64),
     PutSchedule(ScheduleRecord),
@@ -226,6 +228,45 @@ async fn apply(c: &mut PgConnection, w: &Write) -> Result<Done, sqlx::Error> {
                 .rows_affected()
                 > 0,
         ),
+        Write::SetLike(id, sub, liked, at) => {
+            let exists: Option<i32> = sqlx::query_scalar("SELECT likes FROM danmaku WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?;
+            if exists.is_none() {
+                return Ok(Done::Unit);
+            }
+            let changed = if *liked {
+                sqlx::query(
+                    "INSERT INTO danmaku_likes (danmaku_id, sub, created_at) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(sub)
+                .bind(*at as i64)
+                .execute(&mut *c)
+                .await?
+            } else {
+                sqlx::query("DELETE FROM danmaku_likes WHERE danmaku_id = $1 AND sub = $2")
+                    .bind(id)
+                    .bind(sub)
+                    .execute(&mut *c)
+                    .await?
+            }
+            .rows_affected();
+            let likes: i32 = if changed > 0 {
+                sqlx::query_scalar(
+                    "UPDATE danmaku SET likes = GREATEST(likes + $2, 0) WHERE id = $1 RETURNING likes",
+                )
+                .bind(id)
+                .bind(if *liked { 1i32 } else { -1 })
+                .fetch_one(&mut *c)
+                .await?
+            } else {
+                exists.unwrap_or(0)
+            };
+            Done::Count(likes.max(0) as usize)
+        }
         Write::PutVideo(v) => {
             let inserted: bool = sqlx::query_scalar(
                 "INSERT INTO videos (id, title, tier, updated_at) VALUES ($1, $2, $3, $4)
