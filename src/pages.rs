@@ -29,6 +29,24 @@ pub const STATIC_CSP: &str = "default-src 'self'; script-src 'self'; style-src '
 img-src 'self' data:; media-src 'self' https: blob:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; \
 frame-ancestors 'self'; form-action 'self'";
 
+/// The policy of `/examples/` (pages that embed third-party players we do not change):
+/// the static one plus what ArtPlayer 5 and its danmaku plugin need to run. ArtPlayer
+/// injects a `<style>` element and its templates carry `style` attributes
+/// (`'unsafe-inline'` styles; scripts stay `'self'` only), and the plugin lays comments
+/// out in a Web Worker it starts from a `blob:` URL (`worker-src blob:`).
+pub const EXAMPLES_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+img-src 'self' data:; media-src 'self' https: blob:; connect-src 'self' ws: wss:; worker-src 'self' blob:; \
+object-src 'none'; base-uri 'self'; frame-ancestors 'self'; form-action 'self'";
+
+/// The policy of a file (its cleaned relative path, `None` when there is none): the
+/// relaxed one only for files under `examples/`, the strict one for everything else.
+fn csp_for(rel: Option<&str>) -> &'static str {
+    match rel {
+        Some(rel) if rel.starts_with("examples/") => EXAMPLES_CSP,
+        _ => STATIC_CSP,
+    }
+}
+
 /// `static/` as it was at build time. With `debug-embed` on, debug builds embed too, so
 /// the binary the tests run carries its pages exactly as a release build does (without
 /// it rust-embed would read the source tree at run time and hide a missing file).
@@ -154,11 +172,16 @@ impl Endpoint for Pages {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Response> {
-        let mut resp = self.answer(&req).await;
+        let rel = match self.fixed {
+            Some(file) => Some(file.to_string()),
+            None => clean(req.uri().path()),
+        };
+        let csp = csp_for(rel.as_deref());
+        let mut resp = self.answer(&req, rel).await;
         let headers = resp.headers_mut();
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(STATIC_CSP),
+            HeaderValue::from_static(csp),
         );
         headers.insert(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -169,8 +192,9 @@ impl Endpoint for Pages {
 }
 
 impl Pages {
-    /// The whole answer, error or not (errors in the API's `{code, message}` shape).
-    async fn answer(&self, req: &Request) -> Response {
+    /// The whole answer for the file `rel`, error or not (errors in the API's
+    /// `{code, message}` shape).
+    async fn answer(&self, req: &Request, rel: Option<String>) -> Response {
         let head = req.method() == Method::HEAD;
         if !head && req.method() != Method::GET {
             let mut resp = json_error(
@@ -182,10 +206,6 @@ impl Pages {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return resp;
         }
-        let rel = match self.fixed {
-            Some(file) => Some(file.to_string()),
-            None => clean(req.uri().path()),
-        };
         let file = match rel {
             Some(rel) => self.source.load(&rel).await.map(|f| (rel, f)),
             None => None,
@@ -399,7 +419,77 @@ fn respond(headers: &HeaderMap, head: bool, rel: &str, file: File) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{Want, clean, content_type, want};
+    use std::sync::Arc;
+
+    use poem::{Endpoint, Request};
+
+    use super::{
+        EXAMPLES_CSP, Pages, STATIC_CSP, Source, Want, clean, content_type, csp_for, want,
+    };
+
+    /// Only files under `examples/` get the relaxed policy; every other page, and any
+    /// spelling that is not a file under `examples/`, keeps the strict one.
+    #[test]
+    fn examples_alone_relax_the_policy() {
+        for rel in ["examples/artplayer.html", "examples/vendor/artplayer.js"] {
+            assert_eq!(csp_for(Some(rel)), EXAMPLES_CSP, "{rel}");
+        }
+        for rel in [
+            Some("index.html"),
+            Some("app.js"),
+            Some("lib/danmaku-client.js"),
+            Some("admin.html"),
+            Some("page/examples/x.js"),
+            Some("examplesx/a.html"),
+            None,
+        ] {
+            assert_eq!(csp_for(rel), STATIC_CSP, "{rel:?}");
+        }
+        assert!(!STATIC_CSP.contains("unsafe-inline") && !STATIC_CSP.contains("worker-src"));
+        assert!(EXAMPLES_CSP.contains("style-src 'self' 'unsafe-inline'"));
+        assert!(EXAMPLES_CSP.contains("worker-src 'self' blob:"));
+        assert!(
+            EXAMPLES_CSP.contains("script-src 'self';"),
+            "scripts stay same-origin only"
+        );
+        assert!(!EXAMPLES_CSP.contains("unsafe-eval"));
+    }
+
+    /// The header as served: the example page and a missing file under /examples/ get the
+    /// relaxed policy, the video page, a script, /admin and a 404 elsewhere the strict one.
+    #[tokio::test]
+    async fn served_policy_by_path() {
+        let source = Arc::new(Source::Embedded);
+        let csp = |resp: &poem::Response| {
+            resp.headers()
+                .get("content-security-policy")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let tree = Pages::tree(source.clone());
+        for (path, status, want) in [
+            ("/examples/artplayer.html", 200, EXAMPLES_CSP),
+            ("/examples/vendor/missing.js", 404, EXAMPLES_CSP),
+            ("/", 200, STATIC_CSP),
+            ("/app.js", 200, STATIC_CSP),
+            ("/%65xamples/../app.js", 404, STATIC_CSP),
+            ("/missing.html", 404, STATIC_CSP),
+        ] {
+            let resp = tree
+                .call(Request::builder().uri_str(path).finish())
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), status, "{path}");
+            assert_eq!(csp(&resp), want, "{path}");
+        }
+        let admin = Pages::file(source, "admin.html");
+        let resp = admin
+            .call(Request::builder().uri_str("/admin").finish())
+            .await
+            .unwrap();
+        assert_eq!(csp(&resp), STATIC_CSP);
+    }
 
     /// Every spelling of a climb is refused; ordinary paths map to files.
     #[test]

@@ -11,7 +11,9 @@
 //   presence.js    the Presence table
 //   moderation.js  comments of a video, delete, mute
 //
-// This file only wires them: DOM handlers, the refresh timers, the first load.
+// This file only wires them: the language (static/lib/i18n.js: the markup's keys are
+// filled in first; each panel redraws its own text on a switch), DOM handlers, the
+// refresh timers, the first load.
 //
 // SECURITY: text from the server or the user reaches the DOM only through
 // `textContent` and `createElement`; no admin module parses HTML.
@@ -25,6 +27,7 @@ import { loadChannels, loadVideos, wireCatalog } from './admin/catalog.js';
 import { loadPresence, wirePresence } from './admin/presence.js';
 import { loadComments, wireModeration } from './admin/moderation.js';
 import { $ } from './lib/util.js';
+import { applyTo, wireLocaleSelect } from './lib/i18n.js';
 
 const PRESENCE_EVERY_MS = 3000;
 const SCHEDULES_EVERY_MS = 5000;
@@ -38,6 +41,8 @@ async function refreshAll() {
 }
 
 function init() {
+  applyTo(document);
+  wireLocaleSelect($('locale'));
   wireSignIn(refreshAll);
   watchEditor('push-payload', 'push-payload-status');
   watchEditor('sched-payload', 'sched-payload-status');

@@ -8,6 +8,8 @@
 //   status.js          the connection indicator and the Reconnect button
 //   player.js          the <video>, ?src=, the video time, the members-only lock
 //   overlay-wiring.js  static/lib/overlay.js over the video: history, live comments, settings
+//   likes.js           the like popover on hovered or tapped comments
+//   heatmap.js         the comment-density curve above the seek bar, peaks seek
 //   composer.js        the send box: counter, cooldown, refusals, posting
 //   channels.js        the Channels panel and the room status
 //   videos.js          the video list
@@ -23,11 +25,13 @@
 import { VIDEO_CHANNEL, VIDEO_ID, identityKey, state } from './page/state.js';
 import { connect, on, reconnectWhenOnline } from './page/connection.js';
 import {
-  onRefreshed, onRefreshRefused, onRefused, onTokenExpired, renderIdentity, renderLoginButtons,
-  useSessionTokens, wireSignIn,
+  onRefreshed, onRefreshRefused, onRefused, onTokenExpired, relocalizeSession, renderIdentity,
+  renderLoginButtons, useSessionTokens, wireSignIn,
 } from './page/session.js';
 import { renderConn, tickRetryCountdown, wireReconnect } from './page/status.js';
-import { setMemberLock, setupVideo, syncTime } from './page/player.js';
+import { CONTROLS_PX, renderMemberLock, setMemberLock, setupVideo, syncTime } from './page/player.js';
+import { onCommentPointer, wireLikes } from './page/likes.js';
+import { HEATMAP_PX, noteLive, wireHeatmap } from './page/heatmap.js';
 import {
   catchUpHistory, createOverlay, drawRoomEvent, loadHistory, loadSettings, overlay, wireSettings,
 } from './page/overlay-wiring.js';
@@ -36,10 +40,11 @@ import {
   loadChannels, renderChannelList, renderSubscriptions, setJoinError, showChannelError,
   subscribe, unsubscribe, wireChannels,
 } from './page/channels.js';
-import { loadVideos, wireVideos } from './page/videos.js';
-import { loadPresence, pollPresence, showPresence } from './page/presence.js';
+import { loadVideos, renderVideos, wireVideos } from './page/videos.js';
+import { loadPresence, pollPresence, renderViewers, showPresence } from './page/presence.js';
 import { logEntry, showPush, wireLog } from './page/log.js';
-import { showToast } from './lib/util.js';
+import { $, showToast } from './lib/util.js';
+import { applyTo, onLocaleChange, t, wireLocaleSelect } from './lib/i18n.js';
 
 // ---------------------------------------------------------------------------------------
 // The connection's events, rendered by the page
@@ -86,7 +91,7 @@ function onSubscribeRefused({ channel, error, origin }) {
 }
 
 function onUnsubscribed({ channel, error }) {
-  showToast({ title: `Left ${channel}`, body: `${error.code}: ${error.message}`, tone: 'warn' });
+  showToast({ title: t('page.left_channel', { channel }), body: `${error.code}: ${error.message}`, tone: 'warn' });
   if (channel === VIDEO_CHANNEL && error.code === 'member_only') setMemberLock(true);
 }
 
@@ -123,10 +128,31 @@ function listen() {
 // ---------------------------------------------------------------------------------------
 // Wiring
 
+/** Re-renders what code wrote after a language switch (markup is re-applied by i18n.js). */
+function relocalize() {
+  relocalizeSession();
+  renderConn();
+  renderSubscriptions();
+  renderChannelList();
+  renderComposer();
+  renderViewers();
+  renderMemberLock();
+  if (state.videos) renderVideos();
+  document.title = t('page.document_title', { video: VIDEO_ID });
+}
+
 function init() {
+  // Markup text first, from the catalog of the browser's (or the chosen) language.
+  applyTo(document);
+  wireLocaleSelect($('locale'));
+  onLocaleChange(relocalize);
   listen();
   const video = setupVideo();
-  createOverlay(video);
+  // Comments take hovers and taps (likes), count in the heatmap when live, and stay
+  // clear of the controls and the heatmap strip above them.
+  createOverlay(video, { onCommentPointer, onLive: noteLive, bottomReserve: CONTROLS_PX + HEATMAP_PX });
+  wireLikes();
+  wireHeatmap(video);
   syncTime(video);
   buildSwatches();
   loadSettings();

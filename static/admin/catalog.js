@@ -5,13 +5,14 @@
 // SECURITY: text reaches the DOM through `el` (textContent, createElement) only.
 
 import { $, el, CHANNEL_RE, VIDEO_RE } from '../lib/util.js';
-import { call, state } from './state.js';
+import { localize, onLocaleChange, t, tValue } from '../lib/i18n.js';
+import { call, errorText, state } from './state.js';
 import { loadPresence } from './presence.js';
 import { loadComments } from './moderation.js';
 
 function tierSelect(value) {
-  const select = el('select', { 'aria-label': 'tier' },
-    ...['free', 'member', 'admin'].map((t) => el('option', { value: t, text: t })));
+  const select = el('select', { 'aria-label': t('common.tier') },
+    ...['free', 'member', 'admin'].map((tier) => el('option', { value: tier, text: tValue('common.tier.', tier) })));
   select.value = value;
   return select;
 }
@@ -26,7 +27,7 @@ export async function loadVideos() {
     state.videos = Array.isArray(list) ? list : [];
   } catch (e) {
     state.videos = [];
-    $('video-result').textContent = `Could not load videos: ${e.code}: ${e.message}`;
+    localize($('video-result'), () => t('admin.videos.load_failed', { error: `${e.code}: ${e.message}` }));
   }
   renderVideos();
   renderDatalists();
@@ -36,7 +37,7 @@ export async function loadVideos() {
 function renderVideos() {
   const tbody = $('video-table').tBodies[0];
   const rows = state.videos.map(videoRow);
-  if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: '4', class: 'muted', text: 'The catalog is empty: add a video below.' })));
+  if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: '4', class: 'muted', text: t('admin.videos.empty') })));
   tbody.replaceChildren(...rows);
 }
 
@@ -48,11 +49,11 @@ function videoRow(v) {
     el('td', {}, tier),
     el('td', { class: 'actions' },
       el('button', {
-        type: 'button', class: 'btn btn-small', text: 'Save',
+        type: 'button', class: 'btn btn-small', text: t('common.save'),
         onclick: () => saveVideo(v.id, v.title, tier.value),
       }),
       el('button', {
-        type: 'button', class: 'btn btn-small', text: 'Comments',
+        type: 'button', class: 'btn btn-small', text: t('admin.videos.comments'),
         onclick: () => {
           $('comments-video').value = v.id;
           loadComments();
@@ -64,17 +65,17 @@ async function saveVideo(id, title, tier) {
   const result = $('video-result');
   if (!VIDEO_RE.test(id)) {
     result.dataset.tone = 'error';
-    result.textContent = 'Video ids are 1 to 64 letters, digits and - _ .';
+    localize(result, () => t('admin.videos.bad_id'));
     return;
   }
   try {
     const v = await call(`/api/videos/${encodeURIComponent(id)}`, { method: 'PUT', body: { title: title || id, tier } });
     result.dataset.tone = 'ok';
-    result.textContent = `Saved ${v.id}: “${v.title}”, tier ${v.tier}.`;
+    localize(result, () => t('admin.videos.saved', { id: v.id, title: v.title, tier: tValue('common.tier.', v.tier) }));
     loadVideos();
   } catch (e) {
     result.dataset.tone = 'error';
-    result.textContent = `${e.status || ''} ${e.code}: ${e.message}`;
+    localize(result, () => errorText(e));
   }
 }
 
@@ -88,7 +89,7 @@ export async function loadChannels() {
     state.channels = Array.isArray(list) ? list : [];
   } catch (e) {
     state.channels = [];
-    $('channel-result').textContent = `Could not load channels: ${e.code}: ${e.message}`;
+    localize($('channel-result'), () => t('admin.channels.load_failed', { error: `${e.code}: ${e.message}` }));
   }
   renderChannels();
   renderDatalists();
@@ -103,10 +104,10 @@ function renderChannels() {
       el('td', { class: 'mono', text: c.name }),
       el('td', {}, tier),
       el('td', { class: 'actions' },
-        el('button', { type: 'button', class: 'btn btn-small', text: 'Save', onclick: () => declareChannel(c.name, tier.value) }),
-        el('button', { type: 'button', class: 'btn btn-small danger', text: 'Delete', onclick: () => deleteChannel(c.name) })));
+        el('button', { type: 'button', class: 'btn btn-small', text: t('common.save'), onclick: () => declareChannel(c.name, tier.value) }),
+        el('button', { type: 'button', class: 'btn btn-small danger', text: t('common.delete'), onclick: () => deleteChannel(c.name) })));
   });
-  if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: '3', class: 'muted', text: 'No declared channels.' })));
+  if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: '3', class: 'muted', text: t('admin.channels.none') })));
   tbody.replaceChildren(...rows);
 }
 
@@ -115,25 +116,25 @@ async function declareChannel(name, tier) {
   try {
     const c = await call(`/api/channels/${encodeURIComponent(name)}`, { method: 'PUT', body: { tier } });
     result.dataset.tone = 'ok';
-    result.textContent = `Declared ${c.name} (${c.tier}).`;
+    localize(result, () => t('admin.channels.declared', { name: c.name, tier: tValue('common.tier.', c.tier) }));
     loadChannels();
   } catch (e) {
     result.dataset.tone = 'error';
-    result.textContent = `${e.status || ''} ${e.code}: ${e.message}`;
+    localize(result, () => errorText(e));
   }
 }
 
 async function deleteChannel(name) {
-  if (!window.confirm(`Remove the declaration of ${name}?`)) return;
+  if (!window.confirm(t('admin.channels.confirm_remove', { name }))) return;
   const result = $('channel-result');
   try {
     await call(`/api/channels/${encodeURIComponent(name)}`, { method: 'DELETE' });
     result.dataset.tone = 'ok';
-    result.textContent = `Removed ${name}.`;
+    localize(result, () => t('admin.channels.removed', { name }));
     loadChannels();
   } catch (e) {
     result.dataset.tone = 'error';
-    result.textContent = `${e.status || ''} ${e.code}: ${e.message}`;
+    localize(result, () => errorText(e));
   }
 }
 
@@ -158,9 +159,15 @@ export function wireCatalog() {
     const name = $('channel-name').value.trim();
     if (!CHANNEL_RE.test(name)) {
       $('channel-result').dataset.tone = 'error';
-      $('channel-result').textContent = 'Channel names are 1 to 128 letters, digits and - _ . : @';
+      localize($('channel-result'), () => t('admin.channels.bad_name'));
       return;
     }
     declareChannel(name, $('channel-tier').value);
+  });
+  // The tables' buttons and tier names are drawn by code: redraw them (unsaved tier picks
+  // in the rows go back to the stored tier).
+  onLocaleChange(() => {
+    renderVideos();
+    renderChannels();
   });
 }

@@ -5,7 +5,11 @@
 // SECURITY: text reaches the DOM through `el` (textContent, createElement) only.
 
 import { $, el, VIDEO_RE, dateTime, videoTime } from '../lib/util.js';
-import { call, state } from './state.js';
+import { formatNumber, localize, onLocaleChange, t, tValue } from '../lib/i18n.js';
+import { call, errorText, state } from './state.js';
+
+/** The listing on show (`{video, items}`), to redraw it after a language switch. */
+let shown = null;
 
 /** Loads the chosen video's comments, newest first (also the form's submit handler). */
 export async function loadComments(ev) {
@@ -16,21 +20,30 @@ export async function loadComments(ev) {
   const tbody = $('comment-table').tBodies[0];
   if (!VIDEO_RE.test(video)) {
     status.dataset.tone = 'error';
-    status.textContent = 'Enter a video id.';
+    localize(status, () => t('admin.comments.need_video'));
     return;
   }
   try {
     const h = await call(`/api/videos/${encodeURIComponent(video)}/danmaku?limit=10000`);
     const items = (Array.isArray(h.items) ? h.items : []).slice().sort((a, b) => b.id - a.id).slice(0, 50);
     status.dataset.tone = 'info';
-    status.textContent = `${h.count} stored comment(s) on ${video}; the 50 newest first.`;
-    tbody.replaceChildren(...items.map((d) => commentRow(video, d)));
-    if (!items.length) tbody.replaceChildren(el('tr', {}, el('td', { colspan: '8', class: 'muted', text: 'No comments yet.' })));
+    localize(status, () => t('admin.comments.summary', { count: formatNumber(h.count), video }));
+    shown = { video, items };
+    renderComments();
   } catch (e) {
     status.dataset.tone = 'error';
-    status.textContent = `${e.status || ''} ${e.code}: ${e.message}`;
+    localize(status, () => errorText(e));
+    shown = null;
     tbody.replaceChildren();
   }
+}
+
+function renderComments() {
+  if (!shown) return;
+  const { video, items } = shown;
+  const tbody = $('comment-table').tBodies[0];
+  tbody.replaceChildren(...items.map((d) => commentRow(video, d)));
+  if (!items.length) tbody.replaceChildren(el('tr', {}, el('td', { colspan: '8', class: 'muted', text: t('admin.comments.none') })));
 }
 
 function commentRow(video, d) {
@@ -41,14 +54,14 @@ function commentRow(video, d) {
     el('td', { class: 'mono', text: String(d.id) }),
     el('td', { class: 'mono', text: videoTime(d.time) }),
     el('td', { class: 'comment-text', text: d.text }),
-    el('td', {}, swatch, ` ${d.mode} · ${d.size}`),
-    el('td', { text: d.audience }),
+    el('td', {}, swatch, ` ${tValue('common.mode.', d.mode)} · ${tValue('common.size.', d.size)}`),
+    el('td', { text: tValue('common.audience.', d.audience) }),
     el('td', { text: name }),
     el('td', { text: dateTime(d.created_at) }),
     el('td', { class: 'actions' },
-      el('button', { type: 'button', class: 'btn btn-small danger', text: 'Delete', onclick: () => deleteComment(video, d) }),
+      el('button', { type: 'button', class: 'btn btn-small danger', text: t('common.delete'), onclick: () => deleteComment(video, d) }),
       el('button', {
-        type: 'button', class: 'btn btn-small', text: 'Mute…', title: 'Fill the mute form with this author',
+        type: 'button', class: 'btn btn-small', text: t('admin.comments.mute'), title: t('admin.comments.mute_title'),
         onclick: () => {
           $('mute-sub').value = name;
           $('mute-sub').focus();
@@ -61,11 +74,11 @@ async function deleteComment(video, d) {
   try {
     await call(`/api/danmaku/${d.id}`, { method: 'DELETE' });
     status.dataset.tone = 'ok';
-    status.textContent = `Deleted comment ${d.id}; open pages were told to remove it.`;
+    localize(status, () => t('admin.comments.deleted', { id: d.id }));
     loadComments();
   } catch (e) {
     status.dataset.tone = 'error';
-    status.textContent = `${e.status || ''} ${e.code}: ${e.message}`;
+    localize(status, () => errorText(e));
   }
 }
 
@@ -76,16 +89,18 @@ async function mute(ev) {
   const result = $('mute-result');
   if (!sub || sub.length > 128) {
     result.dataset.tone = 'error';
-    result.textContent = 'Enter a user id.';
+    localize(result, () => t('admin.mute.need_user'));
     return;
   }
   try {
     const r = await call(`/api/users/${encodeURIComponent(sub)}/mute`, { method: 'POST', body: { seconds } });
     result.dataset.tone = 'ok';
-    result.textContent = r.until ? `${r.sub} is muted until ${dateTime(r.until)}.` : `${r.sub} is not muted any more.`;
+    localize(result, () => (r.until
+      ? t('admin.mute.until', { sub: r.sub, until: dateTime(r.until) })
+      : t('admin.mute.lifted', { sub: r.sub })));
   } catch (e) {
     result.dataset.tone = 'error';
-    result.textContent = `${e.status || ''} ${e.code}: ${e.message}`;
+    localize(result, () => errorText(e));
   }
 }
 
@@ -93,4 +108,5 @@ async function mute(ev) {
 export function wireModeration() {
   $('comments-form').addEventListener('submit', loadComments);
   $('mute-form').addEventListener('submit', mute);
+  onLocaleChange(renderComments);
 }

@@ -5,6 +5,7 @@
 // SECURITY: text reaches the DOM through `el` (textContent, createElement) only.
 
 import { $, el, CHANNEL_RE, clockTime } from '../lib/util.js';
+import { formatNumber, localize, onLocaleChange, t } from '../lib/i18n.js';
 import { call, state } from './state.js';
 
 function presenceChannels() {
@@ -16,6 +17,8 @@ function presenceChannels() {
 }
 
 let presenceLoad = 0;
+/** The newest load's rows, to redraw them after a language switch without a request. */
+let lastResults = [];
 
 /** Loads the presence of every watched channel and redraws the table. */
 export async function loadPresence() {
@@ -30,9 +33,14 @@ export async function loadPresence() {
     }
   }));
   if (load !== presenceLoad) return;
-  const tbody = $('presence-table').tBodies[0];
-  tbody.replaceChildren(...results.map(presenceRow));
-  $('presence-result').textContent = `Updated ${clockTime(Date.now()).slice(0, 8)}.`;
+  lastResults = results;
+  renderPresence();
+  const time = clockTime(Date.now()).slice(0, 8);
+  localize($('presence-result'), () => t('admin.presence.updated', { time }));
+}
+
+function renderPresence() {
+  $('presence-table').tBodies[0].replaceChildren(...lastResults.map(presenceRow));
 }
 
 function presenceRow({ name, p, error }) {
@@ -44,11 +52,11 @@ function presenceRow({ name, p, error }) {
   const r = p.by_role || {};
   return el('tr', { dataset: { channel: name, total: String(p.total) } },
     el('td', { class: 'mono', text: name }),
-    el('td', { class: 'num strong', text: String(p.total) }),
-    el('td', { class: 'num', text: String(r.guest ?? 0) }),
-    el('td', { class: 'num', text: String(r.free ?? 0) }),
-    el('td', { class: 'num', text: String(r.member ?? 0) }),
-    el('td', { class: 'num', text: String(r.admin ?? 0) }),
+    el('td', { class: 'num strong', text: formatNumber(p.total) }),
+    el('td', { class: 'num', text: formatNumber(r.guest ?? 0) }),
+    el('td', { class: 'num', text: formatNumber(r.free ?? 0) }),
+    el('td', { class: 'num', text: formatNumber(r.member ?? 0) }),
+    el('td', { class: 'num', text: formatNumber(r.admin ?? 0) }),
     el('td', { text: Array.isArray(p.users) && p.users.length ? p.users.join(', ') : '–' }));
 }
 
@@ -63,4 +71,5 @@ export function wirePresence() {
     $('presence-channel').value = '';
     loadPresence();
   });
+  onLocaleChange(renderPresence);
 }

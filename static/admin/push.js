@@ -5,36 +5,43 @@
 // SECURITY: text reaches the DOM through `el` (textContent, createElement) only.
 
 import { $, el, CHANNEL_RE, SUB_RE, clockTime, pretty } from '../lib/util.js';
-import { call } from './state.js';
-import { parseEditor, splitUsers, syncTargetFields } from './forms.js';
+import { formatNumber, localize, onLocaleChange, t, tValue } from '../lib/i18n.js';
+import { call, errorText } from './state.js';
+import { describeTarget, parseEditor, splitUsers, syncTargetFields } from './forms.js';
 
+// Sample payloads: data sent to viewers, not console text, so they stay as they are.
 const PRESETS = {
   notice: { event: 'notice', payload: { message: 'Maintenance at 02:00 UTC' } },
   order: { event: 'order', payload: { type: 1, orderId: 7, content: 'order 7 paid' } },
   drop: { event: 'drop', audience: 'members', payload: { title: 'Members-only drop', text: 'New episode early for members' } },
 };
 
+const HISTORY_ROWS = 10;
+/** The last pushes, newest first: kept as data so the table can be redrawn in another language. */
+const history = [];
+
+/** The REST path of the chosen target and the target itself (for the table), or an error. */
 function pushPath() {
   const kind = $('push-kind').value;
   const target = $('push-target').value.trim();
   switch (kind) {
     case 'broadcast':
-      return { path: '/api/push/broadcast', label: 'everyone' };
+      return { path: '/api/push/broadcast', target: { kind } };
     case 'role':
-      return { path: `/api/push/roles/${$('push-role').value}`, label: `role ${$('push-role').value}` };
+      return { path: `/api/push/roles/${$('push-role').value}`, target: { kind, role: $('push-role').value } };
     case 'user':
-      if (!SUB_RE.test(target)) return { error: 'Enter a user id (letters, digits, _ - . @).' };
-      return { path: `/api/push/users/${encodeURIComponent(target)}`, label: `user ${target}` };
+      if (!SUB_RE.test(target)) return { error: () => t('admin.push.need_user') };
+      return { path: `/api/push/users/${encodeURIComponent(target)}`, target: { kind, user: target } };
     case 'users': {
       const users = splitUsers(target);
-      if (!users.length || !users.every((u) => SUB_RE.test(u))) return { error: 'Enter user ids separated by commas.' };
-      return { path: '/api/push/users', label: `users ${users.join(', ')}`, users };
+      if (!users.length || !users.every((u) => SUB_RE.test(u))) return { error: () => t('admin.push.need_users') };
+      return { path: '/api/push/users', target: { kind, users }, users };
     }
     case 'channel':
-      if (!CHANNEL_RE.test(target)) return { error: 'Enter a channel name, e.g. video:demo.' };
-      return { path: `/api/push/channels/${encodeURIComponent(target)}`, label: `channel ${target}` };
+      if (!CHANNEL_RE.test(target)) return { error: () => t('admin.push.need_channel') };
+      return { path: `/api/push/channels/${encodeURIComponent(target)}`, target: { kind, channel: target } };
     default:
-      return { error: 'Pick a target.' };
+      return { error: () => t('admin.push.pick_target') };
   }
 }
 
@@ -44,12 +51,12 @@ async function sendPush(ev) {
   result.dataset.tone = 'error';
   const p = parseEditor($('push-payload'), $('push-payload-status'));
   if (!p.ok) {
-    result.textContent = 'Fix the payload first: it must be JSON.';
+    localize(result, () => t('admin.json.fix_first'));
     return;
   }
-  const t = pushPath();
-  if (t.error) {
-    result.textContent = t.error;
+  const route = pushPath();
+  if (route.error) {
+    localize(result, route.error);
     return;
   }
   const body = {
@@ -57,33 +64,36 @@ async function sendPush(ev) {
     payload: p.value,
     audience: $('push-audience').value,
   };
-  if (t.users) body.users = t.users;
+  if (route.users) body.users = route.users;
   result.dataset.tone = 'info';
-  result.textContent = 'Sending…';
+  localize(result, () => t('admin.push.sending'));
   try {
-    const reply = await call(t.path, { method: 'POST', body });
+    const reply = await call(route.path, { method: 'POST', body });
     result.dataset.tone = 'ok';
-    result.textContent = `Sent to ${t.label}: delivered to ${reply.delivered} socket(s)${reply.seq != null ? `, seq ${reply.seq}` : ''} (id ${reply.id}).`;
+    localize(result, () => {
+      const params = { target: describeTarget(route.target), delivered: formatNumber(reply.delivered), seq: reply.seq, id: reply.id };
+      return reply.seq != null ? t('admin.push.sent_seq', params) : t('admin.push.sent', params);
+    });
     result.dataset.delivered = String(reply.delivered);
-    addPushRow(t.label, body, reply);
+    history.unshift({ at: Date.now(), target: route.target, event: body.event, audience: body.audience, reply });
+    history.length = Math.min(history.length, HISTORY_ROWS);
+    renderHistory();
   } catch (e) {
     result.dataset.tone = 'error';
-    result.textContent = `${e.status || ''} ${e.code}: ${e.message}`;
+    localize(result, () => errorText(e));
   }
 }
 
-function addPushRow(label, body, reply) {
+function renderHistory() {
   const table = $('push-history');
-  table.hidden = false;
-  const tbody = table.tBodies[0];
-  tbody.prepend(el('tr', {},
-    el('td', { text: clockTime(Date.now()).slice(0, 8) }),
-    el('td', { text: label }),
-    el('td', { text: body.event }),
-    el('td', { text: body.audience }),
-    el('td', { text: String(reply.delivered) }),
-    el('td', { text: reply.seq != null ? String(reply.seq) : '–' })));
-  while (tbody.rows.length > 10) tbody.lastElementChild.remove();
+  table.hidden = history.length === 0;
+  table.tBodies[0].replaceChildren(...history.map((h) => el('tr', {},
+    el('td', { text: clockTime(h.at).slice(0, 8) }),
+    el('td', { text: describeTarget(h.target) }),
+    el('td', { text: h.event }),
+    el('td', { text: tValue('common.audience.', h.audience) }),
+    el('td', { text: formatNumber(h.reply.delivered) }),
+    el('td', { text: h.reply.seq != null ? String(h.reply.seq) : '–' }))));
 }
 
 function applyPreset(name) {
@@ -106,5 +116,9 @@ export function wirePush() {
   $('payload-format').addEventListener('click', () => {
     const p = parseEditor($('push-payload'), $('push-payload-status'));
     if (p.ok) $('push-payload').value = pretty(p.value);
+  });
+  onLocaleChange(() => {
+    syncPush();
+    renderHistory();
   });
 }

@@ -4,9 +4,10 @@
 //
 // SECURITY: text reaches the DOM through `el` (textContent, createElement) only.
 
-import { $, el, dateTime, isObject, showToast, summarize } from '../lib/util.js';
-import { call, state } from './state.js';
-import { parseEditor, splitUsers, syncTargetFields } from './forms.js';
+import { $, el, dateTime, showToast, summarize } from '../lib/util.js';
+import { formatNumber, localize, onLocaleChange, t } from '../lib/i18n.js';
+import { call, errorText, state } from './state.js';
+import { describeTarget, parseEditor, splitUsers, syncTargetFields } from './forms.js';
 
 function scheduleTarget() {
   const kind = $('sched-kind').value;
@@ -21,25 +22,16 @@ function scheduleTarget() {
   }
 }
 
-function describeTarget(t) {
-  if (!isObject(t)) return '?';
-  switch (t.kind) {
-    case 'broadcast': return 'everyone';
-    case 'role': return `role ${t.role}`;
-    case 'user': return `user ${t.user}`;
-    case 'users': return `users ${(t.users || []).join(', ')}`;
-    case 'channel': return `channel ${t.channel}`;
-    default: return String(t.kind);
-  }
-}
-
-function relative(ms) {
+/** A moment relative to `now`: "in 30 s", "2 min ago". */
+function relative(ms, now = Date.now()) {
   if (!Number.isFinite(ms)) return '';
-  const d = Math.round((ms - Date.now()) / 1000);
-  if (Math.abs(d) < 1) return 'now';
+  const d = Math.round((ms - now) / 1000);
+  if (Math.abs(d) < 1) return t('common.time.now');
   const abs = Math.abs(d);
-  const text = abs < 90 ? `${abs} s` : abs < 5400 ? `${Math.round(abs / 60)} min` : `${Math.round(abs / 3600)} h`;
-  return d > 0 ? `in ${text}` : `${text} ago`;
+  const span = abs < 90 ? t('common.time.seconds', { n: abs })
+    : abs < 5400 ? t('common.time.minutes', { n: Math.round(abs / 60) })
+      : t('common.time.hours', { n: Math.round(abs / 3600) });
+  return d > 0 ? t('common.time.in', { span }) : t('common.time.ago', { span });
 }
 
 function schedulesUnavailable(e) {
@@ -47,9 +39,9 @@ function schedulesUnavailable(e) {
   const status = $('schedules-status');
   status.hidden = false;
   status.dataset.tone = 'warn';
-  status.textContent = e.status === 404
-    ? 'Schedules are not available on this server: GET /api/schedules answered 404 (this build has no scheduler). Pushes above work without them.'
-    : `Could not load schedules: ${e.status || ''} ${e.code}: ${e.message}`;
+  localize(status, () => (e.status === 404
+    ? t('admin.schedules.unavailable')
+    : t('admin.schedules.load_failed', { error: errorText(e) })));
   for (const node of $('schedule-form').elements) node.disabled = e.status === 404;
   $('schedule-table').hidden = e.status === 404;
 }
@@ -74,16 +66,21 @@ export async function loadSchedules() {
 function renderSchedules() {
   const tbody = $('schedule-table').tBodies[0];
   const rows = state.schedules.map(scheduleRow);
-  if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: '9', class: 'muted', text: 'No schedules yet.' })));
+  if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: '9', class: 'muted', text: t('admin.schedules.none') })));
   tbody.replaceChildren(...rows);
 }
 
 function scheduleRow(s) {
-  const when = s.cron ? `cron ${s.cron}${s.tz && s.tz !== 'UTC' ? ` (${s.tz})` : ''}` : `every ${s.every_s} s`;
-  const next = s.paused ? 'paused' : Number.isFinite(s.next_run) ? `${dateTime(s.next_run)} (${relative(s.next_run)})` : '–';
-  const last = Number.isFinite(s.last_run)
-    ? `${relative(s.last_run)}${Number.isFinite(s.last_delivered) ? ` · ${s.last_delivered} socket(s)` : ''}`
-    : 'never';
+  const when = !s.cron ? t('admin.schedules.when_every', { n: s.every_s })
+    : s.tz && s.tz !== 'UTC' ? t('admin.schedules.when_cron_tz', { cron: s.cron, tz: s.tz })
+      : t('admin.schedules.when_cron', { cron: s.cron });
+  const next = s.paused ? t('admin.schedules.paused')
+    : Number.isFinite(s.next_run) ? `${dateTime(s.next_run)} (${relative(s.next_run)})` : '–';
+  const last = !Number.isFinite(s.last_run) ? t('common.time.never')
+    : Number.isFinite(s.last_delivered)
+      ? t('admin.schedules.last_delivered', { when: relative(s.last_run), n: formatNumber(s.last_delivered) })
+      : relative(s.last_run);
+  const stateText = s.paused ? t('admin.schedules.paused') : t('admin.schedules.active');
   return el('tr', { dataset: { id: String(s.id), paused: String(Boolean(s.paused)) } },
     el('td', { text: s.name, title: s.id }),
     el('td', { class: 'mono', text: when }),
@@ -92,13 +89,13 @@ function scheduleRow(s) {
     el('td', { class: 'next-run', text: next }),
     el('td', { text: last }),
     el('td', { text: String(s.runs ?? 0) }),
-    el('td', {}, el('span', { class: 'tag', dataset: { state: s.paused ? 'paused' : 'active' }, text: s.paused ? 'paused' : 'active' })),
+    el('td', {}, el('span', { class: 'tag', dataset: { state: s.paused ? 'paused' : 'active' }, text: stateText })),
     el('td', { class: 'actions' },
       el('button', {
-        type: 'button', class: 'btn btn-small', text: s.paused ? 'Resume' : 'Pause',
+        type: 'button', class: 'btn btn-small', text: s.paused ? t('admin.schedules.resume') : t('admin.schedules.pause'),
         onclick: () => patchSchedule(s.id, !s.paused),
       }),
-      el('button', { type: 'button', class: 'btn btn-small danger', text: 'Delete', onclick: () => deleteSchedule(s) })));
+      el('button', { type: 'button', class: 'btn btn-small danger', text: t('common.delete'), onclick: () => deleteSchedule(s) })));
 }
 
 function syncScheduleForm() {
@@ -114,7 +111,7 @@ async function createSchedule(ev) {
   result.dataset.tone = 'error';
   const p = parseEditor($('sched-payload'), $('sched-payload-status'));
   if (!p.ok) {
-    result.textContent = 'Fix the payload first: it must be JSON.';
+    localize(result, () => t('admin.json.fix_first'));
     return;
   }
   const body = {
@@ -130,11 +127,15 @@ async function createSchedule(ev) {
   try {
     const s = await call('/api/schedules', { method: 'POST', body });
     result.dataset.tone = 'ok';
-    result.textContent = `Created “${s.name}”${Number.isFinite(s.next_run) ? `; first run ${relative(s.next_run)}` : ''}.`;
+    // "First run in 30 s" counts from the creation, also when redrawn in another language.
+    const at = Date.now();
+    localize(result, () => (Number.isFinite(s.next_run)
+      ? t('admin.schedules.created_next', { name: s.name, when: relative(s.next_run, at) })
+      : t('admin.schedules.created', { name: s.name })));
     loadSchedules();
   } catch (e) {
     if (e.status === 404) schedulesUnavailable(e);
-    result.textContent = `${e.status || ''} ${e.code}: ${e.message}`;
+    localize(result, () => errorText(e));
   }
 }
 
@@ -143,17 +144,17 @@ async function patchSchedule(id, paused) {
     await call(`/api/schedules/${encodeURIComponent(id)}`, { method: 'PATCH', body: { paused } });
     loadSchedules();
   } catch (e) {
-    showToast({ title: 'Schedule not changed', body: `${e.code}: ${e.message}`, tone: 'warn' });
+    showToast({ title: t('admin.schedules.not_changed'), body: `${e.code}: ${e.message}`, tone: 'warn' });
   }
 }
 
 async function deleteSchedule(s) {
-  if (!window.confirm(`Delete the schedule “${s.name}”?`)) return;
+  if (!window.confirm(t('admin.schedules.confirm_delete', { name: s.name }))) return;
   try {
     await call(`/api/schedules/${encodeURIComponent(s.id)}`, { method: 'DELETE' });
     loadSchedules();
   } catch (e) {
-    showToast({ title: 'Schedule not deleted', body: `${e.code}: ${e.message}`, tone: 'warn' });
+    showToast({ title: t('admin.schedules.not_deleted'), body: `${e.code}: ${e.message}`, tone: 'warn' });
   }
 }
 
@@ -164,4 +165,8 @@ export function wireSchedules() {
   syncScheduleForm();
   $('schedule-form').addEventListener('submit', createSchedule);
   $('schedules-reload').addEventListener('click', loadSchedules);
+  onLocaleChange(() => {
+    syncScheduleForm();
+    if (state.schedulesAvailable) renderSchedules();
+  });
 }

@@ -5,43 +5,47 @@
 // SECURITY: text reaches the DOM through `textContent` only.
 
 import { $, DEMO_USERS, JWT_RE, decodeJwt, mintDemoToken } from '../lib/util.js';
+import { localize, t, tValue } from '../lib/i18n.js';
 import { call, setToken, state } from './state.js';
 
 /** Reloads every panel after a sign-in; set by `wireSignIn`. */
 let refreshAll = async () => {};
 
-function setStatus(text, tone = 'info') {
+/** Shows `render()` (kept in the active language) in the status line, or hides it for null. */
+function setStatus(render, tone = 'info') {
   const node = $('signin-status');
-  node.hidden = !text;
-  node.textContent = text || '';
+  node.hidden = !render;
+  localize(node, render);
   node.dataset.tone = tone;
 }
 
 /** Asks the server who the token is and shows it (admin calls need role admin). */
 export async function whoAmI() {
   const badge = $('role-badge');
+  // The markup's key only fills the first paint; from here on this code keeps the badge.
+  delete badge.dataset.i18n;
   if (!state.token) {
     state.me = null;
-    badge.textContent = 'signed out';
+    localize(badge, () => t('common.signed_out'));
     badge.dataset.role = 'guest';
-    setStatus('Sign in as the demo admin, or paste an admin token, to use the console.', 'warn');
+    setStatus(() => t('admin.signin.needed'), 'warn');
     return;
   }
   try {
     const me = await call('/api/me');
     state.me = me;
-    badge.textContent = `${me.name || me.sub || 'api'} · ${me.role}`;
+    localize(badge, () => t('admin.badge.user', { name: me.name || me.sub || 'api', role: tValue('common.role.', me.role) }));
     badge.dataset.role = me.role;
     if (me.role !== 'admin') {
-      setStatus(`This token is for a ${me.role}: admin calls will answer 403. Use an admin token.`, 'warn');
+      setStatus(() => t('admin.signin.not_admin', { role: tValue('common.role.', me.role) }), 'warn');
     } else {
-      setStatus(`Signed in as ${me.sub} (admin).`, 'ok');
+      setStatus(() => t('admin.signin.ok', { sub: me.sub }), 'ok');
     }
   } catch (e) {
     state.me = null;
-    badge.textContent = 'token refused';
+    localize(badge, () => t('admin.badge.refused'));
     badge.dataset.role = 'guest';
-    setStatus(`The server refused the token: ${e.code}: ${e.message}`, 'error');
+    setStatus(() => t('admin.signin.refused', { error: `${e.code}: ${e.message}` }), 'error');
   }
 }
 
@@ -51,9 +55,9 @@ async function loginDemoAdmin() {
     setToken(token);
     await refreshAll();
   } catch (e) {
-    setStatus(e.code === 'demo_disabled'
-      ? 'Demo logins are off on this server (it does not run with --demo). Paste an admin JWT instead (danmaku token --sub you --role admin).'
-      : `Demo login failed: ${e.code}: ${e.message}`, 'error');
+    setStatus(() => (e.code === 'demo_disabled'
+      ? t('admin.signin.demo_off')
+      : t('admin.signin.demo_failed', { error: `${e.code}: ${e.message}` })), 'error');
   }
 }
 
@@ -61,13 +65,13 @@ function applyPastedToken() {
   let raw = $('token-input').value.trim();
   raw = raw.replace(/^bearer\s+/i, '');
   if (!JWT_RE.test(raw)) {
-    setStatus('That does not look like a JWT (three base64url parts separated by dots).', 'error');
+    setStatus(() => t('admin.signin.not_jwt'), 'error');
     return;
   }
   const claims = decodeJwt(raw);
   $('token-input').value = '';
   setToken(raw);
-  if (claims && claims.role !== 'admin') setStatus(`Note: the token claims role ${claims.role}.`, 'warn');
+  if (claims && claims.role !== 'admin') setStatus(() => t('admin.signin.claims_role', { role: tValue('common.role.', claims.role) }), 'warn');
   refreshAll();
 }
 

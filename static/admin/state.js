@@ -1,6 +1,6 @@
 // Admin console: the shared state (the admin token, the catalog, the declared channels,
-// the watched channels, the schedules) and `call`, the REST helper every admin module
-// uses so that each request carries the token.
+// the watched channels, the schedules), `call`, the REST helper every admin module
+// uses so that each request carries the token, and `errorText`, how a failed call reads.
 
 import { api } from '../lib/util.js';
 
@@ -28,4 +28,10 @@ export function setToken(token) {
 /** A REST call with the console's token. */
 export function call(path, opts = {}) {
   return api(path, { ...opts, token: state.token });
+}
+
+/** A failed call as the console shows it: status, code and the server's own message
+ * (not translated: it is the server's words; callers translate what they put before it). */
+export function errorText(e) {
+  return `${e.status ? `${e.status} ` : ''}${e.code}: ${e.message}`;
 }

@@ -15,13 +15,18 @@
 //   already in it leave room for it (and will keep leaving room). `top` and `bottom`
 //   comments stay centred for a few seconds, one per lane. When no lane is free a
 //   replayed comment is skipped (and counted); a live one waits a little for a lane.
+// - With an `onCommentPointer` hook, stored comments (those with an id) take pointer
+//   events (the rest of the overlay never does, so the video's controls keep working);
+//   the page can `hold` one comment still while it shows something next to it, and
+//   `setLikes` updates a comment's like count and the viewer's own-like marker.
 // - Text goes in with `textContent` only.
 
 const LANE_H = 36;
 const GAP_PX = 28;
 const STATIC_MS = 4500;
-/** Space left at the bottom for the native video controls. */
+/** Space left at the bottom for the native video controls (the default; see `bottomReserve`). */
 const BOTTOM_RESERVE = 44;
+const POINTER_EVENTS = ['pointerenter', 'pointerleave', 'pointerdown'];
 /** Seconds a scrolling comment takes to cross the overlay's width (plus its own width). */
 const CROSS_S = 7;
 const LIVE_WAIT_MS = 4000;
@@ -38,6 +43,7 @@ export const DEFAULT_SETTINGS = Object.freeze({
   hideBottom: false,
 });
 
+/** Timeline order: by video time, then id (stable for equal times). */
 function cmp(a, b) {
   return a.time - b.time || a.id - b.id;
 }
@@ -67,6 +73,8 @@ function normalize(d) {
     size: SIZES.has(d.size) ? d.size : 'normal',
     audience: d.audience === 'members' ? 'members' : 'everyone',
     user: d.user && typeof d.user.name === 'string' ? d.user.name : '',
+    likes: Number.isSafeInteger(d.likes) && d.likes > 0 ? d.likes : 0,
+    liked: d.liked === true,
   };
 }
 
@@ -74,12 +82,20 @@ export class DanmakuOverlay {
   /**
    * @param {HTMLElement} root the overlay box, positioned over the video
    * @param {HTMLVideoElement} video the player whose time drives the replay
-   * @param {{onStats?: (s: object) => void}} options
+   * @param {{onStats?: (s: object) => void,
+   *   onCommentPointer?: (type: string, ev: PointerEvent, c: {id: number, node: HTMLElement}) => void,
+   *   onLive?: (view: object) => void, bottomReserve?: number}} options
+   *   `onCommentPointer` gets pointerenter / pointerleave / pointerdown on stored comments;
+   *   `onLive` each live comment that joins the timeline (once per id); `bottomReserve`
+   *   the px kept free at the bottom (controls, and whatever the page draws above them).
    */
-  constructor(root, video, { onStats } = {}) {
+  constructor(root, video, { onStats, onCommentPointer, onLive, bottomReserve } = {}) {
     this.root = root;
     this.video = video;
     this.onStats = onStats || (() => {});
+    this.onCommentPointer = onCommentPointer || null;
+    this.onLive = onLive || (() => {});
+    this.bottomReserve = Number.isFinite(bottomReserve) && bottomReserve >= 0 ? bottomReserve : BOTTOM_RESERVE;
     this.settings = { ...DEFAULT_SETTINGS };
     /** Timeline entries {id, time, view, shownEpoch}, sorted by (time, id). */
     this.timeline = [];
@@ -134,6 +150,7 @@ export class DanmakuOverlay {
     }
   }
 
+  /** Puts an entry in its (time, id) place and indexes it by id. */
   insert(entry) {
     const i = upperBound(this.timeline, entry.time);
     // Keep (time, id) order among equal times.
@@ -164,6 +181,7 @@ export class DanmakuOverlay {
         known.shownEpoch = this.epoch;
       } else {
         this.insert({ id: view.id, time: view.time, view, shownEpoch: this.epoch, live: true });
+        this.onLive(view);
       }
     }
     if (this.isHidden(view.mode)) return false;
@@ -194,8 +212,65 @@ export class DanmakuOverlay {
     if (view) this.place(view, 'preview', 0, true);
   }
 
+  // ---- Likes and holding one comment ----------------------------------------------
+
+  /** Like count and own-like flag of a stored comment, or null when it is unknown. */
+  likesOf(id) {
+    const entry = this.byId.get(id);
+    return entry ? { likes: entry.view.likes, liked: entry.view.liked } : null;
+  }
+
+  /**
+   * Updates a comment's like count (and, when `liked` is a boolean, whether the viewer
+   * likes it) in the timeline and on screen, so a replay draws it the same way.
+   */
+  setLikes(id, likes, liked) {
+    const entry = this.byId.get(id);
+    if (entry) {
+      if (Number.isSafeInteger(likes) && likes >= 0) entry.view.likes = likes;
+      if (typeof liked === 'boolean') entry.view.liked = liked;
+    }
+    for (const item of this.items) {
+      if (item.id !== id) continue;
+      if (Number.isSafeInteger(likes) && likes >= 0) item.node.dataset.likes = String(likes);
+      if (typeof liked === 'boolean') item.node.classList.toggle('liked', liked);
+    }
+  }
+
+  /** The on-screen item drawn for this node, if any. */
+  itemOf(node) {
+    for (const item of this.items) if (item.node === node) return item;
+    return null;
+  }
+
+  /** Stops one comment where it is (hover or tap), whatever the video does. */
+  hold(node) {
+    const item = this.itemOf(node);
+    if (!item || item.held) return;
+    item.held = true;
+    node.dataset.held = 'true';
+    item.anim.pause();
+  }
+
+  /**
+   * Lets a held comment fly on from where it stopped. A replayed one keeps the lag it
+   * took, so later pauses and plays of the video do not make it jump.
+   */
+  release(node) {
+    const item = this.itemOf(node);
+    if (!item || !item.held) return;
+    item.held = false;
+    delete node.dataset.held;
+    if (item.source === 'replay') {
+      const age = Math.max(0, this.video.currentTime - item.time) * 1000;
+      item.lag = Math.max(0, age - (Number(item.anim.currentTime) || 0));
+    }
+    if (this.moving(item.source)) item.anim.play();
+  }
+
   // ---- Settings --------------------------------------------------------------------
 
+  /** Applies viewer settings (opacity, density, hidden modes); drops what they now hide. */
   applySettings(s) {
     this.settings = { ...this.settings, ...s };
     const st = this.settings;
@@ -209,14 +284,16 @@ export class DanmakuOverlay {
     this.stats();
   }
 
+  /** Whether the viewer hid comments of this mode. */
   isHidden(mode) {
     const st = this.settings;
     return (mode === 'scroll' && st.hideScroll) || (mode === 'top' && st.hideTop)
       || (mode === 'bottom' && st.hideBottom);
   }
 
+  /** Lanes that fit above the bottom reserve, scaled by the density setting. */
   laneCount() {
-    const h = Math.max(LANE_H, this.root.clientHeight - BOTTOM_RESERVE);
+    const h = Math.max(LANE_H, this.root.clientHeight - this.bottomReserve);
     const all = Math.max(1, Math.floor(h / LANE_H));
     const density = Math.min(1, Math.max(0.1, Number(this.settings.density) || 1));
     return Math.max(1, Math.round(all * density));
@@ -224,6 +301,7 @@ export class DanmakuOverlay {
 
   // ---- The frame loop --------------------------------------------------------------
 
+  /** A seek: replayed comments leave, and the new position is drawn from scratch. */
   onSeek() {
     this.epoch += 1;
     this.clear('replay');
@@ -246,6 +324,7 @@ export class DanmakuOverlay {
     for (const item of this.items) this.syncReplayItem(item);
   }
 
+  /** One animation frame: draws the comments whose time the video just crossed. */
   tick() {
     const v = this.video;
     this.syncFrozen();
@@ -292,6 +371,7 @@ export class DanmakuOverlay {
     this.stats();
   }
 
+  /** Gives waiting live comments a lane when one frees up; drops them after LIVE_WAIT_MS. */
   drainWaiting() {
     const now = performance.now();
     const still = [];
@@ -342,6 +422,9 @@ export class DanmakuOverlay {
     if (view.id != null) node.dataset.id = String(view.id);
     node.dataset.time = view.time.toFixed(3);
     if (view.user) node.title = `${view.user} · ${view.time.toFixed(1)} s`;
+    node.dataset.likes = String(view.likes);
+    if (view.liked) node.classList.add('liked');
+    if (this.onCommentPointer && view.id != null) this.listenPointer(node, view.id);
     this.root.append(node);
     const w = node.offsetWidth;
     const moving = this.moving(source);
@@ -375,7 +458,7 @@ export class DanmakuOverlay {
       const h = this.root.clientHeight;
       const top = view.mode === 'top'
         ? 4 + lane * LANE_H
-        : Math.max(4, h - BOTTOM_RESERVE - (lane + 1) * LANE_H);
+        : Math.max(4, h - this.bottomReserve - (lane + 1) * LANE_H);
       node.style.top = `${top}px`;
       anim = node.animate(
         [{ transform: 'translateX(-50%)' }, { transform: 'translateX(-50%)' }],
@@ -384,7 +467,9 @@ export class DanmakuOverlay {
       anim.currentTime = Math.min(STATIC_MS, age * 1000);
     }
     node.style.visibility = '';
-    const item = { node, anim, mode: view.mode, lane, w, x0, v, source, id: view.id, time: view.time };
+    const item = {
+      node, anim, mode: view.mode, lane, w, x0, v, source, id: view.id, time: view.time, held: false, lag: 0,
+    };
     this.items.add(item);
     if (!moving) anim.pause();
     anim.finished.then(() => this.drop(item), () => {});
@@ -392,6 +477,15 @@ export class DanmakuOverlay {
     return true;
   }
 
+  /** Makes a stored comment take pointer events and hands them to the page's hook. */
+  listenPointer(node, id) {
+    node.dataset.interactive = 'true';
+    for (const type of POINTER_EVENTS) {
+      node.addEventListener(type, (ev) => this.onCommentPointer(type, ev, { id, node }));
+    }
+  }
+
+  /** A scrolling lane where a comment at `x`, `w` wide, overlaps nothing now or later; -1 if none. */
   scrollLane(lanes, x, w, moving, force) {
     let best = -1;
     let bestRoom = -Infinity;
@@ -401,7 +495,7 @@ export class DanmakuOverlay {
       for (const it of this.items) {
         if (it.mode !== 'scroll' || it.lane !== lane) continue;
         const ex = this.xOf(it);
-        const eMoving = this.moving(it.source);
+        const eMoving = !it.held && this.moving(it.source);
         // Overlapping now?
         if (x < ex + it.w + GAP_PX && ex < x + w + GAP_PX) {
           ok = false;
@@ -422,6 +516,7 @@ export class DanmakuOverlay {
     return force ? Math.max(0, best) : -1;
   }
 
+  /** The first lane no other top (or bottom) comment uses; -1 if none. */
   staticLane(mode, lanes, force) {
     const used = new Set();
     for (const it of this.items) if (it.mode === mode) used.add(it.lane);
@@ -429,20 +524,23 @@ export class DanmakuOverlay {
     return force ? 0 : -1;
   }
 
+  /** Puts a replayed comment where the video clock says, playing or paused with the video. */
   syncReplayItem(item) {
     if (item.source !== 'replay') return;
-    // Align with the video clock: a replayed comment is where its age puts it.
-    const age = Math.max(0, this.video.currentTime - item.time) * 1000;
+    // Align with the video clock: a replayed comment is where its age puts it (less the
+    // time it was held still by the viewer).
+    const age = Math.max(0, (this.video.currentTime - item.time) * 1000 - (item.lag || 0));
     const total = Number(item.anim.effect.getTiming().duration) || 0;
-    if (age >= total) {
+    if (age >= total && !item.held) {
       this.drop(item);
       return;
     }
-    if (this.frozen) item.anim.pause();
+    if (this.frozen || item.held) item.anim.pause();
     else item.anim.play();
-    item.anim.currentTime = age;
+    if (!item.held) item.anim.currentTime = age;
   }
 
+  /** Takes an item off the screen and stops its animation. */
   drop(item) {
     if (!this.items.delete(item)) return;
     try {
@@ -453,6 +551,7 @@ export class DanmakuOverlay {
     item.node.remove();
   }
 
+  /** Reports the counts shown in the player bar. */
   stats() {
     this.onStats({
       onScreen: this.items.size,

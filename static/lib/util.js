@@ -3,6 +3,9 @@
 // SECURITY: text from the server or the user reaches the DOM only through `textContent`,
 // text nodes and `createElement`. Nothing here (or in the pages) parses HTML.
 
+import { DanmakuError, request } from './danmaku-client.js';
+import { locale, t } from './i18n.js';
+
 export const CHANNEL_RE = /^[A-Za-z0-9\-_.:@]{1,128}$/;
 export const SUB_RE = /^[A-Za-z0-9\-_.@]{1,64}$/;
 export const VIDEO_RE = /^[A-Za-z0-9\-_.]{1,64}$/;
@@ -89,7 +92,7 @@ export function videoTime(s) {
 export function dateTime(ms) {
   if (!Number.isFinite(ms)) return '–';
   const d = new Date(ms);
-  return `${d.toLocaleDateString()} ${clockTime(ms).slice(0, 8)}`;
+  return `${d.toLocaleDateString(locale())} ${clockTime(ms).slice(0, 8)}`;
 }
 
 /** Reads a JWT's claims for display only (the server verifies; we never trust this). */
@@ -105,43 +108,30 @@ export function decodeJwt(token) {
   }
 }
 
-/** A failed HTTP call, with the server's `{code, message}` when it sent one. */
-export class ApiError extends Error {
+/**
+ * A failed HTTP call, with the server's `{code, message}` when it sent one. A DanmakuError
+ * (so `retryAfter` works too) that keeps the page's older names: `status` is 0 when the
+ * server could not be reached, `retryAfterS` is the Retry-After in seconds or null.
+ */
+export class ApiError extends DanmakuError {
   constructor(status, code, message, retryAfterS = null) {
-    super(message);
-    this.status = status;
-    this.code = code;
+    super(code, message, { status, retryAfter: retryAfterS ?? undefined });
+    this.name = 'ApiError';
     this.retryAfterS = retryAfterS;
   }
 }
 
-/** Calls the REST API with relative URLs; throws ApiError on failure. */
+/**
+ * Calls the REST API with relative URLs; throws ApiError on failure. One implementation
+ * of REST for both pages: the embeddable client's `request` (static/lib/danmaku-client.js).
+ */
 export async function api(path, { method = 'GET', body, token } = {}) {
-  const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  if (token) headers.Authorization = `Bearer ${token}`;
-  let res;
   try {
-    res = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: 'no-store',
-    });
+    return await request(method, path, body, { token });
   } catch (e) {
-    throw new ApiError(0, 'network_error', `could not reach the server (${e.message})`);
+    if (!(e instanceof DanmakuError)) throw e;
+    throw new ApiError(e.status ?? 0, e.code, e.message, e.retryAfter ?? null);
   }
-  const text = await res.text();
-  const json = readJson(text);
-  if (!res.ok) {
-    const code = isObject(json) && typeof json.code === 'string' ? json.code : `http_${res.status}`;
-    const message = isObject(json) && typeof json.message === 'string'
-      ? json.message
-      : clip(text || res.statusText, 200);
-    const retry = Number(res.headers.get('Retry-After'));
-    throw new ApiError(res.status, code, message, Number.isFinite(retry) && retry > 0 ? retry : null);
-  }
-  return json;
 }
 
 /** Mints a demo token; throws ApiError (`demo_disabled` when the server is not in demo mode). */
@@ -151,7 +141,7 @@ export async function mintDemoToken(profile) {
     body: { sub: profile.sub, role: profile.role, name: profile.name },
   });
   if (!isObject(reply) || typeof reply.token !== 'string') {
-    throw new ApiError(500, 'bad_reply', 'the server sent no token');
+    throw new ApiError(500, 'bad_reply', t('common.no_token_reply'));
   }
   return { token: reply.token, expiresAt: Number(reply.expires_at) || null };
 }
@@ -189,12 +179,12 @@ export function lockIcon(title, open = false) {
     class: open ? 'lock open' : 'lock',
     title,
     role: 'img',
-    'aria-label': open ? 'unlocked' : 'locked',
+    'aria-label': open ? t('common.unlocked') : t('common.locked'),
   }, svg);
 }
 
 export function tierTag(tier) {
-  return tier ? el('span', { class: 'tag', dataset: { tier }, text: tier }) : null;
+  return tier ? el('span', { class: 'tag', dataset: { tier }, text: ['free', 'member', 'admin'].includes(tier) ? t(`common.tier.${tier}`) : tier }) : null;
 }
 
 /** A small toast in the `#toasts` box; returns the element. */
@@ -214,7 +204,7 @@ export function showToast({ title, body, tone = 'info', ms = 8000, dataset = {} 
 
 /** One-line summary of a push payload for toasts and tables. */
 export function summarize(payload) {
-  if (payload == null) return '(empty)';
+  if (payload == null) return t('common.empty_payload');
   if (typeof payload !== 'object') return clip(String(payload), 300);
   for (const key of ['message', 'content', 'text', 'title', 'body', 'headline']) {
     if (typeof payload[key] === 'string') return clip(payload[key], 300);
@@ -222,6 +212,6 @@ export function summarize(payload) {
   try {
     return clip(JSON.stringify(payload), 300);
   } catch {
-    return '(unprintable payload)';
+    return t('common.unprintable_payload');
   }
 }

@@ -8,6 +8,7 @@
 import { $, el, api, CHANNEL_RE, isObject, lockIcon, tierAdmits, tierTag } from '../lib/util.js';
 import { VIDEO_CHANNEL, currentRole, state } from './state.js';
 import { autoChannels, isAutoChannel, join, leave } from './connection.js';
+import { t } from '../lib/i18n.js';
 
 /** Joins a channel typed, listed or the room (`origin` says where errors go). */
 export function subscribe(name, origin) {
@@ -26,7 +27,7 @@ export function subscribe(name, origin) {
   }
   const current = state.wanted.get(channel);
   if (current && current.status === 'joined') {
-    showChannelError(channel, { code: 'already_subscribed', message: `already subscribed to ${channel}` }, origin);
+    showChannelError(channel, { code: 'already_subscribed', message: t('channels.already', { channel }) }, origin);
     return;
   }
   state.channelErrors.delete(channel);
@@ -89,10 +90,10 @@ export function renderChannelList() {
   list.replaceChildren(...rows);
   if (state.declaredError) {
     status.hidden = false;
-    status.textContent = `Could not load channels: ${state.declaredError.code}: ${state.declaredError.message}`;
+    status.textContent = t('channels.load_failed', { code: state.declaredError.code, message: state.declaredError.message });
   } else if (rows.length === 0) {
     status.hidden = false;
-    status.textContent = 'No declared channels you may join. An admin declares them with PUT /api/channels/{name}.';
+    status.textContent = t('channels.none');
   } else {
     status.hidden = true;
     status.textContent = '';
@@ -106,15 +107,15 @@ function declaredRow(c, role) {
   const err = state.channelErrors.get(c.name);
   let button;
   if (entry && entry.status === 'joined') {
-    button = el('button', { type: 'button', class: 'btn btn-small', text: 'Leave', onclick: () => unsubscribe(c.name) });
+    button = el('button', { type: 'button', class: 'btn btn-small', text: t('channels.leave'), onclick: () => unsubscribe(c.name) });
   } else if (entry) {
-    button = el('button', { type: 'button', class: 'btn btn-small', text: entry.status === 'leaving' ? 'Leaving…' : 'Joining…', disabled: true });
+    button = el('button', { type: 'button', class: 'btn btn-small', text: entry.status === 'leaving' ? t('channels.leaving_button') : t('channels.joining_button'), disabled: true });
   } else {
-    button = el('button', { type: 'button', class: 'btn btn-small btn-primary', text: 'Join', onclick: () => subscribe(c.name, 'list') });
+    button = el('button', { type: 'button', class: 'btn btn-small btn-primary', text: t('channels.join'), onclick: () => subscribe(c.name, 'list') });
   }
   return el('li', { class: 'chan', dataset: { channel: c.name, tier, locked: String(locked) } },
     el('div', { class: 'chan-main' },
-      locked ? lockIcon(`${tier} tier: your role (${role}) may not join`) : null,
+      locked ? lockIcon(t('channels.locked', { tier: t(`common.tier.${tier}`), role: t(`common.role.${role}`) })) : null,
       el('span', { class: 'chan-name', text: c.name }),
       tierTag(tier),
       el('span', { class: 'spacer' }),
@@ -130,7 +131,7 @@ export function renderSubscriptions() {
       rows.push(el('li', { class: 'chan', dataset: { channel: name, status: 'auto' } },
         el('div', { class: 'chan-main' },
           el('span', { class: 'chan-name', text: name }),
-          el('span', { class: 'tag', text: 'automatic' }))));
+          el('span', { class: 'tag', text: t('channels.automatic') }))));
     }
   }
   for (const [name, entry] of state.wanted) rows.push(wantedRow(name, entry));
@@ -139,14 +140,14 @@ export function renderSubscriptions() {
       el('div', { class: 'chan-main' },
         el('span', { class: 'chan-name muted', text: VIDEO_CHANNEL }),
         el('span', { class: 'spacer' }),
-        el('button', { type: 'button', class: 'btn btn-small btn-primary', text: 'Join room', onclick: () => subscribe(VIDEO_CHANNEL, 'room') }))));
+        el('button', { type: 'button', class: 'btn btn-small btn-primary', text: t('channels.join_room'), onclick: () => subscribe(VIDEO_CHANNEL, 'room') }))));
   }
   $('subscriptions').replaceChildren(...rows);
   renderRoomStatus();
 }
 
 function wantedRow(name, entry) {
-  const label = { joined: 'joined', pending: state.welcomed ? 'joining…' : 'waiting for connection', leaving: 'leaving…' }[entry.status] || entry.status;
+  const label = { joined: t('channels.joined'), pending: state.welcomed ? t('channels.joining') : t('channels.waiting'), leaving: t('channels.leaving') }[entry.status] || entry.status;
   return el('li', { class: 'chan', dataset: { channel: name, status: entry.status } },
     el('div', { class: 'chan-main' },
       el('span', { class: 'chan-name', text: name }),
@@ -156,7 +157,7 @@ function wantedRow(name, entry) {
       el('button', {
         type: 'button',
         class: 'btn btn-small',
-        text: 'Leave',
+        text: t('channels.leave'),
         disabled: entry.status === 'leaving',
         onclick: () => unsubscribe(name),
       })));
@@ -167,13 +168,13 @@ function renderRoomStatus() {
   const entry = state.wanted.get(VIDEO_CHANNEL);
   const err = state.channelErrors.get(VIDEO_CHANNEL);
   let status = 'left';
-  let text = 'not joined';
+  let text = t('channels.room_not_joined');
   if (entry) {
     status = entry.status;
-    text = entry.status === 'joined' ? 'live' : 'joining…';
+    text = entry.status === 'joined' ? t('channels.room_live') : t('channels.joining');
   } else if (err) {
     status = 'error';
-    text = err.code === 'member_only' ? 'members only' : `${err.code}: ${err.message}`;
+    text = err.code === 'member_only' ? t('channels.room_members_only') : `${err.code}: ${err.message}`;
   }
   node.dataset.status = status;
   node.textContent = text;

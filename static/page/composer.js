@@ -9,6 +9,7 @@ import { $, api, el, isObject, lockIcon, videoTime } from '../lib/util.js';
 import { VIDEO_ID, currentRole, state } from './state.js';
 import { request } from './connection.js';
 import { overlay } from './overlay-wiring.js';
+import { t } from '../lib/i18n.js';
 
 const SWATCHES = ['#ffffff', '#fe0302', '#ff7204', '#ffd302', '#00cd00', '#4266be', '#89d5ff', '#cc0273'];
 /** Limits of the default server policy, for the counter only: the server decides. */
@@ -30,7 +31,7 @@ export function buildSwatches() {
   const box = $('dm-swatches');
   box.replaceChildren(...SWATCHES.map((c, i) => el('label', { class: 'swatch', title: c, style: `--swatch:${c}` },
     el('input', {
-      type: 'radio', name: 'dm-swatch', value: c, checked: i === 0, 'aria-label': `colour ${c}`,
+      type: 'radio', name: 'dm-swatch', value: c, checked: i === 0, 'aria-label': t('composer.colour', { c }),
       onchange: () => {
         $('dm-color').value = c;
       },
@@ -62,20 +63,20 @@ export function renderComposer() {
   }
   const hint = $('dm-hint');
   if (locked) {
-    setHint('locked', 'This video is for members: its room and comments are closed to you.');
+    setHint('locked', t('composer.hint_locked'));
   } else if (c.role === 'guest') {
-    setHint('guest', 'Sign in to post comments: guests can watch and read them. Try “alice (member)” or “bob (free)” above.');
+    setHint('guest', t('composer.hint_guest'));
   } else if (!c.canPost) {
-    setHint('unknown', 'Waiting for the server to confirm who you are…');
+    setHint('unknown', t('composer.hint_unknown'));
   } else if (!c.styled) {
-    setHint('free', 'Colours, top/bottom modes and members-only comments are for members. Upgrade to member to unlock them.');
+    setHint('free', t('composer.hint_free'));
   } else {
     hint.hidden = true;
     hint.dataset.kind = '';
   }
   $('dm-text').placeholder = c.canPost
-    ? `Say something at this moment of the video (${c.maxLen} characters at most)…`
-    : 'Sign in to post a comment';
+    ? t('composer.placeholder', { max: c.maxLen })
+    : t('composer.placeholder_guest');
   updateCount();
 }
 
@@ -83,7 +84,7 @@ function setHint(kind, text) {
   const hint = $('dm-hint');
   hint.hidden = false;
   hint.dataset.kind = kind;
-  hint.replaceChildren(kind === 'free' || kind === 'locked' ? lockIcon('members only') : '', ` ${text}`);
+  hint.replaceChildren(kind === 'free' || kind === 'locked' ? lockIcon(t('channels.room_members_only')) : '', ` ${text}`);
 }
 
 function updateCount() {
@@ -98,15 +99,15 @@ function updateCount() {
 function describeError(err) {
   const m = err.message ? String(err.message) : '';
   switch (err.code) {
-    case 'text_too_long': return `Too long: ${m}.`;
-    case 'text_empty': return 'Write something first.';
-    case 'muted': return `You are muted: ${m}.`;
-    case 'blocked': return 'Not sent: the comment contains a blocked word.';
-    case 'member_style': return 'Colours and top/bottom modes are for members (the server answered 403 member_style).';
-    case 'member_audience': return 'Members-only comments are for members (the server answered 403 member_audience).';
-    case 'login_required': return 'Sign in to post comments.';
-    case 'member_only': return 'This video is for members.';
-    case 'network_error': return `Not sent: ${m}`;
+    case 'text_too_long': return t('composer.err_too_long', { m });
+    case 'text_empty': return t('composer.err_empty');
+    case 'muted': return t('composer.err_muted', { m });
+    case 'blocked': return t('composer.err_blocked');
+    case 'member_style': return t('composer.err_member_style');
+    case 'member_audience': return t('composer.err_member_audience');
+    case 'login_required': return t('composer.err_login');
+    case 'member_only': return t('composer.err_member_only');
+    case 'network_error': return t('composer.err_network', { m });
     default: return `${err.code}: ${m}`;
   }
 }
@@ -137,7 +138,7 @@ function startCooldown(node, wait) {
       renderComposer();
       return;
     }
-    node.textContent = `Slow down: you can post again in ${(left / 1000).toFixed(1)} s.`;
+    node.textContent = t('composer.cooldown', { s: (left / 1000).toFixed(1) });
     node.dataset.left = String(left);
   };
   tick();
@@ -186,10 +187,11 @@ export async function post(body) {
     clearPostError();
     const ok = $('dm-ok');
     ok.hidden = false;
-    ok.textContent = `Sent at ${videoTime(reply.danmaku.time)}${reply.danmaku.audience === 'members' ? ' (members only)' : ''}.`;
+    const at = videoTime(reply.danmaku.time);
+    ok.textContent = reply.danmaku.audience === 'members' ? t('composer.sent_members', { at }) : t('composer.sent', { at });
     return { ok: true, danmaku: reply.danmaku };
   }
-  const error = isObject(reply.error) ? reply.error : { code: 'error', message: 'the post failed' };
+  const error = isObject(reply.error) ? reply.error : { code: 'error', message: t('composer.failed') };
   state.lastPost = { ok: false, code: String(error.code) };
   showPostError(error);
   $('dm-ok').hidden = true;

@@ -1,14 +1,12 @@
-// Video page: the WebSocket to /ws and protocol v1 (openapi/asyncapi.yaml). Owns
-// connect, the welcome, subscribe / resubscribe with recovery (`since`), reconnect with
-// backoff and jitter, batched frames (a JSON array of frames), replies matched by `id`,
-// the app-level ping and the `refresh` op. The first frame is `welcome`; client ops are
-// subscribe / unsubscribe / refresh / ping / danmaku with an `id` echoed in `reply`;
-// channel events are {type, channel, seq, ts, data}; pushes carry data = {payload}.
+// Video page: the connection, a thin adapter over DanmakuClient (static/lib/danmaku-client.js),
+// the one implementation of protocol v1 (connect, welcome, subscribe with recovery,
+// reconnect with backoff and jitter, batched frames, replies, ping, refresh). This file
+// only translates: it mirrors the client's state onto the page's shared `state`
+// (static/page/state.js), turns the client's events into the page's, and keeps the
+// functions the page modules import.
 //
 // No DOM here: the page listens with `on(type, fn)` (static/app.js wires it) and gets
-// its token ready through `setAuth`. Listeners run synchronously, in order, inside the
-// frame handler. This is the seed of the planned static/lib/danmaku-client.js; for now
-// it keeps its fields on the page's shared `state` (static/page/state.js).
+// its token ready through `setAuth`. Listeners run synchronously, in order.
 //
 // Events: status · log {kind, type, channel, seq, ts, body} · reset · welcome
 // {sameIdentity} · closed · refused {code, message} · subscribed {meta, reply} ·
@@ -16,26 +14,15 @@
 // refresh_refused {meta, error} · channels · unsubscribed {channel, error} ·
 // token_expired (the frame) · event {frame, replayed, push}.
 
-import { api, clip, isObject, pretty } from '../lib/util.js';
+import { DanmakuClient } from '../lib/danmaku-client.js';
+import { isObject, pretty } from '../lib/util.js';
 import { VIDEO_CHANNEL, identityKey, state } from './state.js';
+import { t, tValue } from '../lib/i18n.js';
+// Only for the refetch cursor: the highest comment id the overlay holds (history included).
+import { overlay } from './overlay-wiring.js';
 
-const BACKOFF_MIN_MS = 1000;
-const BACKOFF_MAX_MS = 30000;
-
-/** Close codes the server uses (src/hub/conn.rs) plus the browser's own. */
-const CLOSE_CODES = {
-  1000: 'normal closure',
-  1001: 'server shutting down',
-  1003: 'unsupported frame',
-  1005: 'no status',
-  1006: 'connection lost or refused',
-  1008: 'too many invalid frames',
-  1009: 'message too big',
-  1011: 'internal error',
-  4001: 'token expired',
-  4002: 'idle timeout',
-  4008: 'slow consumer',
-};
+/** Close codes the server uses (src/hub/conn.rs) plus the browser's own; named in the catalogs as `conn.close.<code>`. */
+const CLOSE_CODES = new Set([1000, 1001, 1003, 1005, 1006, 1008, 1009, 1011, 4001, 4002, 4008]);
 
 // ---------------------------------------------------------------------------------------
 // Events and hooks
@@ -69,6 +56,22 @@ export function setAuth(hooks) {
   Object.assign(auth, hooks);
 }
 
+/**
+ * The client's token provider: before a socket opens and before the token's `exp` the
+ * session may re-mint (`beforeOpen`); after a refusal it may renew. The client compares
+ * what comes back with the token it had: the same one after a refusal means give up.
+ */
+async function provideToken({ reason, error } = {}) {
+  if (reason === 'refused') await auth.renew({ code: error.code, message: error.message });
+  else await auth.beforeOpen();
+  if (reason === 'connect' || reason === 'reconnect') {
+    logSystem('connecting', state.token ? t('log.opening_token') : t('log.opening_guest'));
+  }
+  return state.token;
+}
+
+const client = new DanmakuClient({ getToken: provideToken, reconnect: { minMs: 1000, maxMs: 30000 } });
+
 /** Channels the server subscribes every socket to by itself. */
 export function autoChannels() {
   const list = ['broadcast'];
@@ -81,89 +84,185 @@ export function isAutoChannel(name) {
   return autoChannels().includes(name) || name === 'broadcast';
 }
 
+/** `{code, message}` (plus `retry_after_ms`) of a DanmakuError, as the page shows errors. */
+function errorBody(e) {
+  const body = { code: String(e.code || 'error'), message: String(e.message || '') };
+  if (Number.isFinite(e.retryAfter)) body.retry_after_ms = Math.round(e.retryAfter * 1000);
+  return body;
+}
+
 // ---------------------------------------------------------------------------------------
-// Connect, close, reconnect
+// The client's state, mirrored on the page's
 
-function wsUrl() {
-  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  let url = `${proto}//${location.host}/ws`;
-  if (state.token) url += `?access_token=${encodeURIComponent(state.token)}`;
-  return url;
-}
+/** Where each channel was joined from ('input', 'list', 'room'), for inline errors. */
+const origins = new Map();
+/** Channels handed to the client; each gets exactly one subscribe() and one outcome. */
+const asked = new Set();
+/** Channels joined on some socket since they were asked for (later joins are resubscribes). */
+const joinedOnce = new Set();
 
-/** Fails every op still waiting for a reply (its socket is gone). */
-function failPending(message) {
-  for (const meta of state.pending.values()) {
-    if (meta.resolve) meta.resolve({ type: 'reply', ok: false, error: { code: 'network_error', message } });
+client.on('state', (s, info) => {
+  state.phase = s;
+  if (s === 'connecting') onConnecting();
+  if (s === 'reconnecting') {
+    // Truthy while a retry waits: the status line counts down to `retryAt`.
+    state.retryTimer = true;
+    state.retryAt = info.retryAt;
   }
-  state.pending.clear();
-}
-
-/** Opens a new socket with the current token, replacing any open one. */
-export async function connect() {
-  clearTimeout(state.retryTimer);
-  state.retryTimer = null;
-  state.stopped = false;
-  const gen = ++state.gen;
-  const old = state.ws;
-  state.ws = null;
-  if (old && old.readyState <= WebSocket.OPEN) {
-    try {
-      old.close(1000, 'reconnecting');
-    } catch {
-      // already closing
+  if (s === 'closed') {
+    state.retryTimer = null;
+    state.welcomed = false;
+    // The token was refused at the upgrade and could not be renewed: no retry.
+    if (info.error && info.error.status === 401) {
+      state.stopped = true;
+      state.lastClose = { code: state.lastClose ? state.lastClose.code : 1006, reason: t('conn.token_refused', { code: info.error.code }) };
+      emit('refused', { code: info.error.code, message: info.error.message });
     }
   }
-  stopHeartbeat();
+  emit('status');
+});
+
+/** A new socket is being opened: what belonged to the last one is reset. */
+function onConnecting() {
+  state.gen += 1;
   state.user = null;
   state.welcomed = false;
   state.conn = null;
   state.rtt = null;
   state.lastClose = null;
-  failPending('the connection was replaced before the reply');
+  state.retryTimer = null;
+  state.stopped = false;
   // Errors belong to the previous socket (maybe another identity); resubscribing after the
   // welcome reports any that still apply.
   state.channelErrors.clear();
   // The page's own room is joined again on every connection (a new identity may be
   // admitted where the last one was refused), unless the viewer left it on purpose.
-  if (!state.wanted.has(VIDEO_CHANNEL) && !state.leftRoom) {
-    state.wanted.set(VIDEO_CHANNEL, { status: 'pending', tier: null });
+  if (!state.wanted.has(VIDEO_CHANNEL) && !state.leftRoom) state.wanted.set(VIDEO_CHANNEL, { status: 'pending', tier: null });
+  for (const [name, entry] of state.wanted) {
+    if (entry.status === 'leaving') continue; // its unsubscribe settles it
+    entry.status = 'pending';
+    if (!asked.has(name)) ask(name, origins.get(name) || 'room');
   }
-  for (const entry of state.wanted.values()) entry.status = 'pending';
   emit('reset');
-
-  await auth.beforeOpen();
-  if (gen !== state.gen) return;
-  open(gen);
 }
 
-function open(gen) {
-  let ws;
-  try {
-    ws = new WebSocket(wsUrl());
-  } catch (e) {
-    logSystem('error', `cannot open a WebSocket: ${e.message}`);
-    state.lastClose = { code: 0, reason: e.message };
-    scheduleReconnect();
-    return;
+client.on('close', ({ code, reason }) => {
+  state.welcomed = false;
+  state.lastClose = { code, reason: reason || (CLOSE_CODES.has(code) ? tValue('conn.close.', code) : '') };
+  for (const entry of state.wanted.values()) if (entry.status !== 'leaving') entry.status = 'pending';
+  emit('closed');
+  logSystem('closed', t('log.closed', { code, reason: state.lastClose.reason ? ` · ${state.lastClose.reason}` : '' }));
+});
+
+client.on('welcome', (f) => {
+  state.welcomed = true;
+  state.everWelcomed = true;
+  state.conn = f.conn ?? null;
+  state.user = client.user;
+  state.heartbeatS = Number(f.heartbeat_s) || null;
+  state.lastClose = null;
+  // Automatic channels are never asked for; an old entry for one is dropped.
+  for (const name of [...state.wanted.keys()]) if (isAutoChannel(name)) state.wanted.delete(name);
+  emit('status');
+  emit('welcome', { sameIdentity: state.historyFor === identityKey() });
+});
+
+client.on('pong', ({ rtt }) => {
+  state.rtt = rtt;
+  emit('status');
+});
+
+client.on('subscribed', ({ channel, reply }) => {
+  state.wanted.set(channel, { status: 'joined', tier: reply.tier ?? null });
+  state.channelErrors.delete(channel);
+  const first = !joinedOnce.has(channel);
+  joinedOnce.add(channel);
+  // `reconnect: false`: the client itself recovers what the room missed (a replay, or a
+  // refetch emitted as replayed comments), so the page has nothing to catch up.
+  const meta = { channel, origin: first ? origins.get(channel) || 'room' : 'resubscribe', reconnect: false };
+  emit('subscribed', { meta, reply });
+  emit('channels');
+});
+
+client.on('unsubscribed', ({ channel, error, resubscribe }) => {
+  asked.delete(channel);
+  state.wanted.delete(channel);
+  const err = errorBody(error);
+  if (resubscribe) {
+    // Refused on a reconnect (another identity, say): shown like any refused join.
+    emit('subscribe_refused', { channel, error: err, origin: 'resubscribe' });
+  } else {
+    state.channelErrors.set(channel, err);
+    emit('unsubscribed', { channel, error: err });
   }
-  state.ws = ws;
-  logSystem('connecting', state.token ? 'opening /ws with a token' : 'opening /ws as a guest');
-  ws.addEventListener('open', () => {
-    if (gen === state.gen) emit('status');
-  });
-  ws.addEventListener('message', (ev) => {
-    if (gen === state.gen) onMessage(ev.data);
-  });
-  // An `error` event is always followed by `close`; close carries the details.
-  ws.addEventListener('close', (ev) => {
-    if (gen === state.gen) onClose(ev, gen);
+  emit('channels');
+});
+
+client.on('refreshed', ({ user, auto }) => {
+  state.user = user;
+  // Refreshes the page asked for report through sendRefresh; the client's own are quiet.
+  if (auto) emit('refreshed', { meta: { quiet: true } });
+});
+
+client.on('token_expired', (f) => emit('token_expired', f));
+
+// ---------------------------------------------------------------------------------------
+// Frames and events, for the log and the page
+
+client.on('frame', (f) => {
+  const notice = ['reply', 'welcome', 'unsubscribed', 'token_expired'].includes(f.type);
+  // Channel events are logged by 'event' below; ping replies would only flood the log.
+  if ((!notice && typeof f.channel === 'string') || (f.type === 'reply' && f.op === 'ping')) return;
+  let kind = 'protocol';
+  if (f.type === 'reply') kind = f.ok ? 'reply' : 'reply-error';
+  if (f.type === 'unsubscribed') kind = 'reply-error';
+  const type = f.type === 'reply' ? `reply${f.op ? ` · ${f.op}` : ''}` : String(f.type ?? 'unknown');
+  emit('log', { kind, type, channel: f.channel, body: pretty(f) });
+});
+
+client.on('event', (frame, meta) => {
+  if (meta.duplicate) return; // the same comment again (a bus outage repeat): drawn once
+  const push = isObject(frame.data) && Object.hasOwn(frame.data, 'payload');
+  pageEvent(frame, meta.replayed, push);
+});
+
+// Comments the server could not replay, refetched from the history API: they join the
+// timeline like replayed ones (no burst on screen).
+client.on('danmaku', (view, meta) => {
+  if (meta.refetched) pageEvent({ type: 'danmaku', channel: meta.channel, data: view }, true, false);
+});
+
+function pageEvent(frame, replayed, push) {
+  if (frame.type !== 'presence') {
+    emit('log', {
+      kind: 'event',
+      type: `${String(frame.type)}${replayed ? ' (replayed)' : ''}`,
+      channel: frame.channel,
+      seq: frame.seq,
+      ts: Number(frame.ts) || null,
+      body: pretty(push ? frame.data.payload : frame.data),
+    });
+  }
+  emit('event', { frame, replayed, push });
+}
+
+client.on('error', (e) => {
+  if (e.code === 'bad_frame') emit('log', { kind: 'error', type: 'bad frame', body: e.message });
+  else logSystem('error', `${e.code}: ${e.message}`);
+});
+
+// ---------------------------------------------------------------------------------------
+// Connect, close, reconnect
+
+/** Opens a new socket with the current token, replacing any open one. */
+export function connect() {
+  return client.reconnect().catch(() => {
+    // A refusal is reported through 'refused'; a close() through the status.
   });
 }
 
 /** Connects again at once with a fresh backoff (sign-in, the Reconnect button). */
 export function reconnectNow() {
-  state.attempt = 0;
   connect();
 }
 
@@ -174,312 +273,87 @@ export function reconnectWhenOnline() {
   });
 }
 
-async function onClose(ev, gen) {
-  const wasWelcomed = state.welcomed;
-  // Only a connection that stayed up a while resets the backoff: a server that welcomes
-  // and then closes at once must not cause a tight reconnect loop.
-  if (wasWelcomed && performance.now() - state.openedAt > 10_000) state.attempt = 0;
-  state.ws = null;
-  state.welcomed = false;
-  stopHeartbeat();
-  failPending('the connection closed before the reply');
-  const reason = ev.reason || CLOSE_CODES[ev.code] || '';
-  state.lastClose = { code: ev.code, reason };
-  for (const entry of state.wanted.values()) entry.status = 'pending';
-  emit('closed');
-  logSystem('closed', `code ${ev.code}${reason ? ` · ${reason}` : ''}`);
-
-  // A socket that closes before `welcome` was usually refused at the upgrade (HTTP 401),
-  // which browsers report only as 1006. Ask the REST API what it thinks of the token.
-  if (!wasWelcomed && state.token) {
-    const token = state.token;
-    const problem = await diagnoseToken(token);
-    if (gen !== state.gen) return;
-    if (problem) {
-      if (await auth.renew(problem)) {
-        scheduleReconnect();
-        return;
-      }
-      state.stopped = true;
-      state.lastClose = { code: ev.code, reason: `token refused (${problem.code})` };
-      emit('refused', problem);
-      emit('status');
-      return;
-    }
-  }
-  scheduleReconnect();
-}
-
-/** Returns {code, message} when the API rejects the token with 401, else null. */
-async function diagnoseToken(token) {
-  try {
-    await api('/api/me', { token });
-    return null;
-  } catch (e) {
-    return e.status === 401 ? { code: e.code, message: e.message } : null;
-  }
-}
-
-function scheduleReconnect() {
-  clearTimeout(state.retryTimer);
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** state.attempt);
-  // ±25% jitter so that many clients do not come back in lockstep after a restart.
-  const delay = Math.min(BACKOFF_MAX_MS, Math.round(base * (0.75 + Math.random() * 0.5)));
-  state.attempt = Math.min(state.attempt + 1, 16);
-  state.retryAt = Date.now() + delay;
-  state.retryTimer = setTimeout(connect, delay);
-  emit('status');
-}
-
-// ---------------------------------------------------------------------------------------
-// Frames in
-
-function onMessage(raw) {
-  let msg;
-  try {
-    msg = JSON.parse(raw);
-  } catch {
-    emit('log', { kind: 'error', type: 'bad frame', body: clip(String(raw), 2000) });
-    return;
-  }
-  // The server may batch several frames into one JSON array.
-  const frames = Array.isArray(msg) ? msg : [msg];
-  for (const frame of frames) {
-    if (!isObject(frame)) {
-      emit('log', { kind: 'error', type: 'bad frame', body: pretty(frame) });
-      continue;
-    }
-    try {
-      handleFrame(frame);
-    } catch (e) {
-      emit('log', { kind: 'error', type: 'client error', body: `${e.message}\n\n${pretty(frame)}` });
-    }
-  }
-}
-
-function handleFrame(f) {
-  switch (f.type) {
-    case 'welcome':
-      return onWelcome(f);
-    case 'reply':
-      return onReply(f);
-    case 'unsubscribed':
-      return onUnsubscribed(f);
-    case 'token_expired':
-      emit('log', { kind: 'protocol', type: 'token_expired', body: pretty(f) });
-      return emit('token_expired', f);
-    default:
-      if (typeof f.channel === 'string') return onEvent(f);
-  }
-  emit('log', { kind: 'protocol', type: String(f.type ?? 'unknown'), body: pretty(f) });
-  return undefined;
-}
-
-function onWelcome(f) {
-  const reconnect = state.everWelcomed;
-  state.welcomed = true;
-  state.everWelcomed = true;
-  state.openedAt = performance.now();
-  state.conn = f.conn ?? null;
-  state.user = isObject(f.user) ? f.user : { sub: null, name: 'guest', role: 'guest' };
-  state.heartbeatS = Number(f.heartbeat_s) || null;
-  state.lastClose = null;
-  emit('log', { kind: 'protocol', type: 'welcome', body: pretty(f) });
-  emit('status');
-  startHeartbeat();
-  const sameIdentity = state.historyFor === identityKey();
-  resubscribe(reconnect, sameIdentity);
-  // A new identity sees other comments (members-only): old positions do not apply.
-  if (!sameIdentity) state.positions.clear();
-  emit('welcome', { sameIdentity });
-}
-
-/** Asks again for every wanted channel, from the last position when it can resume. */
-function resubscribe(reconnect, sameIdentity) {
-  for (const name of [...state.wanted.keys()]) {
-    if (isAutoChannel(name)) {
-      state.wanted.delete(name);
-      continue;
-    }
-    const frame = { op: 'subscribe', channel: name };
-    // Ask for what was missed, when the server gave us a position to resume from.
-    const pos = state.positions.get(name);
-    if (reconnect && sameIdentity && pos && typeof pos.epoch === 'string') {
-      frame.since = { seq: pos.seq, epoch: pos.epoch };
-    }
-    send(frame, { channel: name, origin: reconnect ? 'resubscribe' : 'room', reconnect });
-  }
-}
-
-function onReply(f) {
-  const meta = state.pending.get(f.id);
-  state.pending.delete(f.id);
-  if (meta && meta.op === 'ping') {
-    if (f.ok) state.rtt = Math.round(performance.now() - meta.sentAt);
-    emit('status');
-    return;
-  }
-  emit('log', {
-    kind: f.ok ? 'reply' : 'reply-error',
-    type: `reply${meta ? ` · ${meta.op}` : ''}`,
-    channel: meta && meta.channel,
-    body: pretty(f),
-  });
-  if (!meta) return;
-  if (meta.resolve) {
-    meta.resolve(f);
-    return;
-  }
-  const err = isObject(f.error) ? f.error : { code: 'error', message: 'request failed' };
-  switch (meta.op) {
-    case 'subscribe':
-      onSubscribeReply(meta, f, err);
-      break;
-    case 'unsubscribe':
-      if (f.ok || err.code === 'not_subscribed') state.wanted.delete(meta.channel);
-      else emit('unsubscribe_refused', { channel: meta.channel, error: err, origin: meta.origin });
-      break;
-    case 'refresh':
-      if (f.ok) {
-        if (isObject(f.user)) state.user = f.user;
-        emit('refreshed', { meta });
-      } else {
-        emit('refresh_refused', { meta, error: err });
-      }
-      break;
-    default:
-      break;
-  }
-  emit('channels');
-}
-
-function onSubscribeReply(meta, f, err) {
-  if (f.ok || err.code === 'already_subscribed') {
-    state.wanted.set(meta.channel, { status: 'joined', tier: f.tier ?? null });
-    state.channelErrors.delete(meta.channel);
-    remember(meta.channel, f);
-    emit('subscribed', { meta, reply: f });
-  } else {
-    state.wanted.delete(meta.channel);
-    emit('subscribe_refused', { channel: meta.channel, error: err, origin: meta.origin });
-  }
-}
-
-/** A subscription is active: remember its position and how many events it replays. */
-function remember(channel, f) {
-  if (typeof f.epoch === 'string' && Number.isSafeInteger(f.seq)) {
-    const prev = state.positions.get(channel);
-    // On a recovered resubscribe the replayed events bring `seq` up to date themselves.
-    const seq = f.recovered === true && prev ? prev.seq : f.seq;
-    state.positions.set(channel, { epoch: f.epoch, seq });
-  }
-  if (Number.isSafeInteger(f.replayed) && f.replayed > 0) {
-    state.replaying.set(channel, f.replayed);
-  }
-}
-
-function onUnsubscribed(f) {
-  const channel = String(f.channel ?? '');
-  state.wanted.delete(channel);
-  const err = { code: String(f.reason ?? 'unsubscribed'), message: String(f.message ?? '') };
-  state.channelErrors.set(channel, err);
-  emit('log', { kind: 'reply-error', type: 'unsubscribed', channel, body: pretty(f) });
-  emit('unsubscribed', { channel, error: err });
-  emit('channels');
-}
-
-function onEvent(f) {
-  const data = f.data;
-  const push = isObject(data) && Object.hasOwn(data, 'payload');
-  let replayed = false;
-  const left = state.replaying.get(f.channel);
-  if (left) {
-    replayed = true;
-    if (left <= 1) state.replaying.delete(f.channel);
-    else state.replaying.set(f.channel, left - 1);
-  }
-  const pos = state.positions.get(f.channel);
-  if (pos && Number.isSafeInteger(f.seq) && f.seq > pos.seq) pos.seq = f.seq;
-  if (f.type !== 'presence') {
-    emit('log', {
-      kind: 'event',
-      type: `${String(f.type)}${replayed ? ' (replayed)' : ''}`,
-      channel: f.channel,
-      seq: f.seq,
-      ts: Number(f.ts) || null,
-      body: pretty(push ? data.payload : data),
-    });
-  }
-  emit('event', { frame: f, replayed, push });
-}
-
 // ---------------------------------------------------------------------------------------
 // Ops out
 
-/** Sends an op with a fresh id; returns the id, or null when there is no open socket. */
-export function send(frame, meta = {}) {
-  const ws = state.ws;
-  if (!ws || ws.readyState !== WebSocket.OPEN || !state.welcomed) return null;
-  const id = state.nextId++;
-  state.pending.set(id, { ...meta, op: frame.op });
-  ws.send(JSON.stringify({ ...frame, op: frame.op, id }));
-  return id;
-}
-
-/**
- * Sends an op and resolves with its reply frame; null when there is no open socket. A
- * reply that does not come within 10 s resolves as a network error.
- */
-export function request(frame) {
-  return new Promise((resolve) => {
-    let timer = null;
-    const done = (reply) => {
-      clearTimeout(timer);
-      resolve(reply);
-    };
-    const id = send(frame, { resolve: done });
-    if (id === null) {
-      resolve(null);
-      return;
-    }
-    timer = setTimeout(() => {
-      state.pending.delete(id);
-      done({ type: 'reply', ok: false, error: { code: 'network_error', message: 'no reply from the server within 10 s' } });
-    }, 10_000);
+/** Hands a channel to the client once; its outcome arrives as 'subscribed' or a refusal. */
+function ask(channel, origin) {
+  asked.add(channel);
+  origins.set(channel, origin);
+  const afterId = channel === VIDEO_CHANNEL ? () => (overlay ? overlay.maxId() : 0) : undefined;
+  client.subscribe(channel, { afterId }).catch((e) => {
+    asked.delete(channel);
+    // Left, closed, or the token was refused (reported once, by 'refused'): asked again later.
+    if (e.code === 'cancelled' || e.code === 'closed' || e.status === 401) return;
+    state.wanted.delete(channel);
+    emit('subscribe_refused', { channel, error: errorBody(e), origin });
+    emit('channels');
   });
 }
 
 /** Marks a channel wanted and asks for it; without an open socket, after the next welcome. */
 export function join(channel, origin) {
   state.wanted.set(channel, { status: 'pending', tier: null });
-  send({ op: 'subscribe', channel }, { channel, origin });
+  joinedOnce.delete(channel);
+  if (asked.has(channel)) origins.set(channel, origin);
+  else ask(channel, origin);
 }
 
 /** Leaves a channel: asks the server when a socket is open, else just forgets it. */
 export function leave(channel) {
-  state.positions.delete(channel);
-  if (send({ op: 'unsubscribe', channel }, { channel, origin: 'list' }) === null) {
+  asked.delete(channel);
+  if (!state.welcomed) {
     state.wanted.delete(channel);
-  } else {
-    state.wanted.set(channel, { ...state.wanted.get(channel), status: 'leaving' });
+    client.unsubscribe(channel).catch(() => {});
+    return;
   }
+  state.wanted.set(channel, { ...state.wanted.get(channel), status: 'leaving' });
+  client.unsubscribe(channel).then(
+    () => state.wanted.delete(channel),
+    (e) => emit('unsubscribe_refused', { channel, error: errorBody(e), origin: 'list' }),
+  ).finally(() => emit('channels'));
+}
+
+/**
+ * Sends an op the way the page used to: subscribe / unsubscribe / refresh / ping / danmaku
+ * go to the client's own methods. Returns null when there is no open socket, else true.
+ */
+export function send(frame, meta = {}) {
+  if (!state.welcomed) return null;
+  if (frame.op === 'subscribe') join(frame.channel, meta.origin || 'input');
+  else if (frame.op === 'unsubscribe') leave(frame.channel);
+  else if (frame.op === 'refresh') sendRefresh(frame.token, meta);
+  else if (frame.op === 'ping') client.ping().catch(() => {});
+  else if (frame.op === 'danmaku') request(frame);
+  else return null;
+  return true;
+}
+
+/**
+ * Sends an op and resolves with a reply-shaped result ({ok: true, ...} or {ok: false,
+ * error}); null when there is no open socket (the composer then posts over REST).
+ */
+export async function request(frame) {
+  if (!state.welcomed) return null;
+  try {
+    if (frame.op === 'danmaku') {
+      const { op, id, video, ...body } = frame;
+      return { type: 'reply', ok: true, op, danmaku: await client.post(video, body) };
+    }
+    if (frame.op === 'ping') return { type: 'reply', ok: true, op: 'ping', rtt: await client.ping() };
+    if (frame.op === 'refresh') return { type: 'reply', ok: true, op: 'refresh', user: await client.refresh(frame.token) };
+  } catch (e) {
+    return { type: 'reply', ok: false, error: errorBody(e) };
+  }
+  return { type: 'reply', ok: false, error: { code: 'unknown_op', message: t('conn.unknown_op', { op: frame.op }) } };
 }
 
 /** Sends a new token on the open socket; `meta.prev` is restored if it is refused. */
 export function sendRefresh(token, meta) {
-  return send({ op: 'refresh', token }, meta);
-}
-
-function startHeartbeat() {
-  stopHeartbeat();
-  // The server pings at the protocol level too; this app-level ping measures latency.
-  const every = Math.max(5, state.heartbeatS || 25) * 1000;
-  const ping = () => send({ op: 'ping' }, { sentAt: performance.now() });
-  ping();
-  state.heartbeatTimer = setInterval(ping, every);
-}
-
-function stopHeartbeat() {
-  clearInterval(state.heartbeatTimer);
-  state.heartbeatTimer = null;
+  if (!state.welcomed) return null;
+  client.refresh(token).then(
+    () => emit('refreshed', { meta }),
+    (e) => emit('refresh_refused', { meta, error: errorBody(e) }),
+  ).finally(() => emit('channels'));
+  return true;
 }

@@ -6,6 +6,7 @@
 
 import { $, el, clockTime, isObject, showToast, summarize } from '../lib/util.js';
 import { state } from './state.js';
+import { formatNumber, t } from '../lib/i18n.js';
 
 const LOG_CAP = 200;
 const NOTIFICATION_CAP = 50;
@@ -23,7 +24,8 @@ export function logEntry({ kind, type, channel, seq, ts, body }) {
     body ? el('pre', { class: 'log-body', text: body }) : null);
   log.prepend(entry);
   while (log.childElementCount > LOG_CAP) log.lastElementChild.remove();
-  $('log-count').textContent = `${log.childElementCount} ${log.childElementCount === 1 ? 'entry' : 'entries'}`;
+  const n = formatNumber(log.childElementCount);
+  $('log-count').textContent = log.childElementCount === 1 ? t('log.entry', { n }) : t('log.entries', { n });
 }
 
 /** A log entry written by the page itself (not a frame). */
@@ -50,11 +52,11 @@ export function showPush(f) {
   }
   const schedule = isObject(data.schedule) && typeof data.schedule.name === 'string' ? data.schedule : null;
   let origin;
-  if (f.channel === 'broadcast') origin = 'announcement';
-  else if (state.user && f.channel === `user:${state.user.sub}`) origin = 'for you';
+  if (f.channel === 'broadcast') origin = t('log.announcement');
+  else if (state.user && f.channel === `user:${state.user.sub}`) origin = t('log.for_you');
   else origin = f.channel;
   showToast({
-    title: `${f.type} · ${origin}${schedule ? ` · scheduled “${schedule.name}”` : ''}`,
+    title: schedule ? t('log.push_scheduled', { type: f.type, origin, name: schedule.name }) : `${f.type} · ${origin}`,
     body: summarize(payload),
     dataset: { channel: f.channel, event: String(f.type) },
   });
@@ -72,13 +74,13 @@ function addOrderCard(f, p) {
   const card = el('li', { class: 'notification', dataset: { orderId: String(p.orderId), channel: f.channel } },
     el('div', { class: 'notification-icon', 'aria-hidden': 'true', text: '¥' }),
     el('div', { class: 'notification-body' },
-      el('p', { class: 'notification-title', text: `Order #${p.orderId}` }),
+      el('p', { class: 'notification-title', text: t('log.order', { id: p.orderId }) }),
       el('p', { class: 'notification-content', text: content }),
-      el('p', { class: 'notification-meta', text: `type ${String(p.type)} · ${f.channel} · ${clockTime(when)}` })),
+      el('p', { class: 'notification-meta', text: t('log.order_meta', { type: String(p.type), channel: f.channel, at: clockTime(when) }) })),
     el('button', {
       type: 'button',
       class: 'icon-button',
-      'aria-label': 'Dismiss',
+      'aria-label': t('common.dismiss'),
       text: '×',
       onclick: () => card.remove(),
     }));

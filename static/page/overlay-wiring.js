@@ -1,27 +1,58 @@
 // Video page: the overlay wiring. The overlay itself (lanes, time-synced replay) lives
 // in static/lib/overlay.js; this module creates it over the video, feeds it the stored
 // history, the catch-up after a reconnect and the room's live events, and owns the
-// viewer settings form (#settings, saved in localStorage) and the stats label.
+// viewer settings form (#settings, saved in localStorage) and the stats label. It also
+// hands the like and heatmap modules a REST client for the current token.
 
 import { $, api, isObject, readJson } from '../lib/util.js';
 import { DanmakuOverlay, DEFAULT_SETTINGS } from '../lib/overlay.js';
+import { DanmakuClient } from '../lib/danmaku-client.js';
 import { STORAGE, VIDEO_ID, identityKey, state } from './state.js';
 import { setMemberLock } from './player.js';
 import { logSystem } from './log.js';
+import { formatNumber, onLocaleChange, t } from '../lib/i18n.js';
 
 /** The page's DanmakuOverlay (a live binding: set by `createOverlay`). */
 export let overlay;
+/** The overlay's last counts, drawn by `renderStats`. */
+let lastStats = null;
 
-/** Creates the overlay over the video; call once, before anything draws. */
-export function createOverlay(video) {
+/** The stats label: on screen, stored, skipped (again after a language switch). */
+function renderStats() {
+  if (!lastStats) return;
+  const s = lastStats;
+  const n = { onScreen: formatNumber(s.onScreen), stored: formatNumber(s.stored), dropped: formatNumber(s.dropped) };
+  const node = $('overlay-stats');
+  node.textContent = s.dropped ? t('overlay.stats_skipped', n) : t('overlay.stats', n);
+  node.dataset.stored = String(s.stored);
+}
+
+/**
+ * Creates the overlay over the video; call once, before anything draws. `hooks` go to
+ * the overlay as they are (`onCommentPointer`, `onLive`, `bottomReserve`).
+ */
+export function createOverlay(video, hooks = {}) {
   overlay = new DanmakuOverlay($('overlay'), video, {
+    ...hooks,
     onStats: (s) => {
-      const node = $('overlay-stats');
-      node.textContent = `${s.onScreen} on screen · ${s.stored} stored${s.dropped ? ` · ${s.dropped} skipped` : ''}`;
-      node.dataset.stored = String(s.stored);
+      lastStats = s;
+      renderStats();
     },
   });
+  onLocaleChange(renderStats);
   return overlay;
+}
+
+let rest = null;
+
+/**
+ * A REST-only DanmakuClient (likes, heatmap) holding the page's current token: a new one
+ * after every sign-in or refresh, since a client keeps the token it was made with.
+ */
+export function restClient() {
+  const token = state.token || null;
+  if (!rest || rest.token !== token) rest = { token, client: new DanmakuClient({ token: token || undefined, reconnect: false }) };
+  return rest.client;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -42,7 +73,7 @@ export async function loadHistory() {
     state.historyFor = key;
     overlay.setHistory([]);
     if (e.code === 'member_only') setMemberLock(true);
-    else logSystem('error', `history: ${e.code}: ${e.message}`);
+    else logSystem('error', t('overlay.history_failed', { code: e.code, message: e.message }));
   }
 }
 
@@ -53,9 +84,9 @@ export async function catchUpHistory() {
     const h = await api(`/api/videos/${encodeURIComponent(VIDEO_ID)}/danmaku?limit=10000&after_id=${after}`, { token: state.token });
     const items = Array.isArray(h && h.items) ? h.items : [];
     overlay.merge(items);
-    if (items.length) logSystem('caught up', `${items.length} comment(s) posted while disconnected`);
+    if (items.length) logSystem('caught up', t('overlay.caught_up', { n: items.length }));
   } catch (e) {
-    logSystem('error', `catch-up: ${e.code}: ${e.message}`);
+    logSystem('error', t('overlay.catch_up_failed', { code: e.code, message: e.message }));
   }
 }
 
@@ -99,6 +130,7 @@ export function loadSettings() {
   applySettings(false);
 }
 
+/** Reads the form, applies it to the overlay and (unless loading) saves it. */
 function applySettings(save = true) {
   const s = {
     opacity: Number($('set-opacity').value),

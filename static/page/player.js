@@ -8,8 +8,16 @@ import { $, clip, showToast, videoTime } from '../lib/util.js';
 import { VIDEO_CHANNEL, VIDEO_ID, currentRole, state } from './state.js';
 import { overlay } from './overlay-wiring.js';
 import { renderComposer } from './composer.js';
+import { onLocaleChange, t, tValue } from '../lib/i18n.js';
 
 const DEMO_CLIP = '/demo.webm';
+/**
+ * Height of the native controls at the bottom of the video (Chromium: the seek bar at
+ * the very bottom under a 48 px button row), kept clear by everything drawn over it.
+ */
+export const CONTROLS_PX = 64;
+/** The native seek bar's track starts and ends this far (px) from the video's sides. */
+export const TRACK_INSET_PX = 16;
 
 /** Points the video at its source and labels the page; returns the <video> element. */
 export function setupVideo() {
@@ -20,15 +28,15 @@ export function setupVideo() {
     try {
       const u = new URL(src, location.href);
       if (['http:', 'https:', 'blob:'].includes(u.protocol)) url = u.href;
-      else srcIgnored('it must be an http(s) URL');
+      else srcIgnored(t('player.src_not_http'));
     } catch {
-      srcIgnored('it is not a URL');
+      srcIgnored(t('player.src_not_url'));
     }
   }
   video.addEventListener('error', () => {
     const code = video.error ? video.error.code : 0;
-    const what = { 1: 'aborted', 2: 'a network error', 3: 'a decoding error', 4: 'an unsupported source' }[code] || 'an error';
-    showVideoError(`The browser stopped with ${what} while loading ${clip(video.currentSrc || url, 120)}.`);
+    const what = [1, 2, 3, 4].includes(code) ? tValue('player.media_error.', code) : t('player.media_error.other');
+    showVideoError(t('player.stopped', { what, url: clip(video.currentSrc || url, 120) }));
   });
   video.addEventListener('loadeddata', () => {
     $('video-error').hidden = true;
@@ -37,26 +45,47 @@ export function setupVideo() {
   video.dataset.src = url;
   $('room-name').textContent = VIDEO_CHANNEL;
   $('video-title').textContent = VIDEO_ID;
-  document.title = `${VIDEO_ID} · danmaku`;
+  document.title = t('page.document_title', { video: VIDEO_ID });
   return video;
 }
 
 /** Keeps "at m:ss.s" next to the send box in step with the video. */
 export function syncTime(video) {
   const at = () => {
-    $('dm-at').textContent = `at ${videoTime(video.currentTime)}`;
+    $('dm-at').textContent = t('player.at', { at: videoTime(video.currentTime) });
   };
   video.addEventListener('timeupdate', at);
   video.addEventListener('seeked', at);
+  onLocaleChange(at);
+  at();
 }
 
+/** Seeks the video to `t` seconds (clamped to its length when known), e.g. from a heatmap peak. */
+export function seekTo(t) {
+  const video = $('video');
+  if (!Number.isFinite(t) || state.memberLocked) return;
+  const end = Number.isFinite(video.duration) ? video.duration : Infinity;
+  video.currentTime = Math.min(Math.max(0, t), end);
+}
+
+/** Warns that `?src=` was not used, and why. */
 function srcIgnored(why) {
-  showToast({ title: '?src= ignored', body: `The address in ?src= was not used (${why}); playing the demo clip.`, tone: 'warn', ms: 12000 });
+  showToast({ title: t('player.src_ignored'), body: t('player.src_ignored_body', { why }), tone: 'warn', ms: 12000 });
 }
 
+/** Shows the error placeholder over the stage with the browser's reason. */
 function showVideoError(text) {
   $('video-error').hidden = false;
   $('video-error-detail').textContent = text;
+}
+
+/** The lock's explanation for the viewer's role (again after a language switch). */
+export function renderMemberLock() {
+  if (!state.memberLocked) return;
+  const role = currentRole();
+  $('member-lock-detail').textContent = role === 'guest'
+    ? t('player.lock_guest')
+    : t('player.lock_role', { role: tValue('common.role.', role) });
 }
 
 /** Covers (or uncovers) a members-only video: paused, no comments, no controls. */
@@ -68,10 +97,7 @@ export function setMemberLock(locked) {
   if (locked) {
     video.pause();
     overlay.clear();
-    const role = currentRole();
-    $('member-lock-detail').textContent = role === 'guest'
-      ? 'This video and its comments are for members. Sign in as a member to watch.'
-      : `This video and its comments are for members; you are signed in as ${role}. Upgrade to member to watch.`;
+    renderMemberLock();
   }
   video.controls = !locked;
   renderComposer();

@@ -5,14 +5,20 @@
 
 import { $, api, isObject } from '../lib/util.js';
 import { VIDEO_CHANNEL, state } from './state.js';
+import { formatNumber, t } from '../lib/i18n.js';
 
 const PRESENCE_EVERY_MS = 4000;
 
 function setViewers(total) {
   state.viewers = Number.isFinite(total) ? total : null;
+  renderViewers();
+}
+
+/** Draws the count (again after a language switch). */
+export function renderViewers() {
   const node = $('viewers');
   node.dataset.count = state.viewers == null ? '' : String(state.viewers);
-  node.textContent = state.viewers == null ? '– watching' : `${state.viewers} watching`;
+  node.textContent = state.viewers == null ? t('presence.unknown') : t('presence.watching', { n: formatNumber(state.viewers) });
 }
 
 /** Asks the REST API how many sockets are on the room (none shown while locked). */

@@ -13,6 +13,7 @@ import { loadChannels } from './channels.js';
 import { loadHistory } from './overlay-wiring.js';
 import { loadVideos, renderVideos } from './videos.js';
 import { logSystem } from './log.js';
+import { locale, t, tValue } from '../lib/i18n.js';
 
 /** Stores a token (or none) with its expiry and demo profile, and shows who you are. */
 function setToken(token, expiresAt, demoProfile) {
@@ -64,7 +65,7 @@ export function useSessionTokens() {
 
 async function demoLogin(key) {
   const profile = DEMO_USERS[key];
-  setLoginStatus(`Requesting a demo token for ${profile.sub}…`, 'info');
+  setLoginStatus(() => t('session.requesting', { sub: profile.sub }), 'info');
   try {
     await mintAndStore(profile);
     setLoginStatus(null);
@@ -73,12 +74,9 @@ async function demoLogin(key) {
     if (e.code === 'demo_disabled') {
       state.demoDisabled = true;
       renderLoginButtons();
-      setLoginStatus(
-        'Demo logins are unavailable: this server does not run in demo mode. Paste a JWT below, or continue as guest.',
-        'warn',
-      );
+      setLoginStatus(() => t('session.demo_unavailable'), 'warn');
     } else {
-      setLoginStatus(`Demo login failed: ${e.code}: ${e.message}`, 'error');
+      setLoginStatus(() => t('session.demo_failed', { code: e.code, message: e.message }), 'error');
     }
   }
 }
@@ -93,11 +91,11 @@ function applyPastedToken() {
   let raw = $('token-input').value.trim();
   if (/^bearer\s+/i.test(raw)) raw = raw.replace(/^bearer\s+/i, '');
   if (!raw) {
-    setLoginStatus('Paste a JWT first.', 'error');
+    setLoginStatus(() => t('session.paste_first'), 'error');
     return;
   }
   if (!JWT_RE.test(raw)) {
-    setLoginStatus('That does not look like a JWT (three base64url parts separated by dots).', 'error');
+    setLoginStatus(() => t('session.not_jwt'), 'error');
     return;
   }
   const claims = decodeJwt(raw);
@@ -108,7 +106,7 @@ function applyPastedToken() {
     const prev = { token: state.token, expiresAt: state.expiresAt, demo: state.demo };
     setToken(raw, exp, null);
     sendRefresh(raw, { prev });
-    setLoginStatus('Sending the new token on the open socket…', 'info');
+    setLoginStatus(() => t('session.sending_refresh'), 'info');
     return;
   }
   setToken(raw, exp, null);
@@ -116,12 +114,20 @@ function applyPastedToken() {
   reconnectNow();
 }
 
-/** Shows (or, with null, hides) the Sign in panel's status line. */
-export function setLoginStatus(text, tone = 'info') {
+/** The Sign in panel's status line: how to render it (or null), kept for a language switch. */
+let loginStatus = null;
+
+/** Shows (or, with null, hides) the Sign in panel's status line; `render()` gives its text. */
+export function setLoginStatus(render, tone = 'info') {
+  loginStatus = render ? { render, tone } : null;
+  renderLoginStatus();
+}
+
+function renderLoginStatus() {
   const node = $('login-status');
-  node.hidden = !text;
-  node.textContent = text || '';
-  node.dataset.tone = tone;
+  node.hidden = !loginStatus;
+  node.textContent = loginStatus ? loginStatus.render() : '';
+  node.dataset.tone = loginStatus ? loginStatus.tone : 'info';
 }
 
 /** Disables the demo buttons when the server does not run in demo mode. */
@@ -129,7 +135,7 @@ export function renderLoginButtons() {
   for (const key of Object.keys(DEMO_USERS)) {
     const button = $(`login-${key}`);
     button.disabled = state.demoDisabled;
-    button.title = state.demoDisabled ? 'Demo logins are unavailable on this server' : '';
+    button.title = state.demoDisabled ? t('session.demo_unavailable_short') : '';
   }
 }
 
@@ -144,21 +150,21 @@ export async function onTokenExpired(f) {
     try {
       await mintAndStore(state.demo);
       sendRefresh(state.token, { prev, quiet: true });
-      showToast({ title: 'Token renewed', body: 'A fresh demo token was sent on the open socket.' });
+      showToast({ title: t('session.renewed'), body: t('session.renewed_body') });
       return;
     } catch (e) {
       setToken(prev.token, prev.expiresAt, prev.demo);
-      logSystem('error', `could not renew the demo token: ${e.message}`);
+      logSystem('error', t('session.renew_failed', { message: e.message }));
     }
   }
-  const msg = `Your token expired. Paste a new one within ${grace}s, or the server closes the socket (4001).`;
-  setLoginStatus(msg, 'warn');
-  showToast({ title: 'Token expired', body: msg, tone: 'warn' });
+  const message = () => t('session.expired_body', { grace });
+  setLoginStatus(message, 'warn');
+  showToast({ title: t('session.expired'), body: message(), tone: 'warn' });
 }
 
 /** The socket accepted a new token: a new identity reloads what depends on it. */
 export function onRefreshed({ meta }) {
-  setLoginStatus(meta.quiet ? null : 'Token refreshed on the open socket.', 'ok');
+  setLoginStatus(meta.quiet ? null : () => t('session.refreshed'), 'ok');
   renderIdentity();
   renderComposer();
   loadChannels();
@@ -171,15 +177,12 @@ export function onRefreshed({ meta }) {
 /** The socket refused a new token: the previous one stays. */
 export function onRefreshRefused({ meta, error }) {
   setToken(meta.prev.token, meta.prev.expiresAt, meta.prev.demo);
-  setLoginStatus(`Refresh refused: ${error.code}: ${error.message}`, 'error');
+  setLoginStatus(() => t('session.refresh_refused', { code: error.code, message: error.message }), 'error');
 }
 
 /** The server refused the token at connect: no retry until the viewer signs in again. */
 export function onRefused(problem) {
-  setLoginStatus(
-    `The server refused the token: ${problem.code}: ${problem.message}. Sign in again or continue as guest.`,
-    'error',
-  );
+  setLoginStatus(() => t('session.refused', { code: problem.code, message: problem.message }), 'error');
 }
 
 // ---------------------------------------------------------------------------------------
@@ -196,9 +199,11 @@ export function renderIdentity() {
   const info = $('token-info');
   if (state.token) {
     const exp = state.expiresAt ? new Date(state.expiresAt * 1000) : null;
-    info.textContent = `${state.demo ? 'Demo token' : 'Pasted token'}${exp ? `, expires ${exp.toLocaleString()}` : ''}.`;
+    const at = exp ? exp.toLocaleString(locale()) : null;
+    if (state.demo) info.textContent = at ? t('session.token_demo_expires', { at }) : t('session.token_demo');
+    else info.textContent = at ? t('session.token_pasted_expires', { at }) : t('session.token_pasted');
   } else {
-    info.textContent = 'No token: you watch as a guest.';
+    info.textContent = t('session.no_token');
   }
   $('admin-link').hidden = role !== 'admin';
   for (const key of ['alice', 'bob', 'admin']) {
@@ -216,14 +221,26 @@ function describeIdentity() {
     const sub = state.user.sub;
     const name = state.user.name;
     const who = name && name !== sub ? `${name} (${sub})` : sub;
-    return { role, text: role === 'guest' || !sub ? 'guest (read-only)' : `${who} · ${role}`, verified: true };
+    return { role, text: role === 'guest' || !sub ? t('session.guest_badge') : `${who} · ${roleName(role)}`, verified: true };
   }
   if (state.token) {
     const claims = decodeJwt(state.token) || {};
     const role = typeof claims.role === 'string' ? claims.role : 'unknown';
-    return { role, text: `${claims.sub ? claims.sub : 'signing in'} · ${role}?`, verified: false };
+    return { role, text: `${claims.sub ? claims.sub : t('session.signing_in')} · ${roleName(role)}?`, verified: false };
   }
-  return { role: 'guest', text: 'guest (read-only)', verified: true };
+  return { role: 'guest', text: t('session.guest_badge'), verified: true };
+}
+
+/** A role's name in the page's language (unknown roles as they are). */
+export function roleName(role) {
+  return tValue('common.role.', role);
+}
+
+/** Re-renders this module's text after a language switch. */
+export function relocalizeSession() {
+  renderIdentity();
+  renderLoginStatus();
+  renderLoginButtons();
 }
 
 /** Wires the demo buttons, guest, and the pasted token (Enter applies it). */

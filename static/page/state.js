@@ -42,7 +42,8 @@ export const state = {
   demoDisabled: false,
   /** `welcome.user` of the current socket. */
   user: null,
-  ws: null,
+  /** The client's connection state ('connecting', 'open', 'reconnecting', 'closed'). */
+  phase: 'closed',
   /** Bumped on every connect; handlers of older sockets ignore their events. */
   gen: 0,
   welcomed: false,
@@ -50,24 +51,14 @@ export const state = {
   everWelcomed: false,
   conn: null,
   heartbeatS: null,
-  attempt: 0,
-  /** When the current socket got its welcome (performance.now ms). */
-  openedAt: 0,
+  /** Truthy while a reconnect waits for `retryAt`. */
   retryTimer: null,
   retryAt: 0,
   lastClose: null,
   stopped: false,
   rtt: null,
-  heartbeatTimer: null,
-  nextId: 1,
-  /** id -> {op, channel, origin, resolve, ...} of ops awaiting a reply. */
-  pending: new Map(),
   /** Channels the user joined (resubscribed after a reconnect): name -> {status, tier}. */
   wanted: new Map([[VIDEO_CHANNEL, { status: 'pending', tier: null }]]),
-  /** Per channel, the last position seen: {epoch, seq}, for `since` on resubscribe. */
-  positions: new Map(),
-  /** Per channel, how many replayed (missed) events the subscribe reply announced. */
-  replaying: new Map(),
   /** Last subscribe error per channel, shown inline. */
   channelErrors: new Map(),
   declared: [],

@@ -5,6 +5,7 @@
 // SECURITY: text reaches the DOM through `textContent` only.
 
 import { $ } from '../lib/util.js';
+import { t } from '../lib/i18n.js';
 import { state } from './state.js';
 import { reconnectNow } from './connection.js';
 
@@ -13,16 +14,15 @@ export function renderConn() {
   const node = $('conn-state');
   let kind;
   let text;
-  const ws = state.ws;
   if (state.welcomed) {
     kind = 'open';
-    text = `live${state.rtt != null ? ` · ${state.rtt} ms` : ''}`;
-  } else if (ws && ws.readyState <= WebSocket.OPEN) {
+    text = state.rtt != null ? t('conn.live_rtt', { ms: state.rtt }) : t('conn.live');
+  } else if (state.phase === 'open') {
     kind = 'connecting';
-    text = ws.readyState === WebSocket.OPEN ? 'connecting · waiting for welcome' : 'connecting…';
-  } else if (!ws && state.gen > 0 && !state.lastClose && !state.stopped) {
+    text = t('conn.awaiting_welcome');
+  } else if (state.phase === 'connecting' || (state.gen > 0 && !state.lastClose && !state.stopped && !state.retryTimer)) {
     kind = 'connecting';
-    text = 'connecting…';
+    text = t('conn.connecting');
   } else {
     kind = 'closed';
     text = closedText();
@@ -33,12 +33,12 @@ export function renderConn() {
 
 function closedText() {
   const c = state.lastClose;
-  let text = c ? `closed · ${c.code}${c.reason ? ` ${c.reason}` : ''}` : 'closed';
+  let text = c ? t('conn.closed_code', { code: c.code, reason: c.reason ? ` ${c.reason}` : '' }) : t('conn.closed');
   if (state.retryTimer) {
     const s = Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000));
-    text += ` · retrying in ${s}s`;
+    text += t('conn.retrying', { s });
   } else if (state.stopped) {
-    text += ' · not retrying';
+    text += t('conn.not_retrying');
   }
   return text;
 }

@@ -7,6 +7,7 @@
 import { $, el, api, isObject, lockIcon, tierAdmits, tierTag } from '../lib/util.js';
 import { VIDEO_ID, currentRole, state } from './state.js';
 import { setMemberLock } from './player.js';
+import { t } from '../lib/i18n.js';
 
 /** Loads the catalog for the current token; a newer load wins over an older one. */
 export async function loadVideos() {
@@ -39,10 +40,10 @@ export function renderVideos() {
   list.replaceChildren(...rows);
   if (state.videosError) {
     status.hidden = false;
-    status.textContent = `Could not load the catalog: ${state.videosError.code}: ${state.videosError.message}`;
+    status.textContent = t('videos.load_failed', { code: state.videosError.code, message: state.videosError.message });
   } else if (rows.length === 0) {
     status.hidden = false;
-    status.textContent = 'The catalog is empty. An admin adds videos in the admin console (PUT /api/videos/{id}); any video id also plays at /watch/{id}.';
+    status.textContent = t('videos.empty');
   } else {
     status.hidden = true;
   }
@@ -54,22 +55,23 @@ function videoRow(v, role, keep) {
   const locked = !tierAdmits(tier, role);
   const isCurrent = v.id === VIDEO_ID;
   let icon = null;
-  if (locked) icon = lockIcon(`${tier} tier: members only, your role (${role}) may not watch`);
-  else if (tier !== 'free') icon = lockIcon(`${tier} tier: open to you (${role})`, true);
+  const names = { tier: t(`common.tier.${tier}`), role: t(`common.role.${role}`) };
+  if (locked) icon = lockIcon(t('videos.locked', names));
+  else if (tier !== 'free') icon = lockIcon(t('videos.open', names), true);
   return el('li', { class: 'chan video-item', dataset: { video: v.id, tier, locked: String(locked), current: String(isCurrent) } },
     el('div', { class: 'chan-main' },
       icon,
       el('a', {
         class: 'video-link',
         href: `/watch/${encodeURIComponent(v.id)}${keep}`,
-        title: locked ? 'Members only: sign in as a member to watch' : `Watch ${v.id}`,
+        title: locked ? t('videos.members_only') : t('videos.watch', { id: v.id }),
         'aria-current': isCurrent ? 'page' : null,
         text: v.title || v.id,
       }),
       el('span', { class: 'muted small', text: v.id }),
       el('span', { class: 'spacer' }),
       tierTag(tier),
-      isCurrent ? el('span', { class: 'tag now', text: 'playing' }) : null));
+      isCurrent ? el('span', { class: 'tag now', text: t('videos.playing') }) : null));
 }
 
 /** Wires the list's Reload button. */

@@ -231,7 +231,7 @@ before(async () => {
   if (!existsSync(BIN)) {
     throw new Error(`The server binary is missing at ${BIN}: run cargo build first (tests/e2e/run.sh does).`);
   }
-  rmSync(SHOTS, { recursive: true, force: true });
+  // tests/e2e/run.sh empties SHOTS once for all the suite's files.
   mkdirSync(SHOTS, { recursive: true });
   base = await startServer();
   profileDir = mkdtempSync(join(tmpdir(), 'danmaku-e2e-chromium-'));

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The browser end-to-end suite, from a fresh Debian machine: installs what is missing
-# (Debian's chromium; the npm packages pinned in package-lock.json), builds the server,
-# and runs the scenarios of tests/e2e/e2e.test.mjs in headless Chromium against
-# target/debug/danmaku. Screenshots land in target/e2e/. Exits non-zero on any failure
-# and ends with "N passed, N failed".
+# (Debian's chromium and fonts-noto-cjk; the npm packages pinned in package-lock.json,
+# ArtPlayer and its danmuku plugin among them), builds the server, and runs every
+# scenario file below in headless Chromium against target/debug/danmaku (node --test runs
+# the files in name order). Screenshots land in target/e2e/, emptied first.
+# Exits non-zero on any failure and ends with "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -12,6 +13,12 @@ if [ ! -x /usr/bin/chromium ]; then
   echo "e2e: /usr/bin/chromium missing: installing Debian's chromium"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+# The zh-CN scenario renders Chinese and Japanese comments: it fails on missing glyphs.
+if ! fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then
+  echo "e2e: no CJK font: installing Debian's fonts-noto-cjk"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null
 fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "e2e: node and npm are required (Node.js 20 or later)" >&2
@@ -29,6 +36,8 @@ echo "e2e: npm ci (tests/e2e)"
 echo "e2e: cargo build"
 cargo build --bin danmaku
 
+# One fresh folder for the screenshots of every file of the suite.
+rm -rf target/e2e
 mkdir -p target/e2e
 tap=$(mktemp)
 trap 'rm -f "$tap"' EXIT
@@ -36,7 +45,7 @@ status=0
 (cd tests/e2e && node --test --test-concurrency=1 --test-timeout=300000 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$tap" \
-  e2e.test.mjs) || status=$?
+  admin-zh.test.mjs artplayer.test.mjs e2e.test.mjs engagement.test.mjs i18n-keys.test.mjs i18n.test.mjs) || status=$?
 
 count() { grep -E "^# $1 [0-9]+" "$tap" | tail -1 | awk '{print $3}'; }
 passed=$(count pass); passed=${passed:-0}

@@ -1,12 +1,14 @@
 //! The browser pages over HTTP: content types, validators and 304s, byte ranges, HEAD,
 //! refused paths, and (in [`binary`]) the built binary serving its embedded copy from a
-//! folder far from the source tree, and a disk copy through `DANMAKU_STATIC_DIR`.
+//! folder far from the source tree, and a disk copy through `DANMAKU_STATIC_DIR`; and (in
+//! [`screenshots`]) that the README's screenshots were taken of the pages as they are.
 //!
 //! The in-process tests here serve the embedded copy (the test binary does not set
 //! `DANMAKU_STATIC_DIR`) and compare it with the files of `static/`.
 
 mod binary;
 mod http;
+mod screenshots;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

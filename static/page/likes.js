@@ -1,0 +1,162 @@
+// Video page: the like gesture on flying comments, as on bilibili. Hovering a comment
+// with a mouse, or tapping it (touch, pen), holds that one comment still and shows a
+// small popover next to it: a ♥ button (aria-pressed) and the like count. The button
+// likes or unlikes through the REST client; `danmaku_likes` events of the room keep the
+// counts of drawn and stored comments current. Guests see the count and a disabled
+// button whose title asks them to sign in. Comments the viewer likes carry a marker
+// (class `liked`, drawn by static/css/player.css).
+//
+// The overlay stays generic: it hands pointer events on stored comments to
+// `onCommentPointer` and offers hold / release / likesOf / setLikes.
+//
+// SECURITY: text reaches the DOM through textContent and attributes only.
+
+import { $, el, isObject, showToast } from '../lib/util.js';
+import { formatNumber, onLocaleChange, t } from '../lib/i18n.js';
+import { VIDEO_CHANNEL, currentRole } from './state.js';
+import { on } from './connection.js';
+import { overlay, restClient } from './overlay-wiring.js';
+import { CONTROLS_PX } from './player.js';
+
+/** Mouse: the grace to move from the comment onto the popover before it closes. */
+const LEAVE_MS = 400;
+/** Touch and pen: how long a tapped comment stays held. */
+const TAP_MS = 4000;
+
+const ui = { pop: null, btn: null, count: null, label: null };
+/** The comment the popover is for: {id, node}, or null when it is closed. */
+let current = null;
+let hideTimer = null;
+let busy = false;
+
+/** Builds the popover (once) inside the stage, above the overlay. */
+function buildPopover() {
+  ui.label = el('span', { class: 'visually-hidden' });
+  ui.count = el('span', { class: 'like-count' });
+  ui.btn = el('button', { type: 'button', class: 'like-btn', 'aria-pressed': 'false', onclick: toggle },
+    el('span', { class: 'like-heart', 'aria-hidden': 'true', text: '\u2665' }), ui.label, ui.count);
+  ui.pop = el('div', { id: 'like-pop', class: 'like-pop', role: 'group', hidden: true }, ui.btn);
+  ui.pop.addEventListener('pointerenter', () => clearTimeout(hideTimer));
+  ui.pop.addEventListener('pointerleave', (ev) => {
+    if (ev.pointerType === 'mouse') scheduleHide(LEAVE_MS);
+  });
+  $('stage').append(ui.pop);
+}
+
+/**
+ * The overlay's hook: a mouse entering a comment (or a tap on one) opens the popover for
+ * it; the mouse leaving closes it after a grace period.
+ */
+export function onCommentPointer(type, ev, { id, node }) {
+  const mouse = ev.pointerType === 'mouse';
+  if (type === 'pointerenter' && mouse) show(id, node, 0);
+  else if (type === 'pointerleave' && mouse) scheduleHide(LEAVE_MS);
+  else if (type === 'pointerdown' && !mouse) {
+    // A tap: no click goes through to the video under it.
+    ev.preventDefault();
+    show(id, node, TAP_MS);
+  }
+}
+
+/** Holds the comment and opens the popover next to it; `autoHideMs` > 0 closes it later. */
+function show(id, node, autoHideMs) {
+  clearTimeout(hideTimer);
+  if (current && current.node !== node) overlay.release(current.node);
+  current = { id, node };
+  overlay.hold(node);
+  ui.pop.dataset.id = String(id);
+  render();
+  ui.pop.hidden = false;
+  place(node);
+  if (autoHideMs > 0) scheduleHide(autoHideMs);
+}
+
+/** Closes the popover and lets its comment fly on. */
+function hide() {
+  clearTimeout(hideTimer);
+  if (current) overlay.release(current.node);
+  current = null;
+  ui.pop.hidden = true;
+  delete ui.pop.dataset.id;
+}
+
+/** Closes the popover after `ms` unless the pointer comes back first. */
+function scheduleHide(ms) {
+  clearTimeout(hideTimer);
+  hideTimer = setTimeout(hide, ms);
+}
+
+/** Puts the popover under the comment (above it when that would reach the controls). */
+function place(node) {
+  const stage = $('stage').getBoundingClientRect();
+  const r = node.getBoundingClientRect();
+  const pw = ui.pop.offsetWidth;
+  const ph = ui.pop.offsetHeight;
+  const centre = Math.min(Math.max(r.left, stage.left), stage.right) - stage.left
+    + Math.min(r.width, Math.max(0, stage.right - r.left)) / 2;
+  const left = Math.min(Math.max(4, centre - pw / 2), stage.width - pw - 4);
+  let top = r.bottom - stage.top + 2;
+  if (top + ph > stage.height - CONTROLS_PX) top = r.top - stage.top - ph - 2;
+  ui.pop.style.left = `${Math.round(left)}px`;
+  ui.pop.style.top = `${Math.round(Math.max(2, top))}px`;
+}
+
+/** Fills the popover from the overlay's copy of the comment: count, pressed, guest lock. */
+function render() {
+  if (!current) return;
+  const known = overlay.likesOf(current.id) || { likes: 0, liked: false };
+  const guest = currentRole() === 'guest';
+  ui.count.textContent = formatNumber(known.likes);
+  ui.pop.dataset.likes = String(known.likes);
+  ui.btn.setAttribute('aria-pressed', String(known.liked));
+  ui.btn.classList.toggle('liked', known.liked);
+  ui.btn.disabled = guest || busy;
+  ui.label.textContent = t('likes.like');
+  if (guest) ui.btn.title = t('likes.sign_in');
+  else ui.btn.title = known.liked ? t('likes.unlike') : t('likes.like');
+  ui.pop.setAttribute('aria-label', t('likes.popover'));
+}
+
+/** Likes or unlikes the popover's comment; the reply's count is the one shown. */
+async function toggle() {
+  if (!current || busy || currentRole() === 'guest') return;
+  const { id } = current;
+  const known = overlay.likesOf(id) || { liked: false };
+  busy = true;
+  render();
+  try {
+    const client = restClient();
+    const reply = await (known.liked ? client.unlike(id) : client.like(id));
+    if (isObject(reply) && Number.isSafeInteger(reply.id)) overlay.setLikes(reply.id, reply.likes, reply.liked === true);
+  } catch (e) {
+    showToast({ title: t('likes.failed'), body: `${e.code}: ${e.message}`, tone: 'warn' });
+  } finally {
+    busy = false;
+    render();
+  }
+}
+
+/** A room event: `danmaku_likes` updates the count wherever the comment is. */
+function onEvent({ frame }) {
+  if (frame.channel !== VIDEO_CHANNEL || frame.type !== 'danmaku_likes' || !isObject(frame.data)) return;
+  const { id, likes } = frame.data;
+  if (!Number.isSafeInteger(id) || !Number.isSafeInteger(likes)) return;
+  overlay.setLikes(id, likes);
+  if (current && current.id === id) render();
+}
+
+/** Wires the popover: build it, listen to the room, close on a tap elsewhere. */
+export function wireLikes() {
+  buildPopover();
+  on('event', onEvent);
+  // The identity decides the guest lock; the language the labels.
+  on('welcome', render);
+  onLocaleChange(render);
+  document.addEventListener('pointerdown', (ev) => {
+    if (current && !ui.pop.contains(ev.target) && ev.target !== current.node) hide();
+  });
+  // A seek or the end of its flight can take the comment away under the popover.
+  setInterval(() => {
+    if (current && !current.node.isConnected) hide();
+  }, 500);
+}
