@@ -42,7 +42,7 @@ import {
 } from './page/channels.js';
 import { loadVideos, renderVideos, wireVideos } from './page/videos.js';
 import { loadPresence, pollPresence, renderViewers, showPresence } from './page/presence.js';
-import { logEntry, showPush, wireLog } from './page/log.js';
+import { logEntry, renderLogCount, showPush, wireLog } from './page/log.js';
 import { $, showToast } from './lib/util.js';
 import { applyTo, onLocaleChange, t, wireLocaleSelect } from './lib/i18n.js';
 
@@ -137,6 +137,7 @@ function relocalize() {
   renderComposer();
   renderViewers();
   renderMemberLock();
+  renderLogCount();
   if (state.videos) renderVideos();
   document.title = t('page.document_title', { video: VIDEO_ID });
 }

@@ -67,8 +67,13 @@ export function danmakuPlugin(plugin, { video, client, onError = () => {}, optio
   const queued = new Set(); // our comment ids handed to the plugin
   const option = {
     ...options,
-    // The plugin calls this on load() and on a reload; a failure is reported, not thrown.
-    danmuku: () => client.exportXml(video).then(parseXml, (e) => {
+    // The plugin calls this on every full load() and empties its queue once it resolves:
+    // our record of queued ids is reset at that same moment, so the XML copy of a live
+    // comment the plugin just dropped is drawn again. A failure is reported, not thrown.
+    danmuku: () => client.exportXml(video).then((xml) => {
+      queued.clear();
+      return parseXml(xml);
+    }, (e) => {
       onError(e);
       return [];
     }),
@@ -101,22 +106,26 @@ export function danmakuPlugin(plugin, { video, client, onError = () => {}, optio
   return (art) => {
     const result = plugin(option)(art);
     // Live comments are drawn now (no `time`: the plugin uses the current position).
-    const off = client.on('danmaku', (view) => {
+    // Comments the room missed while disconnected (replayed or refetched after a
+    // reconnect) join the timeline at their video time instead of bursting on screen.
+    const offDanmaku = client.on('danmaku', (view, meta = {}) => {
       if (view.video !== video) return;
       const danmu = toArt(view);
-      if (!queued.has(danmu.id)) result.emit(danmu);
+      if (queued.has(danmu.id)) return;
+      if (meta.replayed || meta.refetched) danmu.time = view.time;
+      result.emit(danmu);
+    });
+    // Another viewer on the same socket (a sign-in, a sign-out) may see other comments:
+    // load the XML again for them.
+    const offWelcome = client.on('welcome', (_, m = {}) => {
+      if (m.reconnect && !m.sameIdentity) result.load();
     });
     client.subscribe(`video:${video}`).catch(onError);
     art.on('destroy', () => {
-      off();
+      offDanmaku();
+      offWelcome();
       client.unsubscribe(`video:${video}`).catch(() => {});
     });
-    // A full reload (load() without data) empties the plugin's queue: forget our ids too.
-    const load = result.load;
-    result.load = (danmuku) => {
-      if (danmuku === undefined) queued.clear();
-      return load(danmuku);
-    };
     return result;
   };
 }
@@ -133,6 +142,19 @@ function say(text, kind = 'info') {
   const status = document.getElementById('status');
   status.textContent = text;
   status.dataset.kind = kind;
+}
+
+/** `?src=` when it is an http(s) or blob URL, else the demo clip (never javascript: or data:). */
+function videoSource(src) {
+  if (!src) return '/demo.webm';
+  try {
+    const u = new URL(src, location.href);
+    if (['http:', 'https:', 'blob:'].includes(u.protocol)) return u.href;
+  } catch {
+    // not a URL: fall through
+  }
+  say('?src= must be an http(s) URL: playing the demo clip', 'error');
+  return '/demo.webm';
 }
 
 /** Builds the player, or says what is missing. */
@@ -154,7 +176,7 @@ function boot() {
   const client = new DanmakuClient({ getToken });
   const art = new window.Artplayer({
     container: '#player',
-    url: params.get('src') || '/demo.webm',
+    url: videoSource(params.get('src')),
     muted: true,
     loop: true,
     plugins: [danmakuPlugin(window.artplayerPluginDanmuku, {

@@ -296,7 +296,7 @@ export interface RequestOptions {
   fetch?: typeof fetch;
   /** Default 15000 ms; then `timeout`. */
   timeoutMs?: number;
-  /** Resolve with the body as text instead of parsed JSON (the XML export). */
+  /** Resolve with the body as text (an empty body as '') instead of parsed JSON (the XML export). */
   raw?: boolean;
 }
 

@@ -93,7 +93,7 @@ export async function request(method, path, body, { baseUrl = pageOrigin(), toke
   const doFetch = fetchImpl || globalThis.fetch;
   if (typeof doFetch !== 'function') throw new DanmakuError('no_fetch', 'no fetch implementation: pass `fetch` in the options');
   const url = baseUrl ? new URL(path, baseUrl).href : path;
-  const headers = { Accept: 'application/json' };
+  const headers = { Accept: raw ? '*/*' : 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
   // A hung request must not hold a caller forever: abort it after `timeoutMs`.
@@ -186,6 +186,7 @@ export class DanmakuClient {
     this._subs = new Map(); // channel -> subscription record (see _sub)
     this._maxId = new Map(); // video -> highest comment id seen, the refetch cursor
     this._refreshing = null;
+    this._requestAsk = null; // the provider's answer awaited by REST calls, shared
     this._rtt = null;
   }
 
@@ -832,7 +833,13 @@ export class DanmakuClient {
   /** The REST helper with this client's origin, fetch and token (`{raw: true}`: the body as text). */
   async request(method, path, body, { raw = false } = {}) {
     if (!this._tokenAsked || (this._getToken && this._state !== 'open' && tokenExpiring(this._token))) {
-      this._token = await this._askToken('request');
+      // Calls made together share one ask of the provider (one mint, not one per call).
+      if (!this._requestAsk) {
+        this._requestAsk = this._askToken('request').finally(() => {
+          this._requestAsk = null;
+        });
+      }
+      this._token = await this._requestAsk;
       this._tokenAsked = true;
     }
     return request(method, path, body, { baseUrl: this._baseUrl, token: this._token, fetch: this._fetch, raw });

@@ -4,7 +4,7 @@
 // text nodes and `createElement`. Nothing here (or in the pages) parses HTML.
 
 import { DanmakuError, request } from './danmaku-client.js';
-import { locale, t } from './i18n.js';
+import { locale, t, tValue } from './i18n.js';
 
 export const CHANNEL_RE = /^[A-Za-z0-9\-_.:@]{1,128}$/;
 export const SUB_RE = /^[A-Za-z0-9\-_.@]{1,64}$/;
@@ -184,7 +184,7 @@ export function lockIcon(title, open = false) {
 }
 
 export function tierTag(tier) {
-  return tier ? el('span', { class: 'tag', dataset: { tier }, text: ['free', 'member', 'admin'].includes(tier) ? t(`common.tier.${tier}`) : tier }) : null;
+  return tier ? el('span', { class: 'tag', dataset: { tier }, text: tValue('common.tier.', tier) }) : null;
 }
 
 /** A small toast in the `#toasts` box; returns the element. */

@@ -8,7 +8,7 @@
 import { $, el, api, CHANNEL_RE, isObject, lockIcon, tierAdmits, tierTag } from '../lib/util.js';
 import { VIDEO_CHANNEL, currentRole, state } from './state.js';
 import { autoChannels, isAutoChannel, join, leave } from './connection.js';
-import { t } from '../lib/i18n.js';
+import { t, tValue } from '../lib/i18n.js';
 
 /** Joins a channel typed, listed or the room (`origin` says where errors go). */
 export function subscribe(name, origin) {
@@ -115,7 +115,7 @@ function declaredRow(c, role) {
   }
   return el('li', { class: 'chan', dataset: { channel: c.name, tier, locked: String(locked) } },
     el('div', { class: 'chan-main' },
-      locked ? lockIcon(t('channels.locked', { tier: t(`common.tier.${tier}`), role: t(`common.role.${role}`) })) : null,
+      locked ? lockIcon(t('channels.locked', { tier: tValue('common.tier.', tier), role: tValue('common.role.', role) })) : null,
       el('span', { class: 'chan-name', text: c.name }),
       tierTag(tier),
       el('span', { class: 'spacer' }),

@@ -9,7 +9,7 @@ import { $, api, el, isObject, lockIcon, videoTime } from '../lib/util.js';
 import { VIDEO_ID, currentRole, state } from './state.js';
 import { request } from './connection.js';
 import { overlay } from './overlay-wiring.js';
-import { t } from '../lib/i18n.js';
+import { localize, t } from '../lib/i18n.js';
 
 const SWATCHES = ['#ffffff', '#fe0302', '#ff7204', '#ffd302', '#00cd00', '#4266be', '#89d5ff', '#cc0273'];
 /** Limits of the default server policy, for the counter only: the server decides. */
@@ -119,10 +119,12 @@ function showPostError(err) {
   node.dataset.code = String(err.code);
   node.hidden = false;
   if (err.code === 'cooldown') {
+    // The countdown writes the line itself, in the current language, every 100 ms.
+    localize(node, null);
     startCooldown(node, Number(err.retry_after_ms));
     return;
   }
-  node.textContent = describeError(err);
+  localize(node, () => describeError(err));
 }
 
 /** Counts down the server's cooldown every 100 ms; Send is off until it ends. */
@@ -150,7 +152,7 @@ function clearPostError() {
   if (state.cooldownTimer) return;
   const node = $('dm-error');
   node.hidden = true;
-  node.textContent = '';
+  localize(node, null);
   node.dataset.code = '';
 }
 
@@ -188,7 +190,8 @@ export async function post(body) {
     const ok = $('dm-ok');
     ok.hidden = false;
     const at = videoTime(reply.danmaku.time);
-    ok.textContent = reply.danmaku.audience === 'members' ? t('composer.sent_members', { at }) : t('composer.sent', { at });
+    const members = reply.danmaku.audience === 'members';
+    localize(ok, () => (members ? t('composer.sent_members', { at }) : t('composer.sent', { at })));
     return { ok: true, danmaku: reply.danmaku };
   }
   const error = isObject(reply.error) ? reply.error : { code: 'error', message: t('composer.failed') };

@@ -73,6 +73,8 @@ async function load() {
     hm.fetchedFor = who;
     hm.data = normalize(reply);
     hm.box.dataset.fetches = String(hm.fetches);
+    // Whose audience the counts are (`sub|role`, empty before a welcome): tests read it.
+    hm.box.dataset.for = who || '';
     draw();
   } catch (e) {
     if (seq !== hm.seq) return;
@@ -192,6 +194,8 @@ function draw() {
   hm.svg.setAttribute('viewBox', `0 0 ${W || 1} ${H || 1}`);
   hm.svg.setAttribute('width', String(W));
   hm.svg.setAttribute('height', String(H));
+  // Redrawn on every live comment: keyboard focus on a peak stays on the same moment.
+  const focused = hm.peaks.contains(document.activeElement) ? document.activeElement.dataset.time : null;
   hm.peaks.replaceChildren();
   box.dataset.total = String(data ? data.total : 0);
   box.dataset.buckets = String(data ? data.counts.length : 0);
@@ -219,6 +223,10 @@ function draw() {
   hm.area.setAttribute('d', `${line}L${W},${H}L0,${H}Z`);
   box.dataset.state = 'drawn';
   drawPeaks(values, xOf, yOf);
+  if (focused !== null) {
+    const again = [...hm.peaks.children].find((b) => b.dataset.time === focused);
+    if (again) again.focus({ preventScroll: true });
+  }
 }
 
 /** One button per peak (highest first, none crowding a higher one) that seeks there. */
@@ -285,9 +293,12 @@ export function wireHeatmap(video) {
   video.addEventListener('durationchange', () => {
     if (hm.data && videoDuration() && Math.abs(videoDuration() - hm.data.duration) > 0.5) scheduleRefetch();
   });
-  on('welcome', () => {
+  // Another identity (a new socket, or a token refreshed in place) has another audience.
+  const reloadForIdentity = () => {
     if (identityKey() !== hm.fetchedFor) load();
-  });
+  };
+  on('welcome', reloadForIdentity);
+  on('refreshed', reloadForIdentity);
   on('event', onEvent);
   let lastBuckets = bucketCount();
   new ResizeObserver(() => {

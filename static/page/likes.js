@@ -13,7 +13,7 @@
 
 import { $, el, isObject, showToast } from '../lib/util.js';
 import { formatNumber, onLocaleChange, t } from '../lib/i18n.js';
-import { VIDEO_CHANNEL, currentRole } from './state.js';
+import { VIDEO_CHANNEL, currentRole, state } from './state.js';
 import { on } from './connection.js';
 import { overlay, restClient } from './overlay-wiring.js';
 import { CONTROLS_PX } from './player.js';
@@ -28,6 +28,9 @@ const ui = { pop: null, btn: null, count: null, label: null };
 let current = null;
 let hideTimer = null;
 let busy = false;
+/** While the popover is open: checks every 500 ms that its comment is still on screen. */
+let goneTimer = null;
+let watchGone = () => {};
 
 /** Builds the popover (once) inside the stage, above the overlay. */
 function buildPopover() {
@@ -36,7 +39,12 @@ function buildPopover() {
   ui.btn = el('button', { type: 'button', class: 'like-btn', 'aria-pressed': 'false', onclick: toggle },
     el('span', { class: 'like-heart', 'aria-hidden': 'true', text: '\u2665' }), ui.label, ui.count);
   ui.pop = el('div', { id: 'like-pop', class: 'like-pop', role: 'group', hidden: true }, ui.btn);
-  ui.pop.addEventListener('pointerenter', () => clearTimeout(hideTimer));
+  // A mouse over the popover keeps it open; a finger's tap on it (pointerenter comes
+  // first) restarts the tap's timer instead, so the comment flies on afterwards.
+  ui.pop.addEventListener('pointerenter', (ev) => {
+    if (ev.pointerType === 'mouse') clearTimeout(hideTimer);
+    else scheduleHide(TAP_MS);
+  });
   ui.pop.addEventListener('pointerleave', (ev) => {
     if (ev.pointerType === 'mouse') scheduleHide(LEAVE_MS);
   });
@@ -69,6 +77,7 @@ function show(id, node, autoHideMs) {
   ui.pop.hidden = false;
   place(node);
   if (autoHideMs > 0) scheduleHide(autoHideMs);
+  if (!goneTimer) goneTimer = setInterval(() => watchGone(), 500);
 }
 
 /** Closes the popover and lets its comment fly on. */
@@ -78,6 +87,8 @@ function hide() {
   current = null;
   ui.pop.hidden = true;
   delete ui.pop.dataset.id;
+  clearInterval(goneTimer);
+  goneTimer = null;
 }
 
 /** Closes the popover after `ms` unless the pointer comes back first. */
@@ -122,11 +133,14 @@ async function toggle() {
   if (!current || busy || currentRole() === 'guest') return;
   const { id } = current;
   const known = overlay.likesOf(id) || { liked: false };
+  // The reply belongs to the viewer who clicked: dropped if someone else signed in since.
+  const who = state.token;
   busy = true;
   render();
   try {
     const client = restClient();
     const reply = await (known.liked ? client.unlike(id) : client.like(id));
+    if (who !== state.token) return;
     if (isObject(reply) && Number.isSafeInteger(reply.id)) overlay.setLikes(reply.id, reply.likes, reply.liked === true);
   } catch (e) {
     showToast({ title: t('likes.failed'), body: `${e.code}: ${e.message}`, tone: 'warn' });
@@ -151,12 +165,14 @@ export function wireLikes() {
   on('event', onEvent);
   // The identity decides the guest lock; the language the labels.
   on('welcome', render);
+  on('refreshed', render);
   onLocaleChange(render);
   document.addEventListener('pointerdown', (ev) => {
     if (current && !ui.pop.contains(ev.target) && ev.target !== current.node) hide();
   });
-  // A seek or the end of its flight can take the comment away under the popover.
-  setInterval(() => {
+  // A seek or the end of its flight can take the comment away under the popover:
+  // checked while it is open (started by show(), stopped by hide()).
+  watchGone = () => {
     if (current && !current.node.isConnected) hide();
-  }, 500);
+  };
 }

@@ -24,8 +24,14 @@ export function logEntry({ kind, type, channel, seq, ts, body }) {
     body ? el('pre', { class: 'log-body', text: body }) : null);
   log.prepend(entry);
   while (log.childElementCount > LOG_CAP) log.lastElementChild.remove();
-  const n = formatNumber(log.childElementCount);
-  $('log-count').textContent = log.childElementCount === 1 ? t('log.entry', { n }) : t('log.entries', { n });
+  renderLogCount();
+}
+
+/** "N entries" over the log (again after a language switch). */
+export function renderLogCount() {
+  const count = $('event-log').childElementCount;
+  const n = formatNumber(count);
+  $('log-count').textContent = count === 1 ? t('log.entry', { n }) : t('log.entries', { n });
 }
 
 /** A log entry written by the page itself (not a frame). */
@@ -38,8 +44,9 @@ export function wireLog() {
   $('log-clear').addEventListener('click', (ev) => {
     ev.preventDefault();
     $('event-log').replaceChildren();
-    $('log-count').textContent = '0 entries';
+    renderLogCount();
   });
+  renderLogCount();
 }
 
 /** Shows a push (data = {payload}) that is not a comment: an order card, else a toast. */

@@ -8,7 +8,7 @@ import { $, clip, showToast, videoTime } from '../lib/util.js';
 import { VIDEO_CHANNEL, VIDEO_ID, currentRole, state } from './state.js';
 import { overlay } from './overlay-wiring.js';
 import { renderComposer } from './composer.js';
-import { onLocaleChange, t, tValue } from '../lib/i18n.js';
+import { localize, onLocaleChange, t, tValue } from '../lib/i18n.js';
 
 const DEMO_CLIP = '/demo.webm';
 /**
@@ -35,8 +35,8 @@ export function setupVideo() {
   }
   video.addEventListener('error', () => {
     const code = video.error ? video.error.code : 0;
-    const what = [1, 2, 3, 4].includes(code) ? tValue('player.media_error.', code) : t('player.media_error.other');
-    showVideoError(t('player.stopped', { what, url: clip(video.currentSrc || url, 120) }));
+    const where = clip(video.currentSrc || url, 120);
+    showVideoError(() => t('player.stopped', { what: [1, 2, 3, 4].includes(code) ? tValue('player.media_error.', code) : t('player.media_error.other'), url: where }));
   });
   video.addEventListener('loadeddata', () => {
     $('video-error').hidden = true;
@@ -73,10 +73,10 @@ function srcIgnored(why) {
   showToast({ title: t('player.src_ignored'), body: t('player.src_ignored_body', { why }), tone: 'warn', ms: 12000 });
 }
 
-/** Shows the error placeholder over the stage with the browser's reason. */
-function showVideoError(text) {
+/** Shows the error placeholder over the stage with the browser's reason (`render()` gives it, in the current language). */
+function showVideoError(render) {
   $('video-error').hidden = false;
-  $('video-error-detail').textContent = text;
+  localize($('video-error-detail'), render);
 }
 
 /** The lock's explanation for the viewer's role (again after a language switch). */

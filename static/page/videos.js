@@ -7,7 +7,7 @@
 import { $, el, api, isObject, lockIcon, tierAdmits, tierTag } from '../lib/util.js';
 import { VIDEO_ID, currentRole, state } from './state.js';
 import { setMemberLock } from './player.js';
-import { t } from '../lib/i18n.js';
+import { t, tValue } from '../lib/i18n.js';
 
 /** Loads the catalog for the current token; a newer load wins over an older one. */
 export async function loadVideos() {
@@ -55,7 +55,7 @@ function videoRow(v, role, keep) {
   const locked = !tierAdmits(tier, role);
   const isCurrent = v.id === VIDEO_ID;
   let icon = null;
-  const names = { tier: t(`common.tier.${tier}`), role: t(`common.role.${role}`) };
+  const names = { tier: tValue('common.tier.', tier), role: tValue('common.role.', role) };
   if (locked) icon = lockIcon(t('videos.locked', names));
   else if (tier !== 'free') icon = lockIcon(t('videos.open', names), true);
   return el('li', { class: 'chan video-item', dataset: { video: v.id, tier, locked: String(locked), current: String(isCurrent) } },

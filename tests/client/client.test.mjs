@@ -586,4 +586,26 @@ describe('engagement endpoints (likes, heatmap)', () => {
     assert.equal(bad.status, 422);
     assert.equal(bad.code, 'invalid_buckets');
   });
+
+  test('exportXml: the bilibili XML as text, read with the client\'s token (a member gets members-only comments, a guest does not); refusals typed', async () => {
+    const video = `xml-${RUN}`;
+    const secret = `members xml ${RUN}`;
+    await seed(video, `everyone xml ${RUN}`, 1);
+    const r = await rest(`/api/videos/${video}/danmaku`, { method: 'POST', token: tokens.admin, body: { text: secret, time: 2, audience: 'members' } });
+    assert.equal(r.status, 201, r.text);
+    const memberToken = await mint(`mia-xml-${RUN}`, 'member');
+    const member = makeClient({ token: memberToken });
+    const guest = makeClient();
+    const forMember = await member.client.exportXml(video);
+    assert.equal(typeof forMember, 'string');
+    assert.match(forMember, /^<\?xml/);
+    assert.ok(forMember.includes(secret), 'the member\'s XML lacks the members-only comment');
+    assert.equal(forMember, (await rest(`/api/videos/${video}/danmaku.xml`, { token: memberToken })).text, 'the same bytes as a plain GET with that token');
+    const forGuest = await guest.client.exportXml(video);
+    assert.ok(forGuest.includes(`everyone xml ${RUN}`));
+    assert.ok(!forGuest.includes(secret), 'a guest\'s XML has the members-only comment');
+    const invalid = await guest.client.exportXml('bad id!').then(() => null, (e) => e);
+    assert.ok(invalid && invalid.status >= 400 && invalid.status < 500, `a bad video id: ${invalid && invalid.status}`);
+    assert.equal(typeof invalid.code, 'string');
+  });
 });

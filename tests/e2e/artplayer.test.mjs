@@ -238,6 +238,8 @@ after(async () => {
 describe('ArtPlayer 5 with artplayer-plugin-danmuku 5', () => {
   test('1. without the vendor files the page says what is missing, as text', async () => {
     const bare = await newPage('bare');
+    // As on a server without a local copy, even where a developer put one in vendor/.
+    await bare.route(`${base}/examples/vendor/**`, (route) => route.fulfill({ status: 404, body: '' }));
     await bare.goto(`${base}/examples/artplayer.html?video=${VIDEO}`);
     await bare.waitForFunction(() => document.querySelector('#status').dataset.kind === 'error');
     assert.match(await bare.textContent('#status'), /ArtPlayer is missing.*vendor/);

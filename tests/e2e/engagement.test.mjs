@@ -143,12 +143,13 @@ async function waitSignedIn(page, user) {
 }
 
 /** Waits until the heatmap is drawn with `total` comments (any total when omitted). */
-function waitHeatmap(page, total) {
-  return page.waitForFunction((n) => {
+function waitHeatmap(page, total, who) {
+  return page.waitForFunction(([n, w]) => {
     const box = document.querySelector('#heatmap');
     const d = box.querySelector('.heatmap-line').getAttribute('d') || '';
-    return box.dataset.state === 'drawn' && d.length > 10 && (n === undefined || Number(box.dataset.total) === n);
-  }, total, { timeout: 15_000 });
+    return box.dataset.state === 'drawn' && d.length > 10 && (n === null || Number(box.dataset.total) === n)
+      && (w === null || box.dataset.for === w);
+  }, [total ?? null, who ?? null], { timeout: 15_000 });
 }
 
 /** What the page's heatmap holds: total, bucket count, path, peaks. */
@@ -287,8 +288,10 @@ describe('likes and the heatmap in the browser', () => {
   test('1. heatmap: curve and peaks drawn; a peak click seeks; a free user does not count members-only comments', async () => {
     const alice = await openVideo(contexts.desktop, 'alice', 'alice');
     const bob = await openVideo(contexts.desktop, 'bob', 'bob');
-    await waitHeatmap(alice, EVERYONE + 1);
-    await waitHeatmap(bob, EVERYONE);
+    // Counted for each one's own audience (a guest's fetch before the welcome would match
+    // bob's total too: the identity is part of the condition).
+    await waitHeatmap(alice, EVERYONE + 1, 'alice|member');
+    await waitHeatmap(bob, EVERYONE, 'bob|free');
     const a = await heatmapState(alice);
     assert.ok(a.d.startsWith('M') && a.d.includes('C'), `not a smooth path: ${a.d.slice(0, 80)}`);
     assert.ok(a.buckets >= 20 && a.buckets <= 24, `a 24 s clip gets one bucket per second at most, got ${a.buckets}`);
@@ -378,13 +381,17 @@ describe('likes and the heatmap in the browser', () => {
     // Leaving lets it fly on.
     await alice.mouse.move(5, 5);
     await alice.waitForSelector('#like-pop', { state: 'hidden' });
-    await alice.waitForFunction(async (id) => {
+    // Measured across two animation frames while the node is still there: it moves left.
+    // (If it flew off between the release and the check, the check fails; the release
+    // happens at once and the flight takes seconds.)
+    const moved = await alice.evaluate(async (id) => {
       const n = document.querySelector(`#overlay .danmaku[data-id="${id}"]`);
-      if (!n) return true; // already flew off
+      if (!n) return 'gone';
       const l = n.getBoundingClientRect().left;
-      await new Promise((r) => setTimeout(r, 100));
-      return n.getBoundingClientRect().left < l;
+      for (let i = 0; i < 6; i += 1) await new Promise((r) => requestAnimationFrame(r));
+      return n.isConnected && n.getBoundingClientRect().left < l ? 'moved' : 'still';
     }, c.id);
+    assert.equal(moved, 'moved', 'the released comment did not fly on');
   });
 
   test('4. likes persist: after a reload the comment is still liked; a guest sees the count and a disabled button', async () => {

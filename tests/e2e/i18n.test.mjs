@@ -98,16 +98,30 @@ async function mint(sub, role) {
  * read as English words. Brand and protocol names are allowed.
  */
 function leftoverEnglish() {
-  const allowed = new Set(['danmaku', 'API', 'Swagger', 'JWT', 'alice', 'bob', 'admin', 'demo', 'video', 'English', 'ms']);
-  const skip = (n) => n.closest('#overlay, code, pre, .log-body, .event-log, #video-title, .chan-name, .muted.small, option[lang], #role-badge');
+  const allowed = new Set(['danmaku', 'API', 'Swagger', 'JWT', 'alice', 'bob', 'admin', 'demo', 'video', 'English', 'PUT', 'api', 'channels', 'name', 'news']);
+  // Data, not interface text: comments, code, frames, channel and video names.
+  const skip = (n) => n.closest('#overlay, code, pre, .log-body, .event-log, #video-title, .chan-name, option[lang]');
   const found = [];
+  const where = (el) => `<${el.tagName.toLowerCase()} id=${el.id || el.closest('[id]')?.id}>`;
+  const check = (text, el, what) => {
+    // Colour values (#ffd302) are data, not words.
+    for (const word of text.replace(/#[0-9a-f]{3,8}\b/gi, '').match(/[A-Za-z]{3,}/g) || []) {
+      if (!allowed.has(word)) found.push(`${word} in ${what} of ${where(el)}`);
+    }
+  };
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const parent = node.parentElement;
     if (!parent || skip(parent)) continue;
     if (!parent.checkVisibility({ checkVisibilityCSS: true })) continue;
-    for (const word of node.textContent.match(/[A-Za-z]{3,}/g) || []) {
-      if (!allowed.has(word)) found.push(`${word} in <${parent.tagName.toLowerCase()} id=${parent.id || parent.closest('[id]')?.id}>`);
+    check(node.textContent, parent, 'text');
+  }
+  // Tooltips, accessible names and placeholders are read too.
+  for (const el of document.querySelectorAll('[title], [aria-label], [placeholder]')) {
+    if (skip(el) || !el.checkVisibility({ checkVisibilityCSS: true })) continue;
+    for (const attr of ['title', 'aria-label', 'placeholder']) {
+      const v = el.getAttribute(attr);
+      if (v) check(v, el, attr);
     }
   }
   return found;
@@ -227,6 +241,14 @@ describe('the video page in Simplified Chinese', () => {
     assert.equal(await page.textContent('#room-status'), en['channels.room_live']);
     assert.match(await page.textContent('#role-badge'), / · member$/);
     assert.match(await page.getAttribute('#dm-text', 'placeholder'), /^Say something/);
+    // Lines code wrote before the switch follow it too.
+    assert.match(await page.textContent('#token-info'), /^Demo token, expires /);
+    assert.match(await page.textContent('#dm-at'), /^at \d/);
+    assert.match(await page.textContent('#dm-ok'), /^Sent at /);
+    assert.match(await page.textContent('#overlay-stats'), / on screen · \d+ stored/);
+    assert.match(await page.textContent('#log-count'), /^\d+ entr(y|ies)$/);
+    assert.equal(await page.textContent('#viewers'), en['presence.watching'].replace('{n}', '1'));
+    assert.match(await page.getAttribute('#heatmap .heatmap-peak', 'aria-label'), /^Peak at /);
     assert.deepEqual(navigations, [], 'the switch reloaded the page');
     // The choice is remembered over the browser's language.
     await page.reload();

@@ -14,10 +14,14 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every file under `dir`, as paths relative to the root.
+/// Every file under `dir`, as paths relative to the root, but `static/examples/vendor/`
+/// (a git-ignored local copy of ArtPlayer; `scripts/static-hash.sh` skips it too).
 fn files(dir: &Path, out: &mut Vec<String>) {
     for entry in std::fs::read_dir(dir).expect("readable dir") {
         let path = entry.expect("entry").path();
+        if path.ends_with("static/examples/vendor") {
+            continue;
+        }
         if path.is_dir() {
             files(&path, out);
         } else {
