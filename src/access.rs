@@ -181,6 +181,12 @@ impl Directory {
         self.declared.pin().get(name).copied()
     }
 
+    /// Whether `video` is in the catalog (`PUT /api/videos/{id}`), whatever
+    /// `open_unknown_videos` says: room moderators are granted on catalog videos only.
+    pub fn in_catalog(&self, video: &str) -> bool {
+        self.videos.pin().contains_key(video)
+    }
+
     /// The tier of a video room: from the catalog, else free when unknown videos are
     /// open, else `None` (unknown).
     pub fn video_tier(&self, video: &str) -> Option<Tier> {
@@ -226,6 +232,7 @@ mod tests {
             name: "u1".into(),
             role,
             exp: None,
+            moderates: Arc::default(),
         }
     }
 

@@ -13,11 +13,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     config::{Config, JwtAlg},
-    model::{Identity, Role, time::now_secs},
+    model::{Identity, Role, channel::is_video_id, time::now_secs},
 };
 
 /// Tokens longer than this are refused before any parsing (header bombs, memory abuse).
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// Most video ids a token's `mod` claim may list. A room moderator of more videos is
+/// granted in the store (`PUT /api/videos/{id}/moderators/{sub}`); the cap keeps a cached
+/// identity small and the per-check scan short.
+pub const MAX_MOD_CLAIM: usize = 100;
 
 /// Why a token was refused. Each variant has a stable `code()` used in HTTP and WS errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +49,8 @@ pub enum AuthError {
     BadRole,
     #[error("the header and query tokens differ")]
     Conflict,
+    #[error("the token's mod claim is not a list of at most 100 video ids")]
+    BadModClaim,
 }
 
 impl AuthError {
@@ -61,6 +68,7 @@ impl AuthError {
             AuthError::MissingSub => "missing_sub",
             AuthError::BadRole => "invalid_role",
             AuthError::Conflict => "token_conflict",
+            AuthError::BadModClaim => "invalid_mod_claim",
         }
     }
 }
@@ -72,6 +80,33 @@ struct RawClaims {
     role: Option<String>,
     name: Option<String>,
     exp: u64,
+    /// Video ids this user moderates (see [`mod_claim`]); read loosely so that a bad
+    /// value gets its own code instead of `invalid_token`.
+    #[serde(rename = "mod", default)]
+    moderates: Option<serde_json::Value>,
+}
+
+/// Reads the `mod` claim: absent or `null` is no grant; otherwise an array of at most
+/// [`MAX_MOD_CLAIM`] video ids (duplicates kept once). Anything else refuses the whole
+/// token (`invalid_mod_claim`): a token that says something we cannot read grants nothing.
+fn mod_claim(v: Option<serde_json::Value>) -> Result<Arc<[Arc<str>]>, AuthError> {
+    let items = match v {
+        None | Some(serde_json::Value::Null) => return Ok(Arc::default()),
+        Some(serde_json::Value::Array(items)) if items.len() <= MAX_MOD_CLAIM => items,
+        Some(_) => return Err(AuthError::BadModClaim),
+    };
+    let mut out: Vec<Arc<str>> = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            serde_json::Value::String(id) if is_video_id(&id) => {
+                if !out.iter().any(|v| **v == *id) {
+                    out.push(Arc::from(id));
+                }
+            }
+            _ => return Err(AuthError::BadModClaim),
+        }
+    }
+    Ok(out.into())
 }
 
 /// The claims we mint.
@@ -87,6 +122,8 @@ struct MintClaims<'a> {
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a str>,
+    #[serde(rename = "mod", skip_serializing_if = "<[_]>::is_empty")]
+    moderates: &'a [String],
 }
 
 /// Expires each cached identity when its token does.
@@ -326,11 +363,13 @@ impl Verifier {
             .filter(|n| !n.trim().is_empty())
             .map(|n| n.chars().take(64).collect::<String>())
             .unwrap_or_else(|| pseudonym(&sub));
+        let moderates = mod_claim(claims.moderates)?;
         Ok(Identity {
             sub: Arc::from(sub),
             name: Arc::from(name),
             role,
             exp: Some(claims.exp),
+            moderates,
         })
     }
 }
@@ -359,6 +398,24 @@ impl Signer {
         name: Option<&str>,
         ttl: Duration,
     ) -> Result<String, String> {
+        self.mint_with_mod(sub, role, name, ttl, &[])
+    }
+
+    /// [`Signer::mint`] with a `mod` claim: the token's bearer moderates these videos
+    /// for as long as the token lives (an empty list adds no claim).
+    pub fn mint_with_mod(
+        &self,
+        sub: &str,
+        role: Role,
+        name: Option<&str>,
+        ttl: Duration,
+        moderates: &[String],
+    ) -> Result<String, String> {
+        if moderates.len() > MAX_MOD_CLAIM || !moderates.iter().all(|v| is_video_id(v)) {
+            return Err(format!(
+                "mod lists at most {MAX_MOD_CLAIM} video ids (letters, digits, - _ .)"
+            ));
+        }
         if role == Role::Guest {
             return Err("guest tokens do not exist: connect without a token".into());
         }
@@ -371,7 +428,38 @@ impl Signer {
             exp: now + ttl.as_secs().max(1),
             iss: self.issuer.as_deref(),
             aud: self.audience.as_deref(),
+            moderates,
         };
         jsonwebtoken::encode(&self.header, &claims, &self.key).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mod_claim_is_a_short_list_of_video_ids_or_nothing() {
+        use serde_json::json;
+        assert!(mod_claim(None).unwrap().is_empty());
+        assert!(mod_claim(Some(json!(null))).unwrap().is_empty());
+        let got = mod_claim(Some(json!(["a", "b", "a"]))).unwrap();
+        assert_eq!(&*got, [Arc::from("a"), Arc::from("b")], "duplicates once");
+        let hundred: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
+        assert_eq!(mod_claim(Some(json!(hundred))).unwrap().len(), 100);
+        for bad in [
+            json!("a"),
+            json!({"a": 1}),
+            json!([1]),
+            json!([""]),
+            json!(["a b"]),
+            json!((0..101).map(|i| format!("v{i}")).collect::<Vec<_>>()),
+        ] {
+            assert_eq!(
+                mod_claim(Some(bad.clone())),
+                Err(AuthError::BadModClaim),
+                "{bad}"
+            );
+        }
     }
 }

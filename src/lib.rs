@@ -11,6 +11,8 @@
 //!   and which sockets an event may reach. It encodes each event once and shares the bytes.
 //! - [`danmaku`] holds the comment rules and runs posting, history and moderation in
 //!   the mandated order (validate → store → acknowledge → publish).
+//! - [`moderation`] holds room moderators, scoped mutes and the audit log; `danmaku`
+//!   asks it whether a poster is muted and whether a deleter moderates the video.
 //! - [`access`] holds the rules that decide whether a role may join a channel or reach an
 //!   audience; every transport asks it, none decides on its own.
 //! - [`bus`] carries published events to every node's hub (in-process by default, Redis
@@ -43,6 +45,7 @@ pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod moderation;
 pub mod net;
 pub mod pages;
 pub mod presence;

@@ -38,6 +38,10 @@ enum Cmd {
         role: String,
         #[arg(long)]
         name: Option<String>,
+        /// Video ids the bearer moderates (the `mod` claim), comma-separated or repeated;
+        /// at most 100. Stored grants (`PUT /api/videos/{id}/moderators/{sub}`) add to it.
+        #[arg(long = "mod", value_delimiter = ',')]
+        moderates: Vec<String>,
         /// Lifetime, for example `1h`, `30m`, `7d`.
         #[arg(long, default_value = "1h")]
         ttl: humantime::Duration,
@@ -83,6 +87,7 @@ async fn main() -> ExitCode {
             sub,
             role,
             name,
+            moderates,
             ttl,
             config,
         } => {
@@ -92,7 +97,7 @@ async fn main() -> ExitCode {
                     .ok_or_else(|| format!("unknown role {role:?}: use free, member or admin"))?;
                 let cfg = config.load()?;
                 let signer = Keys::load(&cfg)?.signer()?;
-                signer.mint(&sub, role, name.as_deref(), ttl.into())
+                signer.mint_with_mod(&sub, role, name.as_deref(), ttl.into(), &moderates)
             })();
             match result {
                 Ok(token) => {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use crate::{auth::AuthError, model::Role};
 
 /// Auth failure reasons, in label order.
-const AUTH_CODES: [AuthError; 11] = [
+const AUTH_CODES: [AuthError; 12] = [
     AuthError::MissingToken,
     AuthError::TokenTooLarge,
     AuthError::Malformed,
@@ -21,6 +21,7 @@ const AUTH_CODES: [AuthError; 11] = [
     AuthError::MissingSub,
     AuthError::BadRole,
     AuthError::Conflict,
+    AuthError::BadModClaim,
 ];
 
 /// All counters and gauges of the process.
@@ -61,7 +62,7 @@ pub struct Metrics {
     /// Scheduled push runs, including runs whose target no longer resolves.
     pub schedule_runs: AtomicU64,
     /// Token rejections, by [`AuthError`] (index in `AUTH_CODES`).
-    auth_failures: [AtomicU64; 11],
+    auth_failures: [AtomicU64; 12],
 }
 
 impl Metrics {

@@ -94,11 +94,13 @@ pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String
     for v in store.list_videos().await.map_err(|e| e.to_string())? {
         directory.set_video(&v.id, v.tier);
     }
+    let moderation = Arc::new(crate::moderation::Service::new(store.clone()).await?);
     let danmaku = crate::danmaku::Service::new(
         cfg.policy.clone(),
         &cfg.danmaku.block_words,
         cfg.danmaku.free_feed_rate,
         store.clone(),
+        moderation.clone(),
         metrics.clone(),
     )
     .await?;
@@ -122,6 +124,7 @@ pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String
         store,
         directory,
         danmaku,
+        moderation,
         push,
         schedules,
         metrics,
@@ -185,8 +188,9 @@ fn local_bus(cfg: &Config, hub: &Arc<Hub>) -> Arc<dyn Bus> {
 const MIRROR_SYNC: Duration = Duration::from_secs(1);
 
 /// Cluster mode (a shared store): keeps this node's in-memory mirrors (channel tiers,
-/// video tiers, mutes, schedules) in line with writes made through other nodes, every
+/// video tiers, schedules) in line with writes made through other nodes, every
 /// [`MIRROR_SYNC`]. With the embedded store this node is the only writer: it returns.
+/// Moderation (mutes, moderators) has its own faster loop: [`sync_moderation`].
 async fn sync_mirrors(state: Arc<State>) {
     if matches!(state.cfg.store.engine, StoreEngine::Sqlite) {
         return;
@@ -201,6 +205,28 @@ async fn sync_mirrors(state: Arc<State>) {
         }
         if let Err(e) = sync_once(&state).await {
             tracing::warn!(error = %e, "cannot refresh mirrors from the store");
+        }
+    }
+}
+
+/// Cluster mode: re-reads room moderators and mutes in force every
+/// [`crate::moderation::SYNC_EVERY`], so that a mute or a grant made through another node
+/// applies here within a second (the general mirror loop's one second would not leave
+/// room for the read itself). With the embedded store this node is the only writer.
+async fn sync_moderation(state: Arc<State>) {
+    if matches!(state.cfg.store.engine, StoreEngine::Sqlite) {
+        return;
+    }
+    let mut shutdown = state.shutdown.clone();
+    let mut tick = tokio::time::interval(crate::moderation::SYNC_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.started() => break,
+        }
+        if let Err(e) = state.moderation.sync().await {
+            tracing::warn!(error = %e, "cannot refresh moderators and mutes from the store");
         }
     }
 }
@@ -269,9 +295,6 @@ async fn sync_once(state: &State) -> Result<(), crate::store::StoreError> {
     for v in state.store.list_videos().await? {
         state.directory.set_video(&v.id, v.tier);
     }
-    state
-        .danmaku
-        .replace_mutes(state.store.list_mutes(read_at).await?);
     let schedules = state.store.list_schedules().await?;
     state.schedules.reconcile(schedules, read_at).await;
     Ok(())
@@ -458,6 +481,7 @@ impl Server {
                 state.shutdown.clone(),
             )),
             tokio::spawn(sync_mirrors(state.clone())),
+            tokio::spawn(sync_moderation(state.clone())),
             tokio::spawn(catch_up(state.clone())),
             tokio::spawn(flush_likes(state.clone())),
             tokio::spawn(state.hub.clone().run_clock(state.shutdown.clone())),

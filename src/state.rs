@@ -17,6 +17,7 @@ use crate::{
     hub::Hub,
     limits::ConnLimiter,
     metrics::Metrics,
+    moderation,
     net::Sockets,
     push,
     schedule::Schedules,
@@ -37,6 +38,8 @@ pub struct State {
     pub directory: Arc<Directory>,
     /// Posting, history and moderation of comments.
     pub danmaku: danmaku::Service,
+    /// Room moderators, scoped mutes and the audit log (danmaku holds it too).
+    pub moderation: Arc<moderation::Service>,
     /// Resolving and sending pushes (REST, scheduler).
     pub push: Arc<push::Service>,
     /// Scheduled pushes, mirrored from the store; the scheduler task fires them.

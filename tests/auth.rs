@@ -167,6 +167,28 @@ async fn every_bad_token_is_rejected_with_its_code() {
             "invalid_token",
         ),
         ("huge", "a".repeat(9 * 1024), "token_too_large"),
+        // The `mod` claim: a list of at most 100 video ids, or nothing.
+        (
+            "mod claim not a list",
+            hs256(&json!({"sub": "a", "role": "free", "exp": now() + 3600, "mod": "v1"})),
+            "invalid_mod_claim",
+        ),
+        (
+            "mod claim with a number",
+            hs256(&json!({"sub": "a", "role": "free", "exp": now() + 3600, "mod": ["v1", 7]})),
+            "invalid_mod_claim",
+        ),
+        (
+            "mod claim with a bad video id",
+            hs256(&json!({"sub": "a", "role": "free", "exp": now() + 3600, "mod": ["bad id!"]})),
+            "invalid_mod_claim",
+        ),
+        (
+            "mod claim of 101 videos",
+            hs256(&json!({"sub": "a", "role": "free", "exp": now() + 3600,
+                "mod": (0..101).map(|i| format!("v{i}")).collect::<Vec<_>>()})),
+            "invalid_mod_claim",
+        ),
     ];
     for (case, token, code) in &cases {
         assert_refused(&app, token, code, case).await;
@@ -175,6 +197,21 @@ async fn every_bad_token_is_rejected_with_its_code() {
         .metric("danmaku_auth_failures_total{reason=\"bad_signature\"}")
         .await;
     assert!(failures >= 6.0, "auth failures counted: {failures}");
+    let failures = app
+        .metric("danmaku_auth_failures_total{reason=\"invalid_mod_claim\"}")
+        .await;
+    assert!(failures >= 4.0, "mod claim failures counted: {failures}");
+    // 100 ids, or `null`, are accepted.
+    for claim in [
+        json!((0..100).map(|i| format!("v{i}")).collect::<Vec<_>>()),
+        Value::Null,
+    ] {
+        let token = hs256(&json!({"sub": "a", "role": "free", "exp": now() + 3600, "mod": claim}));
+        WsClient::try_connect(&app.ws_base, Some(&token), None)
+            .await
+            .map_err(|r| r.body)
+            .expect("a valid mod claim is accepted");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,11 @@
-//! The authorization rules as a property test: random sequences of (role, tier, audience,
-//! operation) run against one live server and are compared, step by step, with a small
-//! reference model. Whatever the sequence, a guest or free user never receives a
-//! members-only event, history item, like or heatmap count, and a non-admin never reaches
-//! an admin operation.
+//! The authorization rules as a property test: random sequences of (role, moderator of
+//! the video or not, tier, audience, operation) run against one live server and are
+//! compared, step by step, with a small reference model. Whatever the sequence, a guest
+//! or free user never receives a members-only event, history item, like or heatmap
+//! count, a non-admin never reaches an admin operation, and a moderation operation on a
+//! video succeeds exactly for admins and that video's moderators (by stored grant or by
+//! the token's `mod` claim; moderating another video gives nothing) — a refused one
+//! changing nothing.
 //!
 //! proptest drives a synchronous closure, so the test owns its tokio runtime and blocks
 //! on each case; the server runs on that runtime's worker threads meanwhile.
@@ -57,7 +60,7 @@ enum Op {
     Export(Tier),
     /// Push to a free channel over REST with the caller's own credentials.
     Push,
-    /// Delete someone else's comment.
+    /// Delete someone else's comment (in the moderated video, [`MOD_VIDEO`]).
     Delete,
     /// Mute a user.
     Mute,
@@ -67,12 +70,50 @@ enum Op {
     LikeSeed(Tier),
     /// Read a video's heatmap (its total must match what history shows the same caller).
     Heatmap(Tier),
+    /// Mute a user in [`MOD_VIDEO`] (`PUT /api/moderation/mutes`).
+    ModMute,
+    /// Mute a user everywhere through the same endpoint (admins only).
+    ModMuteEverywhere,
+    /// Lift a mute an admin set in [`MOD_VIDEO`].
+    ModUnmute,
+    /// List [`MOD_VIDEO`]'s mutes.
+    ModListMutes,
+    /// Read [`MOD_VIDEO`]'s audit log.
+    ModAudit,
+    /// List [`MOD_VIDEO`]'s moderators.
+    ModModerators,
+    /// Grant someone moderation of [`MOD_VIDEO`] (admins only, moderators included).
+    GrantModerator,
 }
 
-/// A step: who does what.
+/// How a grant reaches the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// The token's `mod` claim.
+    Claim,
+    /// A stored grant (`PUT /api/videos/{id}/moderators/{sub}`) made before the step.
+    Stored,
+}
+
+/// Whether the caller moderates the video the moderation operations act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModOf {
+    Nothing,
+    /// [`MOD_VIDEO`] itself.
+    This(Via),
+    /// Another video ([`OTHER_VIDEO`]): grants nothing on [`MOD_VIDEO`].
+    Other(Via),
+}
+
+/// The video every moderation operation acts on, and the other one.
+const MOD_VIDEO: &str = "pv-free";
+const OTHER_VIDEO: &str = "pv-member";
+
+/// A step: who (role, moderation) does what.
 #[derive(Debug, Clone, Copy)]
 struct Step {
     role: Role,
+    moderates: ModOf,
     op: Op,
 }
 
@@ -107,8 +148,25 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Op::Schedule),
         1 => tier.clone().prop_map(Op::LikeSeed),
         1 => tier.clone().prop_map(Op::Heatmap),
+        1 => Just(Op::ModMute),
+        1 => Just(Op::ModMuteEverywhere),
+        1 => Just(Op::ModUnmute),
+        1 => Just(Op::ModListMutes),
+        1 => Just(Op::ModAudit),
+        1 => Just(Op::ModModerators),
+        1 => Just(Op::GrantModerator),
     ];
-    (role, op).prop_map(|(role, op)| Step { role, op })
+    let via = prop_oneof![Just(Via::Claim), Just(Via::Stored)];
+    let moderates = prop_oneof![
+        Just(ModOf::Nothing),
+        via.clone().prop_map(ModOf::This),
+        via.prop_map(ModOf::Other),
+    ];
+    (role, moderates, op).prop_map(|(role, moderates, op)| Step {
+        role,
+        moderates,
+        op,
+    })
 }
 
 // ---- the reference model ----
@@ -166,6 +224,38 @@ fn model_admin_op(role: Role) -> Result<(), u16> {
     }
 }
 
+/// Does a caller of `role` moderate [`MOD_VIDEO`]? Admins moderate everything; guests
+/// (no token) nothing; anyone else exactly when granted that video, whichever the way.
+fn model_moderates(role: Role, m: ModOf) -> bool {
+    match role {
+        Role::Guest => false,
+        Role::Admin => true,
+        _ => matches!(m, ModOf::This(_)),
+    }
+}
+
+/// The outcome of a moderator operation on [`MOD_VIDEO`]: success, or the refusal's
+/// status and code.
+fn model_mod_op(role: Role, m: ModOf) -> Result<(), (u16, &'static str)> {
+    if role == Role::Guest {
+        Err((401, "missing_token"))
+    } else if model_moderates(role, m) {
+        Ok(())
+    } else {
+        Err((403, "not_moderator"))
+    }
+}
+
+/// The outcome of a moderation operation on every video: admins only, however much the
+/// caller moderates.
+fn model_everywhere_op(role: Role) -> Result<(), (u16, &'static str)> {
+    match role {
+        Role::Admin => Ok(()),
+        Role::Guest => Err((401, "missing_token")),
+        _ => Err((403, "not_moderator")),
+    }
+}
+
 // ---- the live system ----
 
 /// Names of the fixtures per tier.
@@ -219,11 +309,67 @@ async fn fixtures(app: &TestApp) {
 /// Unique subs across cases, so cooldowns and mutes never carry over.
 static NEXT_SUB: AtomicUsize = AtomicUsize::new(0);
 
-/// A fresh identity of `role`: a bearer token, or none for guests.
-fn identity(app: &TestApp, role: Role) -> (String, Option<String>) {
+/// A fresh identity of `role`, moderating as `m` says: a bearer token (with a `mod`
+/// claim, or after a stored grant), or none for guests (who cannot moderate).
+async fn identity(app: &TestApp, role: Role, m: ModOf) -> (String, Option<String>) {
     let sub = format!("p{}", NEXT_SUB.fetch_add(1, Ordering::Relaxed));
-    let token = (role != Role::Guest).then(|| app.token(&sub, role));
-    (sub, token)
+    if role == Role::Guest {
+        return (sub, None);
+    }
+    let video = match m {
+        ModOf::Nothing => return (sub.clone(), Some(app.token(&sub, role))),
+        ModOf::This(_) => MOD_VIDEO,
+        ModOf::Other(_) => OTHER_VIDEO,
+    };
+    let token = match m {
+        ModOf::This(Via::Claim) | ModOf::Other(Via::Claim) => app.token_mod(&sub, role, &[video]),
+        _ => {
+            let (status, body) = app
+                .admin_put(&format!("/api/videos/{video}/moderators/{sub}"), json!({}))
+                .await;
+            assert_eq!(status, 201, "grant: {body}");
+            app.token(&sub, role)
+        }
+    };
+    (sub, Some(token))
+}
+
+/// Whether an admin sees a mute of `sub` in `video` (`None`: everywhere).
+async fn muted(app: &TestApp, sub: &str, video: Option<&str>) -> bool {
+    let resp = app
+        .http
+        .get(app.url("/api/moderation/mutes"))
+        .header("X-Api-Key", API_KEY)
+        .send()
+        .await
+        .expect("list mutes");
+    let (status, list) = status_json(resp).await;
+    assert_eq!(status, 200, "{list}");
+    list.as_array().expect("a list").iter().any(|m| {
+        m["sub"] == sub
+            && match video {
+                Some(v) => m["video"] == v,
+                None => m["video"].is_null(),
+            }
+    })
+}
+
+/// Compares a moderation operation's outcome with the model's.
+fn check_mod_op(
+    s: Step,
+    want: Result<(), (u16, &'static str)>,
+    status: u16,
+    body: &Value,
+    ok: u16,
+) -> Result<(), TestCaseError> {
+    match want {
+        Ok(()) => check(status == ok, || {
+            format!("{s:?}: {status} {body}, model says {ok}")
+        }),
+        Err((code_status, code)) => check(status == code_status && body["code"] == code, || {
+            format!("{s:?}: {status} {body}, model says {code_status} {code}")
+        }),
+    }
 }
 
 /// Sends a request with the identity's token, if any.
@@ -282,7 +428,7 @@ async fn run_step(
     s: Step,
 ) -> Result<(), TestCaseError> {
     let role = s.role;
-    let (sub, token) = identity(app, role);
+    let (sub, token) = identity(app, role, s.moderates).await;
     let token = token.as_deref();
     match s.op {
         Op::Subscribe(tier, first) => {
@@ -451,7 +597,7 @@ async fn run_step(
         Op::Delete => {
             let (status, posted) = app
                 .admin_post(
-                    "/api/videos/pv-free/danmaku",
+                    &format!("/api/videos/{MOD_VIDEO}/danmaku"),
                     json!({"text": format!("victim{n}"), "time": 3.0}),
                 )
                 .await;
@@ -460,12 +606,101 @@ async fn run_step(
             let (status, body, _) = call(
                 app,
                 reqwest::Method::DELETE,
-                &format!("/api/danmaku/{id}"),
+                &format!("/api/danmaku/{id}?reason=prop"),
                 token,
                 None,
             )
             .await;
-            check_admin_op(s, status, &body, 204)?;
+            let want = model_mod_op(role, s.moderates);
+            check_mod_op(s, want, status, &body, 204)?;
+            if want.is_err() {
+                // Refused: the comment is still there.
+                let path = format!("/api/videos/{MOD_VIDEO}/danmaku?limit=10000");
+                let admin = app.token("root", Role::Admin);
+                let (_, page, _) = call(app, reqwest::Method::GET, &path, Some(&admin), None).await;
+                let kept = page["items"]
+                    .as_array()
+                    .is_some_and(|items| items.iter().any(|i| i["id"] == id));
+                check(kept, || format!("{s:?}: a refused delete removed {id}"))?;
+            }
+        }
+        Op::ModMute | Op::ModMuteEverywhere => {
+            let victim = format!("{sub}-victim");
+            let video = matches!(s.op, Op::ModMute).then_some(MOD_VIDEO);
+            let (status, body, _) = call(
+                app,
+                reqwest::Method::PUT,
+                "/api/moderation/mutes",
+                token,
+                Some(json!({"sub": victim, "video": video, "seconds": 60, "reason": "prop"})),
+            )
+            .await;
+            let want = match video {
+                Some(_) => model_mod_op(role, s.moderates),
+                None => model_everywhere_op(role),
+            };
+            check_mod_op(s, want, status, &body, 200)?;
+            let now_muted = muted(app, &victim, video).await;
+            check(now_muted == want.is_ok(), || {
+                format!("{s:?}: muted afterwards: {now_muted}")
+            })?;
+        }
+        Op::ModUnmute => {
+            let victim = format!("{sub}-victim");
+            let (status, body) = app
+                .admin_put(
+                    "/api/moderation/mutes",
+                    json!({"sub": victim, "video": MOD_VIDEO, "seconds": 60}),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let (status, body, _) = call(
+                app,
+                reqwest::Method::DELETE,
+                &format!("/api/moderation/mutes/{victim}?video={MOD_VIDEO}"),
+                token,
+                None,
+            )
+            .await;
+            let want = model_mod_op(role, s.moderates);
+            check_mod_op(s, want, status, &body, 204)?;
+            let still = muted(app, &victim, Some(MOD_VIDEO)).await;
+            check(still == want.is_err(), || {
+                format!("{s:?}: still muted afterwards: {still}")
+            })?;
+        }
+        Op::ModListMutes | Op::ModAudit | Op::ModModerators => {
+            let path = match s.op {
+                Op::ModListMutes => format!("/api/moderation/mutes?video={MOD_VIDEO}"),
+                Op::ModAudit => format!("/api/moderation/audit?video={MOD_VIDEO}"),
+                _ => format!("/api/videos/{MOD_VIDEO}/moderators"),
+            };
+            let (status, body, _) = call(app, reqwest::Method::GET, &path, token, None).await;
+            check_mod_op(s, model_mod_op(role, s.moderates), status, &body, 200)?;
+        }
+        Op::GrantModerator => {
+            let path = format!("/api/videos/{MOD_VIDEO}/moderators/{sub}-granted");
+            let (status, body, _) = call(app, reqwest::Method::PUT, &path, token, None).await;
+            let want = match role {
+                Role::Admin => Ok(()),
+                Role::Guest => Err((401, "missing_token")),
+                _ => Err((403, "forbidden")),
+            };
+            check_mod_op(s, want, status, &body, 201)?;
+            let resp = app
+                .http
+                .get(app.url(&format!("/api/videos/{MOD_VIDEO}/moderators")))
+                .header("X-Api-Key", API_KEY)
+                .send()
+                .await
+                .expect("list moderators");
+            let (_, list) = status_json(resp).await;
+            let granted = list
+                .as_array()
+                .is_some_and(|l| l.iter().any(|g| g["sub"] == format!("{sub}-granted")));
+            check(granted == want.is_ok(), || {
+                format!("{s:?}: granted afterwards: {granted}")
+            })?;
         }
         Op::Mute => {
             let (status, body, _) = call(

@@ -15,6 +15,7 @@ mod inputs;
 mod layering;
 mod limits;
 mod matrix;
+mod moderation;
 mod pages;
 mod process;
 mod recovery;

@@ -83,6 +83,7 @@ fn effective_identity(caller: &Option<super::auth::Caller>) -> Identity {
             name: Arc::from("-"),
             role: caller.as_ref().map(|c| c.role()).unwrap_or(Role::Guest),
             exp: None,
+            moderates: Arc::default(),
         },
     }
 }

@@ -46,6 +46,9 @@ pub struct Me {
     /// Unix seconds; absent for API-key callers.
     #[oai(skip_serializing_if_is_none)]
     pub exp: Option<u64>,
+    /// The videos this caller moderates as a room moderator: stored grants and the
+    /// token's `mod` claim (admins moderate every video and need no list).
+    pub moderates: Vec<String>,
 }
 
 #[OpenApi(tag = "ApiTags::Auth")]
@@ -101,7 +104,7 @@ impl AuthApi {
 
     /// Who am I: the identity the server derives from the credentials.
     #[oai(path = "/me", method = "get")]
-    async fn me(&self, auth: Authed) -> Result<Json<Me>, ApiError> {
+    async fn me(&self, state: Data<&Arc<State>>, auth: Authed) -> Result<Json<Me>, ApiError> {
         // The error type documents the 401 that the `Authed` extractor answers.
         let c = auth.0;
         let id = c.identity();
@@ -110,6 +113,9 @@ impl AuthApi {
             name: id.map(|i| i.name.to_string()),
             role: c.role(),
             exp: id.and_then(|i| i.exp),
+            moderates: id
+                .map(|i| state.moderation.moderated_by(i))
+                .unwrap_or_default(),
         }))
     }
 }

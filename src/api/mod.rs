@@ -13,6 +13,7 @@ pub mod demo;
 pub mod dplayer;
 pub mod engagement;
 pub mod error;
+pub mod moderation;
 pub mod push;
 pub mod schedules;
 pub mod videos;
@@ -32,6 +33,8 @@ pub enum ApiTags {
     Auth,
     /// The video catalog, comments (danmaku), moderation and bilibili XML.
     Videos,
+    /// Room moderators, scoped mutes and the audit log.
+    Moderation,
 }
 
 /// The combined API type.
@@ -40,6 +43,7 @@ pub type Api = (
     push::PushApi,
     videos::VideosApi,
     engagement::EngagementApi,
+    moderation::ModerationApi,
     schedules::SchedulesApi,
     demo::AuthApi,
 );
@@ -52,6 +56,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             push::PushApi,
             videos::VideosApi,
             engagement::EngagementApi,
+            moderation::ModerationApi,
             schedules::SchedulesApi,
             demo::AuthApi,
         ),

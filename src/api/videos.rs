@@ -1,5 +1,6 @@
 //! `/api/videos`, `/api/danmaku` and `/api/users/{sub}/mute`: the catalog, posting,
-//! history, moderation and bilibili XML import/export.
+//! history, deletion, the admin's global mute and bilibili XML import/export (room
+//! moderators, scoped mutes and the audit log: `api::moderation`).
 
 use std::sync::Arc;
 
@@ -254,6 +255,7 @@ pub(super) fn poster(c: &Caller) -> Arc<Identity> {
             name: Arc::from("system"),
             role: Role::Admin,
             exp: None,
+            moderates: Arc::default(),
         }),
     }
 }
@@ -399,25 +401,31 @@ impl VideosApi {
         }))
     }
 
-    /// Delete a comment: its author within 2 minutes, or an admin at any time. Leaves a
-    /// tombstone and tells open pages with a `danmaku_deleted` event.
+    /// Delete a comment: its author within 2 minutes (a recall), or a moderator of its
+    /// video or an admin at any time (recorded in the audit log with `reason`). Leaves a
+    /// tombstone and tells open pages with a `danmaku_deleted` event. Others get 403
+    /// `not_moderator` (an author after 2 minutes: `recall_expired`).
     #[oai(path = "/danmaku/:id", method = "delete")]
     async fn delete(
         &self,
         state: Data<&Arc<State>>,
         auth: Authed,
         id: Path<i64>,
+        /// Why (at most 200 characters), for the audit log; ignored for a recall.
+        reason: Query<Option<String>>,
     ) -> Result<DeleteReply, ApiError> {
-        let sub = auth.0.identity().map(|i| i.sub.to_string());
+        let who = poster(&auth.0);
         let event = state
             .danmaku
-            .delete(&state.directory, sub.as_deref(), auth.0.role(), id.0)
+            .delete(&state.directory, &who, id.0, reason.0.as_deref())
             .await?;
         state.danmaku.publish(state.bus.as_ref(), event).await;
         Ok(DeleteReply::Deleted)
     }
 
-    /// Mute a user for a number of seconds (admin); their posts fail with 403 `muted`.
+    /// Mute a user everywhere for a number of seconds (admin); 0 lifts the global mute.
+    /// Their posts fail with 403 `muted`. The same as `PUT /api/moderation/mutes` with
+    /// `video: null` (which also takes a reason), and audited the same way.
     #[oai(path = "/users/:sub/mute", method = "post")]
     async fn mute(
         &self,
@@ -426,13 +434,10 @@ impl VideosApi {
         sub: Path<String>,
         body: Json<MuteBody>,
     ) -> Result<Json<MuteReply>, ApiError> {
-        if sub.is_empty() || sub.len() > 128 {
-            return Err(ApiError::unprocessable(
-                "invalid_user",
-                "user ids are 1 to 128 bytes",
-            ));
-        }
-        let until = state.danmaku.mute(&sub, body.seconds).await?;
+        let until = state
+            .moderation
+            .mute_everywhere(&state.directory, &poster(&auth.0), &sub, body.seconds)
+            .await?;
         tracing::info!(sub = %*sub, seconds = body.seconds, by = %auth.0.label(), "user muted");
         Ok(Json(MuteReply { sub: sub.0, until }))
     }

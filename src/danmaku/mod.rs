@@ -112,8 +112,10 @@ pub struct Service {
     blocked: BlockList,
     /// Last post time (unix ms) per user, for cooldowns.
     cooldowns: Cache<Arc<str>, u64>,
-    /// Muted users and the end of their mute (unix ms), mirrored from the store.
-    mutes: papaya::HashMap<String, u64>,
+    /// Mutes and room moderators. Danmaku asks moderation (never the other way round):
+    /// whether a poster is muted where they post, and whether a deleter moderates the
+    /// comment's video; moderation knows nothing of posting.
+    moderation: Arc<crate::moderation::Service>,
     /// Default history pages per (video, members view), invalidated on insert and delete.
     history_cache: Cache<(String, bool), Arc<Vec<View>>>,
     feed: FreeFeed,
@@ -139,12 +141,13 @@ pub fn room(video: &str) -> Arc<str> {
 }
 
 impl Service {
-    /// Builds the service and loads the mutes in force.
+    /// Builds the service; mutes are checked through `moderation`.
     pub async fn new(
         policy: Policy,
         block_words: &[String],
         free_feed_rate: u32,
         store: Arc<dyn Store>,
+        moderation: Arc<crate::moderation::Service>,
         metrics: Arc<Metrics>,
     ) -> Result<Service, String> {
         let longest = [&policy.free, &policy.member, &policy.admin]
@@ -160,7 +163,7 @@ impl Service {
                 .max_capacity(1_000_000)
                 .time_to_live(std::time::Duration::from_millis(longest))
                 .build(),
-            mutes: papaya::HashMap::new(),
+            moderation,
             history_cache: Cache::builder()
                 .max_capacity(1024)
                 .time_to_live(std::time::Duration::from_secs(300))
@@ -172,14 +175,6 @@ impl Service {
             metrics,
             catch_up_due: std::sync::atomic::AtomicBool::new(true),
         };
-        let mutes = svc
-            .store
-            .list_mutes(now_millis())
-            .await
-            .map_err(|e| e.to_string())?;
-        for (sub, until) in mutes {
-            svc.mutes.pin().insert(sub, until);
-        }
         Ok(svc)
     }
 
@@ -233,17 +228,7 @@ impl Service {
         let tier = self.video_tier(dir, video)?;
         Self::check_read(tier, who.role)?;
         let now = now_millis();
-        if let Some(until) = self.mutes.pin().get(&*who.sub).copied()
-            && until > now
-        {
-            return Err(Refusal::forbidden(
-                "muted",
-                format!(
-                    "you are muted for {} more seconds",
-                    (until - now).div_ceil(1000)
-                ),
-            ));
-        }
+        self.moderation.check_post(&who.sub, video, now)?;
         self.take_cooldown(who, now).await?;
         let new = NewDanmaku {
             video: video.to_string(),
@@ -331,36 +316,6 @@ impl Service {
         }
     }
 
-    /// Cluster mode: replaces the mirrored mutes with those in force in the shared store
-    /// (other nodes mute and unmute too).
-    pub fn replace_mutes(&self, mutes: Vec<(String, u64)>) {
-        let map = self.mutes.pin();
-        let keep: std::collections::HashMap<String, u64> = mutes.into_iter().collect();
-        map.retain(|sub, _| keep.contains_key(sub));
-        for (sub, until) in keep {
-            map.insert(sub, until);
-        }
-    }
-
-    /// Mutes (or, with 0 seconds, unmutes) a user. Stored first, then mirrored.
-    pub async fn mute(&self, sub: &str, seconds: u64) -> Result<u64, Refusal> {
-        let until = if seconds == 0 {
-            0
-        } else {
-            now_millis() + seconds.saturating_mul(1000)
-        };
-        self.store.put_mute(sub, until).await.map_err(|e| {
-            tracing::error!(error = %e, "mute failed");
-            Refusal::unavailable("store_unavailable", "the mute was not stored; retry")
-        })?;
-        if until == 0 {
-            self.mutes.pin().remove(sub);
-        } else {
-            self.mutes.pin().insert(sub.to_string(), until);
-        }
-        Ok(until)
-    }
-
     /// Reads a history window as `role` may see it.
     pub async fn history(
         &self,
@@ -409,15 +364,25 @@ impl Service {
         })
     }
 
-    /// Deletes a comment: the author within the recall window, or an admin at any time.
-    /// Returns the event announcing the deletion, for the caller to publish.
+    /// Deletes a comment. Who may:
+    ///
+    /// - its author within [`RECALL_WINDOW_MS`]: a recall, whatever else they are; not a
+    ///   moderation action, so not audited;
+    /// - otherwise an admin, or a moderator of the comment's video (stored grant or `mod`
+    ///   claim), at any time; tombstoned with its audit row in one store write;
+    /// - the author after the window gets 403 `recall_expired`; anyone else 403
+    ///   `not_moderator`. Every check runs before the store is written.
+    ///
+    /// `reason` (at most 200 characters) goes to the audit log. Returns the event
+    /// announcing the deletion, for the caller to publish.
     pub async fn delete(
         &self,
         dir: &Directory,
-        who_sub: Option<&str>,
-        role: Role,
+        who: &Identity,
         id: i64,
+        reason: Option<&str>,
     ) -> Result<Announcement, Refusal> {
+        let reason = crate::moderation::check_reason(reason)?;
         let unavailable = |e: crate::store::StoreError| {
             tracing::error!(error = %e, "delete failed");
             Refusal::unavailable("store_unavailable", "the deletion was not stored; retry")
@@ -431,27 +396,26 @@ impl Service {
             .filter(|s| s.deleted_at.is_none())
             .ok_or_else(not_found)?;
         let now = now_millis();
-        let is_author = who_sub.is_some_and(|s| s == stored.d.sub);
-        if role != Role::Admin {
-            if !is_author {
-                return Err(Refusal::forbidden(
-                    "forbidden",
-                    "only the author or an admin may delete a comment",
-                ));
-            }
-            if now.saturating_sub(stored.d.created_at) > RECALL_WINDOW_MS {
-                return Err(Refusal::forbidden(
-                    "recall_expired",
-                    "authors may recall a comment within 2 minutes",
-                ));
-            }
-        }
-        if !self
-            .store
-            .tombstone_danmaku(id, now)
-            .await
-            .map_err(unavailable)?
-        {
+        let is_author = !who.is_guest() && *who.sub == *stored.d.sub;
+        let in_window = now.saturating_sub(stored.d.created_at) <= RECALL_WINDOW_MS;
+        let done = if is_author && in_window {
+            self.store.tombstone_danmaku(id, now).await
+        } else {
+            let Some(authority) = self.moderation.authority(who, &stored.d.video) else {
+                return Err(if is_author {
+                    Refusal::forbidden(
+                        "recall_expired",
+                        "authors may recall a comment within 2 minutes",
+                    )
+                } else {
+                    crate::moderation::not_moderator(Some(&stored.d.video))
+                });
+            };
+            let entry =
+                crate::moderation::audit::comment_deleted(who, authority, &stored, reason, now);
+            self.store.tombstone_audited(id, now, entry).await
+        };
+        if !done.map_err(unavailable)? {
             return Err(not_found());
         }
         self.invalidate(&stored.d.video).await;
@@ -459,7 +423,7 @@ impl Service {
             .record(&stored.d.video, stored.d.time_ms, stored.d.audience, -1)
             .await;
         let tier = dir.video_tier(&stored.d.video).unwrap_or(Tier::Free);
-        tracing::info!(id, video = %stored.d.video, by = ?who_sub, %role, "danmaku deleted");
+        tracing::info!(id, video = %stored.d.video, by = %who.sub, role = %who.role, "danmaku deleted");
         Ok(Announcement {
             event: deletion_event(&stored, tier),
             change: Deferred::Deleted,

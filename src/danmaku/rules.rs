@@ -11,8 +11,8 @@ use crate::model::{Audience, Mode, Policy, Refusal, Role, Size};
 /// White, the only colour of non-members and the default.
 pub const WHITE: u32 = 0xffffff;
 
-/// Longest video id accepted.
-pub const MAX_VIDEO_ID: usize = 64;
+/// Longest video id accepted (the shape lives in `model::channel`).
+pub use crate::model::channel::MAX_VIDEO_ID;
 
 /// Latest accepted video position: 24 hours.
 pub const MAX_TIME_S: f64 = 86_400.0;
@@ -41,22 +41,9 @@ pub struct Valid {
     pub audience: Audience,
 }
 
-/// Validates a video id (used in paths and channel names).
-pub fn check_video_id(id: &str) -> Result<(), Refusal> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_VIDEO_ID
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(Refusal::invalid(
-            "invalid_video",
-            format!("video ids are 1 to {MAX_VIDEO_ID} characters of letters, digits and - _ ."),
-        ))
-    }
-}
+/// Validates a video id (used in paths and channel names); lives in `model::channel`
+/// so that moderation, which `danmaku` depends on, checks ids the same way.
+pub use crate::model::channel::check_video_id;
 
 /// Whether a character is removed from comment text: controls and bidi overrides.
 fn is_stripped(c: char) -> bool {

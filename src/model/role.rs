@@ -89,6 +89,10 @@ pub struct Identity {
     pub role: Role,
     /// Token expiry (unix seconds); `None` for guests and API keys.
     pub exp: Option<u64>,
+    /// The videos the token's `mod` claim names (room moderator of each). This is only
+    /// the token's half of the rule: a user moderates a video when the store lists them
+    /// OR this claim does (`moderation::Service::authority`). Empty for most callers.
+    pub moderates: Arc<[Arc<str>]>,
 }
 
 impl Identity {
@@ -100,7 +104,13 @@ impl Identity {
             sub,
             role: Role::Guest,
             exp: None,
+            moderates: Arc::default(),
         }
+    }
+
+    /// Whether the token's `mod` claim names `video` (guests carry no claim).
+    pub fn moderates_by_claim(&self, video: &str) -> bool {
+        self.moderates.iter().any(|v| &**v == video)
     }
 
     /// Whether this identity came from a token (guests have no `sub` of their own).

@@ -1,4 +1,5 @@
-//! Durable comments, the video catalog and mutes: the trait and its SQLite engine.
+//! Durable comments, the video catalog and the catch-up outbox: the trait and its SQLite
+//! engine. (Mutes moved to [`super::moderation`] when they gained a scope.)
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
@@ -93,7 +94,7 @@ impl Deferred {
     }
 }
 
-/// Storage for comments, videos and mutes.
+/// Storage for comments, videos and the outbox.
 #[async_trait]
 pub trait DanmakuStore: Send + Sync {
     /// Stores one comment durably and returns it with its id.
@@ -123,10 +124,6 @@ pub trait DanmakuStore: Send + Sync {
     async fn put_video(&self, v: Video) -> Result<bool, StoreError>;
     /// The whole catalog, by id.
     async fn list_videos(&self) -> Result<Vec<Video>, StoreError>;
-    /// Mutes `sub` until `until_ms` (unix ms).
-    async fn put_mute(&self, sub: &str, until_ms: u64) -> Result<(), StoreError>;
-    /// Mutes still in force at `now_ms`.
-    async fn list_mutes(&self, now_ms: u64) -> Result<Vec<(String, u64)>, StoreError>;
     /// Records that the live event of change `kind` to comment `id` was not published
     /// (the bus was away), so that some node publishes it once the bus is back.
     /// Recording the same change twice keeps one record.
@@ -365,35 +362,6 @@ impl DanmakuStore for SqliteStore {
                 });
             }
             Ok(out)
-        })
-        .await
-    }
-
-    async fn put_mute(&self, sub: &str, until_ms: u64) -> Result<(), StoreError> {
-        let sub = sub.to_string();
-        self.write(move |c| {
-            c.execute(
-                "INSERT INTO mutes (sub, until_ms) VALUES (?1, ?2)
-                 ON CONFLICT (sub) DO UPDATE SET until_ms = excluded.until_ms",
-                params![sub, until_ms as i64],
-            )
-            .map(|_| ())
-            .map_err(unavailable)
-        })
-        .await
-    }
-
-    async fn list_mutes(&self, now_ms: u64) -> Result<Vec<(String, u64)>, StoreError> {
-        self.with(move |c| {
-            let mut st = c
-                .prepare("SELECT sub, until_ms FROM mutes WHERE until_ms > ?1")
-                .map_err(unavailable)?;
-            let rows = st
-                .query_map([now_ms as i64], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-                })
-                .map_err(unavailable)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
         })
         .await
     }

@@ -6,6 +6,7 @@
 
 pub mod danmaku;
 pub mod engagement;
+pub mod moderation;
 pub mod postgres;
 pub mod schedules;
 pub mod sqlite;
@@ -34,10 +35,16 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Durable storage. Each engine also stores schedules ([`ScheduleStore`]).
+/// Durable storage: the sum of one facet per concern, each implemented by both engines.
 #[async_trait]
 pub trait Store:
-    danmaku::DanmakuStore + engagement::EngagementStore + ScheduleStore + Send + Sync + 'static
+    danmaku::DanmakuStore
+    + engagement::EngagementStore
+    + moderation::ModerationStore
+    + ScheduleStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Declares or re-tiers a channel. Returns true when it did not exist before.
     async fn put_channel(&self, name: &str, tier: Tier) -> Result<bool, StoreError>;

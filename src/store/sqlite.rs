@@ -106,6 +106,42 @@ const MIGRATIONS: &[&str] = &[
         UPDATE danmaku_density SET n = n - 1
             WHERE video = old.video AND second = old.time_ms / 1000 AND audience = old.audience;
     END;",
+    // Moderation (src/store/moderation.rs): mutes gain a scope ('' everywhere, else a
+    // video id), a reason and who set them (the table is rebuilt: its key changes; the
+    // mutes in force carry over as global ones); room moderators; the audit log.
+    "CREATE TABLE mutes_scoped (
+        sub TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        until_ms INTEGER NOT NULL,
+        reason TEXT,
+        by_sub TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (sub, scope)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO mutes_scoped (sub, scope, until_ms, reason, by_sub, created_at)
+        SELECT sub, '', until_ms, NULL, 'unknown', 0 FROM mutes;
+    DROP TABLE mutes;
+    ALTER TABLE mutes_scoped RENAME TO mutes;
+    CREATE INDEX mutes_until ON mutes (until_ms);
+    CREATE TABLE moderators (
+        video TEXT NOT NULL,
+        sub TEXT NOT NULL,
+        granted_by TEXT NOT NULL,
+        granted_at INTEGER NOT NULL,
+        PRIMARY KEY (video, sub)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE moderation_audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        actor_role TEXT NOT NULL CHECK (actor_role IN ('admin', 'moderator')),
+        action TEXT NOT NULL,
+        video TEXT,
+        target TEXT NOT NULL,
+        reason TEXT,
+        detail TEXT NOT NULL CHECK (json_valid(detail))
+    ) STRICT;
+    CREATE INDEX moderation_audit_video ON moderation_audit (video, id);",
 ];
 
 /// Most writes committed in one transaction.

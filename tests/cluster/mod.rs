@@ -6,9 +6,10 @@
 //! its own Redis key prefix and PostgreSQL schema, so they run in parallel.
 //!
 //! The harness (services, nodes, cleanup) is in `common::cluster`; the tests are in the
-//! submodules, by what they prove.
+//! submodules, by what they prove (`moderation`: mutes and grants across nodes).
 
 mod delivery;
+mod moderation;
 mod outages;
 mod presence;
 mod recovery;

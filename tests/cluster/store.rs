@@ -10,6 +10,7 @@ async fn postgres_answers_every_store_query_like_sqlite() {
             ScheduleRecord, ScheduleStore, Store,
             danmaku::{DanmakuStore, Deferred, HistoryQuery, NewDanmaku, Video},
             engagement::EngagementStore,
+            moderation::ModerationStore,
             postgres::PgStore,
             sqlite::SqliteStore,
         },
@@ -69,8 +70,7 @@ async fn postgres_answers_every_store_query_like_sqlite() {
         };
         assert!(s.put_video(v.clone()).await.unwrap());
         assert!(!s.put_video(v).await.unwrap());
-        s.put_mute("u1", 10_000).await.unwrap();
-        s.put_mute("u2", 10).await.unwrap();
+        moderation_writes(s).await;
         let rec = ScheduleRecord {
             id: "s-1".into(),
             definition: r#"{"name":"n"}"#.into(),
@@ -129,9 +129,69 @@ async fn postgres_answers_every_store_query_like_sqlite() {
         sqlite.list_videos().await.unwrap(),
         pg.list_videos().await.unwrap()
     );
+    // Moderation: mutes in force (expired ones never listed), grants, the audit log
+    // (appended only by the writes that changed something) and its paging.
+    let mutes = sqlite.list_mutes(1000).await.unwrap();
+    assert_eq!(mutes, pg.list_mutes(1000).await.unwrap());
     assert_eq!(
-        sqlite.list_mutes(1000).await.unwrap(),
-        pg.list_mutes(1000).await.unwrap()
+        mutes
+            .iter()
+            .map(|m| (m.sub.as_str(), m.video.as_deref()))
+            .collect::<Vec<_>>(),
+        [("u1", None), ("u3", Some("v1"))]
+    );
+    for video in [None, Some("v1"), Some("v2")] {
+        assert_eq!(
+            sqlite.list_moderators(video).await.unwrap(),
+            pg.list_moderators(video).await.unwrap(),
+            "{video:?}"
+        );
+    }
+    assert_eq!(sqlite.list_moderators(None).await.unwrap().len(), 2);
+    for (video, before_id, limit) in [
+        (None, None, 100),
+        (None, Some(4), 2),
+        (Some("v1"), None, 100),
+        (Some("v2"), None, 1),
+    ] {
+        let q = danmaku::store::moderation::AuditQuery {
+            video: video.map(str::to_string),
+            before_id,
+            limit,
+        };
+        let (a, b) = (
+            sqlite.audit_page(q.clone()).await.unwrap(),
+            pg.audit_page(q.clone()).await.unwrap(),
+        );
+        assert_eq!(a, b, "{q:?}");
+        assert!(!a.is_empty(), "{q:?}");
+        assert!(a.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    }
+    let all = sqlite
+        .audit_page(danmaku::store::moderation::AuditQuery {
+            video: None,
+            before_id: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter()
+            .rev()
+            .map(|e| e.entry.action.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "user_muted",
+            "user_muted",
+            "user_muted",
+            "user_muted",
+            "moderator_added",
+            "moderator_added",
+            "moderator_added",
+            "moderator_removed",
+            "user_unmuted",
+            "comment_deleted",
+        ]
     );
     assert_eq!(
         sqlite.list_schedules().await.unwrap(),
@@ -173,8 +233,9 @@ async fn postgres_answers_every_store_query_like_sqlite() {
         density(pg.density("v1").await.unwrap()),
     );
     assert_eq!(a, b);
-    // 32 live comments on v1 (40 minus the 8 on v2), minus the deleted 3.
-    assert_eq!(a.iter().map(|r| r.count).sum::<u32>(), 31);
+    // 32 comments on v1 (40 minus the 8 on v2), minus the deleted 3 and 6 (the latter by
+    // a moderator: `tombstone_audited` keeps the density too).
+    assert_eq!(a.iter().map(|r| r.count).sum::<u32>(), 30);
     assert!(sqlite.density("nothing").await.unwrap().is_empty());
 
     // Catch-up records: one per change, oldest first (a comment before its deletion),
@@ -230,4 +291,97 @@ async fn postgres_answers_every_store_query_like_sqlite() {
     all.sort_unstable();
     assert_eq!(all, (1..=40).collect::<Vec<_>>(), "a: {a:?} b: {b:?}");
     cleanup(&svc, &ns).await;
+}
+
+/// The same moderation writes on either engine, checking each one's answer.
+async fn moderation_writes(s: &dyn danmaku::store::Store) {
+    use danmaku::store::moderation::{Action, Grant, Mute, NewAudit};
+    let audit = |action: Action, video: Option<&str>, target: &str| NewAudit {
+        at: 7,
+        actor: "root".into(),
+        actor_role: "admin".into(),
+        action,
+        video: video.map(str::to_string),
+        target: target.into(),
+        reason: Some("why".into()),
+        detail: r#"{"k":1}"#.into(),
+    };
+    let mute = |sub: &str, video: Option<&str>, until: u64| Mute {
+        sub: sub.into(),
+        video: video.map(str::to_string),
+        until,
+        reason: (until > 100).then(|| "spam".to_string()),
+        by: "root".into(),
+        created_at: 5,
+    };
+    for (sub, video, until) in [
+        ("u1", None, 10_000),
+        ("u2", None, 10),
+        ("u3", Some("v1"), 20_000),
+        ("u4", Some("v2"), 30_000),
+    ] {
+        s.put_mute(
+            mute(sub, video, until),
+            audit(Action::UserMuted, video, sub),
+        )
+        .await
+        .unwrap();
+    }
+    let grant = |video: &str, sub: &str| Grant {
+        video: video.into(),
+        sub: sub.into(),
+        by: "root".into(),
+        at: 9,
+    };
+    for (video, sub) in [("v1", "m1"), ("v2", "m1"), ("v1", "m2")] {
+        let (g, created) = s
+            .put_moderator(
+                grant(video, sub),
+                audit(Action::ModeratorAdded, Some(video), sub),
+            )
+            .await
+            .unwrap();
+        assert!(created);
+        assert_eq!(g, grant(video, sub));
+    }
+    // Again: the first grant stands, nothing is audited.
+    let (g, created) = s
+        .put_moderator(
+            Grant {
+                at: 99,
+                ..grant("v1", "m1")
+            },
+            audit(Action::ModeratorAdded, Some("v1"), "m1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((g.at, created), (9, false));
+    let removed = audit(Action::ModeratorRemoved, Some("v2"), "m1");
+    assert!(
+        s.delete_moderator("v2", "m1", removed.clone())
+            .await
+            .unwrap()
+    );
+    assert!(!s.delete_moderator("v2", "m1", removed).await.unwrap());
+    // Lifting: the mute in force goes; an expired one (u2 ended at 10) is not lifted.
+    let unmuted = audit(Action::UserUnmuted, Some("v2"), "u4");
+    assert!(
+        s.lift_mute("u4", Some("v2"), 1000, unmuted.clone())
+            .await
+            .unwrap()
+    );
+    assert!(!s.lift_mute("u4", Some("v2"), 1000, unmuted).await.unwrap());
+    assert!(
+        !s.lift_mute("u2", None, 1000, audit(Action::UserUnmuted, None, "u2"))
+            .await
+            .unwrap()
+    );
+    // A moderator's deletion: the tombstone and its row, once.
+    let deleted = audit(Action::CommentDeleted, Some("v1"), "6");
+    assert!(s.tombstone_audited(6, 50, deleted.clone()).await.unwrap());
+    assert!(!s.tombstone_audited(6, 51, deleted).await.unwrap());
+    assert_eq!(
+        s.get_danmaku(6).await.unwrap().unwrap().deleted_at,
+        Some(50)
+    );
 }

@@ -134,6 +134,14 @@ impl TestApp {
             .expect("mint")
     }
 
+    /// Mints a one-hour token whose `mod` claim lists `videos` (a room moderator of each).
+    pub fn token_mod(&self, sub: &str, role: Role, videos: &[&str]) -> String {
+        let videos: Vec<String> = videos.iter().map(|v| v.to_string()).collect();
+        self.signer
+            .mint_with_mod(sub, role, Some(sub), Duration::from_secs(3600), &videos)
+            .expect("mint")
+    }
+
     /// Full URL of a path.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

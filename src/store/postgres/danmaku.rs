@@ -1,4 +1,4 @@
-//! Comment, catalog and mute reads (writes go through the writer), and the
+//! Comment and catalog reads (writes go through the writer), and the
 //! [`DanmakuStore`] glue.
 
 use async_trait::async_trait;
@@ -149,28 +149,6 @@ impl DanmakuStore for PgStore {
                     id,
                     tier,
                 })
-            })
-            .collect()
-    }
-
-    async fn put_mute(&self, sub: &str, until_ms: u64) -> Result<(), StoreError> {
-        self.write(Write::PutMute(sub.to_string(), until_ms))
-            .await
-            .map(|_| ())
-    }
-
-    async fn list_mutes(&self, now_ms: u64) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows = sqlx::query("SELECT sub, until_ms FROM mutes WHERE until_ms > $1")
-            .bind(now_ms as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0).map_err(unavailable)?,
-                    r.try_get::<i64, _>(1).map_err(unavailable)? as u64,
-                ))
             })
             .collect()
     }

@@ -96,6 +96,34 @@ const MIGRATIONS: &[&str] = &[
     END $$;
     CREATE TRIGGER danmaku_density_track AFTER INSERT OR UPDATE OF deleted_at ON danmaku
         FOR EACH ROW EXECUTE FUNCTION danmaku_density_track();",
+    // Moderation (src/store/moderation.rs): mutes gain a scope ('' everywhere, else a
+    // video id; the mutes in force carry over as global ones), a reason and who set
+    // them; room moderators; the audit log.
+    "ALTER TABLE mutes ADD COLUMN scope TEXT NOT NULL DEFAULT '',
+        ADD COLUMN reason TEXT,
+        ADD COLUMN by_sub TEXT NOT NULL DEFAULT 'unknown',
+        ADD COLUMN created_at BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE mutes DROP CONSTRAINT mutes_pkey, ADD PRIMARY KEY (sub, scope);
+    CREATE INDEX mutes_until ON mutes (until_ms);
+    CREATE TABLE moderators (
+        video TEXT NOT NULL,
+        sub TEXT NOT NULL,
+        granted_by TEXT NOT NULL,
+        granted_at BIGINT NOT NULL,
+        PRIMARY KEY (video, sub)
+    );
+    CREATE TABLE moderation_audit (
+        id BIGSERIAL PRIMARY KEY,
+        at BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        actor_role TEXT NOT NULL CHECK (actor_role IN ('admin', 'moderator')),
+        action TEXT NOT NULL,
+        video TEXT,
+        target TEXT NOT NULL,
+        reason TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX moderation_audit_video ON moderation_audit (video, id);",
 ];
 
 /// Applies pending migrations in one transaction, serialized across nodes.

@@ -12,13 +12,15 @@
 //! keeps comment ids (`BIGSERIAL`) increasing in commit order.
 //!
 //! Files, one concern each: `migrations.rs` (versioned schema), `writer.rs` (the writer
-//! task and every write's SQL), `danmaku.rs` (comment, catalog and mute reads),
-//! `engagement.rs` (likes and density) and `schedules.rs` (schedule reads). This file holds the [`PgStore`] handle and the
-//! [`Store`] glue.
+//! task and every write's SQL), `danmaku.rs` (comment and catalog reads),
+//! `engagement.rs` (likes and density), `moderation.rs` (moderators, mutes, the audit
+//! log) and `schedules.rs` (schedule reads). This file holds the [`PgStore`] handle and
+//! the [`Store`] glue.
 
 mod danmaku;
 mod engagement;
 mod migrations;
+mod moderation;
 mod schedules;
 mod writer;
 

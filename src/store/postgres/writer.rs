@@ -22,6 +22,7 @@ use crate::{
     store::{
         ScheduleRecord, StoreError,
         danmaku::{NewDanmaku, Video},
+        moderation::{Grant, Mute, NewAudit, scope_of},
     },
 };
 
@@ -39,7 +40,16 @@ pub(super) enum Write {
     /// Comment id, user, liked, at: answers the count, or `Done::Unit` when no such comment.
     SetLike(i64, String, bool, u64),
     PutVideo(Video),
-    PutMute(String, u64),
+    /// Moderation writes carry their audit row, appended in the same savepoint only
+    /// when the state changed (src/store/moderation.rs).
+    PutModerator(Grant, NewAudit),
+    /// Video, sub, audit.
+    DeleteModerator(String, String, NewAudit),
+    PutMute(Mute, NewAudit),
+    /// Sub, video (`None`: everywhere), now, audit.
+    LiftMute(String, Option<String>, u64, NewAudit),
+    /// Comment id, at, audit.
+    TombstoneAudited(i64, u64, NewAudit),
     PutSchedule(ScheduleRecord),
     DeleteSchedule(String),
     SetPaused(String, bool),
@@ -54,6 +64,8 @@ pub(super) enum Done {
     Flag(bool),
     Id(i64),
     Count(usize),
+    /// The stored grant, and whether this write created it.
+    Grant(Grant, bool),
     Unit,
 }
 
@@ -187,6 +199,25 @@ async fn insert_row(c: &mut PgConnection, d: &NewDanmaku) -> Result<i64, sqlx::E
     .await
 }
 
+/// Appends one audit row inside the action's savepoint.
+async fn insert_audit(c: &mut PgConnection, a: &NewAudit) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO moderation_audit (at, actor, actor_role, action, video, target, reason, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(a.at as i64)
+    .bind(&a.actor)
+    .bind(&a.actor_role)
+    .bind(a.action.as_str())
+    .bind(&a.video)
+    .bind(&a.target)
+    .bind(&a.reason)
+    .bind(&a.detail)
+    .execute(c)
+    .await
+    .map(|_| ())
+}
+
 /// Applies one write inside the batch transaction.
 async fn apply(c: &mut PgConnection, w: &Write) -> Result<Done, sqlx::Error> {
     let now = now_millis() as i64;
@@ -282,16 +313,102 @@ async fn apply(c: &mut PgConnection, w: &Write) -> Result<Done, sqlx::Error> {
             .await?;
             Done::Flag(inserted)
         }
-        Write::PutMute(sub, until) => {
-            sqlx::query(
-                "INSERT INTO mutes (sub, until_ms) VALUES ($1, $2)
-                 ON CONFLICT (sub) DO UPDATE SET until_ms = excluded.until_ms",
+        Write::PutModerator(g, audit) => {
+            let created = sqlx::query(
+                "INSERT INTO moderators (video, sub, granted_by, granted_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
             )
-            .bind(sub)
-            .bind(*until as i64)
-            .execute(c)
+            .bind(&g.video)
+            .bind(&g.sub)
+            .bind(&g.by)
+            .bind(g.at as i64)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+                > 0;
+            if created {
+                insert_audit(&mut *c, audit).await?;
+                return Ok(Done::Grant(g.clone(), true));
+            }
+            let (video, sub, by, at): (String, String, String, i64) = sqlx::query_as(
+                "SELECT video, sub, granted_by, granted_at FROM moderators
+                 WHERE video = $1 AND sub = $2",
+            )
+            .bind(&g.video)
+            .bind(&g.sub)
+            .fetch_one(c)
             .await?;
+            Done::Grant(
+                Grant {
+                    video,
+                    sub,
+                    by,
+                    at: at as u64,
+                },
+                false,
+            )
+        }
+        Write::DeleteModerator(video, sub, audit) => {
+            let gone = sqlx::query("DELETE FROM moderators WHERE video = $1 AND sub = $2")
+                .bind(video)
+                .bind(sub)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+                > 0;
+            if gone {
+                insert_audit(c, audit).await?;
+            }
+            Done::Flag(gone)
+        }
+        Write::PutMute(m, audit) => {
+            sqlx::query(
+                "INSERT INTO mutes (sub, scope, until_ms, reason, by_sub, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (sub, scope) DO UPDATE SET until_ms = excluded.until_ms,
+                   reason = excluded.reason, by_sub = excluded.by_sub,
+                   created_at = excluded.created_at",
+            )
+            .bind(&m.sub)
+            .bind(scope_of(m.video.as_deref()))
+            .bind(m.until as i64)
+            .bind(&m.reason)
+            .bind(&m.by)
+            .bind(m.created_at as i64)
+            .execute(&mut *c)
+            .await?;
+            insert_audit(c, audit).await?;
             Done::Unit
+        }
+        Write::LiftMute(sub, video, now, audit) => {
+            let lifted =
+                sqlx::query("DELETE FROM mutes WHERE sub = $1 AND scope = $2 AND until_ms > $3")
+                    .bind(sub)
+                    .bind(scope_of(video.as_deref()))
+                    .bind(*now as i64)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected()
+                    > 0;
+            if lifted {
+                insert_audit(c, audit).await?;
+            }
+            Done::Flag(lifted)
+        }
+        Write::TombstoneAudited(id, at, audit) => {
+            let done = sqlx::query(
+                "UPDATE danmaku SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .bind(id)
+            .bind(*at as i64)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+                > 0;
+            if done {
+                insert_audit(c, audit).await?;
+            }
+            Done::Flag(done)
         }
         Write::PutSchedule(rec) => {
             sqlx::query(
