@@ -29,6 +29,7 @@ pictures=(
   "heatmap-phone.png         heatmap-phone.png"
   "zh-CN.png                 zh-CN.png"
   "artplayer.png             artplayer.png"
+  "admin-moderation.png      admin-moderation.png"
 )
 
 manifest=docs/screenshots/MANIFEST

@@ -94,7 +94,16 @@ pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String
     for v in store.list_videos().await.map_err(|e| e.to_string())? {
         directory.set_video(&v.id, v.tier);
     }
-    let moderation = Arc::new(crate::moderation::Service::new(store.clone()).await?);
+    let flood = crate::moderation::FloodSettings {
+        default: (cfg.moderation.flood_max > 0).then(|| crate::moderation::FloodRule {
+            max_comments: cfg.moderation.flood_max,
+            window_s: cfg.moderation.flood_window_s,
+            mute_s: cfg.moderation.flood_mute_s,
+            escalation: cfg.moderation.flood_escalation.clone(),
+        }),
+        offence_window_ms: cfg.moderation.flood_offence_window_s.saturating_mul(1000),
+    };
+    let moderation = Arc::new(crate::moderation::Service::new(store.clone(), flood).await?);
     let danmaku = crate::danmaku::Service::new(
         cfg.policy.clone(),
         &cfg.danmaku.block_words,
@@ -209,8 +218,8 @@ async fn sync_mirrors(state: Arc<State>) {
     }
 }
 
-/// Cluster mode: re-reads room moderators and mutes in force every
-/// [`crate::moderation::SYNC_EVERY`], so that a mute or a grant made through another node
+/// Cluster mode: re-reads room moderators, mutes, slow modes and flood rules in force
+/// every [`crate::moderation::SYNC_EVERY`], so that a change made through another node
 /// applies here within a second (the general mirror loop's one second would not leave
 /// room for the read itself). With the embedded store this node is the only writer.
 async fn sync_moderation(state: Arc<State>) {
@@ -226,7 +235,7 @@ async fn sync_moderation(state: Arc<State>) {
             _ = shutdown.started() => break,
         }
         if let Err(e) = state.moderation.sync().await {
-            tracing::warn!(error = %e, "cannot refresh moderators and mutes from the store");
+            tracing::warn!(error = %e, "cannot refresh moderation state from the store");
         }
     }
 }

@@ -1,6 +1,7 @@
 // danmaku admin console, the entry module (admin.html loads it): pushes, schedules,
-// video and channel tiers, presence, and comment moderation, all through the public
-// REST API with an admin token. Each panel is a module in static/admin/:
+// video and channel tiers, presence, and moderation, all through the public REST API
+// with an admin token (Moderation also with a room moderator's). Each panel is a module
+// in static/admin/:
 //
 //   state.js       the shared state, the token, `call` (REST with the token)
 //   session.js     sign-in: demo admin, pasted JWT, sign-out, the role badge
@@ -9,7 +10,7 @@
 //   schedules.js   the Schedules panel
 //   catalog.js     videos and declared channels, with their tiers
 //   presence.js    the Presence table
-//   moderation.js  comments of a video, delete, mute
+//   moderation.js  one video's comments, room moderators, mutes, audit log
 //
 // This file only wires them: the language (static/lib/i18n.js: the markup's keys are
 // filled in first; each panel redraws its own text on a switch), DOM handlers, the
@@ -25,7 +26,7 @@ import { wirePush } from './admin/push.js';
 import { loadSchedules, wireSchedules } from './admin/schedules.js';
 import { loadChannels, loadVideos, wireCatalog } from './admin/catalog.js';
 import { loadPresence, wirePresence } from './admin/presence.js';
-import { loadComments, wireModeration } from './admin/moderation.js';
+import { applyModerationRole, loadComments, wireModeration } from './admin/moderation.js';
 import { $ } from './lib/util.js';
 import { applyTo, wireLocaleSelect } from './lib/i18n.js';
 
@@ -37,6 +38,7 @@ async function refreshAll() {
   await whoAmI();
   await Promise.all([loadVideos(), loadChannels(), loadSchedules()]);
   loadPresence();
+  applyModerationRole();
   loadComments();
 }
 

@@ -5,7 +5,7 @@
 //! count, a non-admin never reaches an admin operation, and a moderation operation on a
 //! video succeeds exactly for admins and that video's moderators (by stored grant or by
 //! the token's `mod` claim; moderating another video gives nothing) — a refused one
-//! changing nothing.
+//! changing nothing. Moderation operations include slow mode and a video's flood rule.
 //!
 //! proptest drives a synchronous closure, so the test owns its tokio runtime and blocks
 //! on each case; the server runs on that runtime's worker threads meanwhile.
@@ -84,6 +84,10 @@ enum Op {
     ModModerators,
     /// Grant someone moderation of [`MOD_VIDEO`] (admins only, moderators included).
     GrantModerator,
+    /// Put [`MOD_VIDEO`] in slow mode (`PUT /api/videos/{id}/slow-mode`).
+    SetSlowMode,
+    /// Set [`MOD_VIDEO`]'s own flood rule (`PUT /api/videos/{id}/flood-rule`).
+    SetFloodRule,
 }
 
 /// How a grant reaches the caller.
@@ -155,6 +159,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Op::ModAudit),
         1 => Just(Op::ModModerators),
         1 => Just(Op::GrantModerator),
+        1 => Just(Op::SetSlowMode),
+        1 => Just(Op::SetFloodRule),
     ];
     let via = prop_oneof![Just(Via::Claim), Just(Via::Stored)];
     let moderates = prop_oneof![
@@ -701,6 +707,46 @@ async fn run_step(
             check(granted == want.is_ok(), || {
                 format!("{s:?}: granted afterwards: {granted}")
             })?;
+        }
+        Op::SetSlowMode | Op::SetFloodRule => {
+            let (path, body) = match s.op {
+                Op::SetSlowMode => (
+                    format!("/api/videos/{MOD_VIDEO}/slow-mode"),
+                    json!({"seconds": 1, "roles": ["guest"]}),
+                ),
+                _ => (
+                    format!("/api/videos/{MOD_VIDEO}/flood-rule"),
+                    json!({"max_comments": 1000, "window_s": 1, "mute_s": 1}),
+                ),
+            };
+            let (status, body, _) = call(app, reqwest::Method::PUT, &path, token, Some(body)).await;
+            let want = model_mod_op(role, s.moderates);
+            check_mod_op(s, want, status, &body, 200)?;
+            // Set exactly when allowed (a flood rule of its own says `source: video`);
+            // an admin then clears it, so every step starts without one.
+            let resp = app
+                .http
+                .get(app.url(&path))
+                .header("X-Api-Key", API_KEY)
+                .send()
+                .await
+                .expect("read the rule");
+            let (status, rule) = status_json(resp).await;
+            let set =
+                status == 200 && (matches!(s.op, Op::SetSlowMode) || rule["source"] == "video");
+            check(set == want.is_ok(), || {
+                format!("{s:?}: set afterwards: {set} ({status} {rule})")
+            })?;
+            if set {
+                let resp = app
+                    .http
+                    .delete(app.url(&path))
+                    .header("X-Api-Key", API_KEY)
+                    .send()
+                    .await
+                    .expect("clear the rule");
+                assert_eq!(resp.status().as_u16(), 204);
+            }
         }
         Op::Mute => {
             let (status, body, _) = call(

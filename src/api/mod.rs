@@ -15,6 +15,7 @@ pub mod engagement;
 pub mod error;
 pub mod moderation;
 pub mod push;
+pub mod room_rules;
 pub mod schedules;
 pub mod videos;
 
@@ -33,7 +34,7 @@ pub enum ApiTags {
     Auth,
     /// The video catalog, comments (danmaku), moderation and bilibili XML.
     Videos,
-    /// Room moderators, scoped mutes and the audit log.
+    /// Room moderators, scoped mutes, slow mode, flood rules and the audit log.
     Moderation,
 }
 
@@ -44,6 +45,7 @@ pub type Api = (
     videos::VideosApi,
     engagement::EngagementApi,
     moderation::ModerationApi,
+    room_rules::RoomRulesApi,
     schedules::SchedulesApi,
     demo::AuthApi,
 );
@@ -57,6 +59,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             videos::VideosApi,
             engagement::EngagementApi,
             moderation::ModerationApi,
+            room_rules::RoomRulesApi,
             schedules::SchedulesApi,
             demo::AuthApi,
         ),

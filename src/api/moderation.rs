@@ -125,7 +125,7 @@ pub struct MuteInfo {
     pub until: u64,
     #[oai(nullable)]
     pub reason: Option<String>,
-    /// Who muted (their sub; `system` for API keys).
+    /// Who muted (their sub; `system` for API keys and automatic mutes).
     pub by: String,
     /// Unix milliseconds.
     pub created_at: u64,
@@ -165,22 +165,27 @@ pub struct AuditItem {
     pub id: i64,
     /// Unix milliseconds.
     pub at: u64,
-    /// The actor's sub (`system` for API keys).
+    /// The actor's sub (`system` for API keys and for what the server did by itself).
     pub actor: String,
-    /// `admin` or `moderator`: the power the actor used.
+    /// `admin` or `moderator`: the power the actor used; `system` for an automatic
+    /// mute (a flood rule tripped).
     pub actor_role: String,
     /// `moderator_added`, `moderator_removed`, `comment_deleted`, `user_muted`,
-    /// `user_unmuted`.
+    /// `user_unmuted`, `auto_muted`, `slow_mode_set`, `slow_mode_cleared`,
+    /// `flood_rule_set`, `flood_rule_cleared`.
     pub action: String,
     /// The video concerned; `null` for an action everywhere (a global mute).
     #[oai(nullable)]
     pub video: Option<String>,
-    /// A user's sub, or a comment id (as a string) for `comment_deleted`.
+    /// A user's sub, a comment id (as a string) for `comment_deleted`, or the video id
+    /// for slow-mode and flood-rule changes.
     pub target: String,
     #[oai(nullable)]
     pub reason: Option<String>,
     /// More about the action: a deleted comment's `author`, `text`, `time`,
-    /// `created_at`; a mute's `seconds` and `until`.
+    /// `created_at`; a mute's `seconds` and `until` (an automatic one's also `offence`,
+    /// `max_comments`, `window_s`); a slow mode's `seconds`, `roles`, `until`; a flood
+    /// rule's `max_comments`, `window_s`, `mute_s`, `escalation`.
     pub detail: serde_json::Value,
 }
 
@@ -228,12 +233,12 @@ pub struct AuditPage {
 }
 
 /// The example video id shown in Swagger UI.
-fn example_video() -> String {
+pub(super) fn example_video() -> String {
     "bbb-2008".into()
 }
 
 /// The example user id shown in Swagger UI.
-fn example_sub() -> String {
+pub(super) fn example_sub() -> String {
     "u-1029".into()
 }
 
@@ -373,7 +378,8 @@ impl ModerationApi {
     }
 
     /// The audit log, newest first: every moderator added or removed, comment deleted by
-    /// a moderator or an admin, and user muted or unmuted, with who, when and why.
+    /// a moderator or an admin, user muted (by hand or automatically) or unmuted, slow
+    /// mode and flood rule set or cleared, with who, when and why.
     ///
     /// Admins read everything or one video's (`video`); moderators must name a video
     /// they moderate. Page with `before_id` = the previous page's `next_before_id`.

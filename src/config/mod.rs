@@ -2,7 +2,8 @@
 //! (clap reads both, so precedence is flag > env > file > default).
 //!
 //! Settings come in groups, one per subsystem, each a TOML section with its own flags:
-//! `[server]`, `[auth]`, `[ws]`, `[limits]`, `[danmaku]`, `[store]`, `[bus]`, each
+//! `[server]`, `[auth]`, `[ws]`, `[limits]`, `[danmaku]`, `[moderation]`, `[store]`,
+//! `[bus]`, each
 //! declared once with the `group!` macro (`macros.rs`) in the file of that name (`engines`
 //! for the last two), plus the `[policy.*]` tables. Flag and env names predate the
 //! sections and did not change. This file owns the whole: [`Config`],
@@ -15,6 +16,7 @@ mod macros;
 mod auth;
 mod danmaku;
 mod engines;
+mod moderation;
 mod server;
 mod ws;
 
@@ -31,6 +33,7 @@ pub use self::{
         StoreEngine, redacted,
     },
     macros::{SECRET_KEYS, Setting, debug_field},
+    moderation::{ModerationArgs, ModerationConfig, check_flood_rule},
     server::{Cidr, LimitsArgs, LimitsConfig, ServerArgs, ServerConfig},
     ws::{WsArgs, WsConfig},
 };
@@ -50,6 +53,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[danmaku]`: the comment service.
     pub danmaku: DanmakuConfig,
+    /// `[moderation]`: the default flood rule.
+    pub moderation: ModerationConfig,
     /// `[store]`: the database engine.
     pub store: StoreConfig,
     /// `[bus]`: the event bus engine.
@@ -60,12 +65,13 @@ pub struct Config {
 }
 
 /// The top-level tables a file may hold (the sections above).
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     ServerConfig::SECTION,
     AuthConfig::SECTION,
     WsConfig::SECTION,
     LimitsConfig::SECTION,
     DanmakuConfig::SECTION,
+    ModerationConfig::SECTION,
     StoreConfig::SECTION,
     BusConfig::SECTION,
     "policy",
@@ -79,6 +85,7 @@ pub fn settings() -> Vec<Setting> {
         WsArgs::settings(),
         LimitsArgs::settings(),
         DanmakuArgs::settings(),
+        ModerationArgs::settings(),
         StoreArgs::settings(),
         BusArgs::settings(),
     ]
@@ -103,6 +110,8 @@ pub struct ConfigArgs {
     #[command(flatten)]
     pub danmaku: DanmakuArgs,
     #[command(flatten)]
+    pub moderation: ModerationArgs,
+    #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
     pub bus: BusArgs,
@@ -120,6 +129,7 @@ impl ConfigArgs {
         self.ws.overlay(&mut cfg.ws);
         self.limits.overlay(&mut cfg.limits);
         self.danmaku.overlay(&mut cfg.danmaku);
+        self.moderation.overlay(&mut cfg.moderation);
         self.store.overlay(&mut cfg.store);
         self.bus.overlay(&mut cfg.bus);
         cfg.validate()?;
@@ -147,6 +157,7 @@ impl Config {
         self.auth.validate()?;
         self.ws.validate()?;
         self.limits.validate()?;
+        self.moderation.validate()?;
         self.store.validate()?;
         self.bus.validate()
     }

@@ -64,6 +64,12 @@ pub struct View {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[oai(skip_serializing_if_is_none)]
     pub liked: Option<bool>,
+    /// Only in the reply to a post (REST 201 body, WebSocket `danmaku` reply), when the
+    /// video is in slow mode for the poster's role: the seconds they must now wait
+    /// between two comments there, so the page can show it. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub slow_mode_s: Option<u32>,
 }
 
 /// The author as viewers see them: a display name only.
@@ -90,6 +96,7 @@ impl View {
             created_at: s.d.created_at,
             likes: s.likes,
             liked: None,
+            slow_mode_s: None,
         }
     }
 }
@@ -112,6 +119,9 @@ pub struct Service {
     blocked: BlockList,
     /// Last post time (unix ms) per user, for cooldowns.
     cooldowns: Cache<Arc<str>, u64>,
+    /// Last post time (unix ms) per (video, user) in videos in slow mode, with the
+    /// interval then in force (the entry expires after it).
+    slowed: Cache<(Arc<str>, Arc<str>), SlowEntry>,
     /// Mutes and room moderators. Danmaku asks moderation (never the other way round):
     /// whether a poster is muted where they post, and whether a deleter moderates the
     /// comment's video; moderation knows nothing of posting.
@@ -133,6 +143,52 @@ impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service").finish_non_exhaustive()
     }
+}
+
+/// A poster's last comment in a video in slow mode, and the interval then in force.
+#[derive(Debug, Clone, Copy)]
+struct SlowEntry {
+    /// Unix milliseconds.
+    at: u64,
+    /// Milliseconds.
+    interval: u64,
+}
+
+/// Forgets a [`SlowEntry`] once its interval has passed: it can refuse nothing more.
+struct SlowExpiry;
+
+impl moka::Expiry<(Arc<str>, Arc<str>), SlowEntry> for SlowExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &(Arc<str>, Arc<str>),
+        value: &SlowEntry,
+        _created_at: std::time::Instant,
+    ) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_millis(value.interval))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &(Arc<str>, Arc<str>),
+        value: &SlowEntry,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<std::time::Duration>,
+    ) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_millis(value.interval))
+    }
+}
+
+/// 429 `cooldown`: the wait, and whether slow mode imposes it.
+fn slowed_down(wait_ms: u64, slow_s: Option<u32>) -> Refusal {
+    let secs = wait_ms as f64 / 1000.0;
+    Refusal::rate_limited(
+        "cooldown",
+        match slow_s {
+            Some(s) => format!("slow mode ({s} s in this video): next comment in {secs:.1} s"),
+            None => format!("slow down: next comment in {secs:.1} s"),
+        },
+        wait_ms,
+    )
 }
 
 /// The channel of a video's room.
@@ -162,6 +218,10 @@ impl Service {
             cooldowns: Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(std::time::Duration::from_millis(longest))
+                .build(),
+            slowed: Cache::builder()
+                .max_capacity(1_000_000)
+                .expire_after(SlowExpiry)
                 .build(),
             moderation,
             history_cache: Cache::builder()
@@ -229,7 +289,9 @@ impl Service {
         Self::check_read(tier, who.role)?;
         let now = now_millis();
         self.moderation.check_post(&who.sub, video, now)?;
-        self.take_cooldown(who, now).await?;
+        let slow_s = self.moderation.slow_mode_for(video, who.role, now);
+        self.take_cooldown(who, video, slow_s, now).await?;
+        self.moderation.count_post(who, video, now).await?;
         let new = NewDanmaku {
             video: video.to_string(),
             time_ms: valid.time_ms,
@@ -245,15 +307,29 @@ impl Service {
         let inserted = match ack {
             Some(ack) => {
                 self.store
-                    .insert_danmaku_then(new, Box::new(move |s| ack(&View::of(s))))
+                    .insert_danmaku_then(
+                        new,
+                        Box::new(move |s| {
+                            let mut view = View::of(s);
+                            view.slow_mode_s = slow_s;
+                            ack(&view)
+                        }),
+                    )
                     .await
             }
             None => self.store.insert_danmaku(new).await,
         };
-        let stored = inserted.map_err(|e| {
-            tracing::error!(error = %e, "danmaku insert failed");
-            Refusal::unavailable("store_unavailable", "the comment was not stored; retry")
-        })?;
+        let stored = match inserted {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(error = %e, "danmaku insert failed");
+                self.moderation.uncount_post(who, video, now).await;
+                return Err(Refusal::unavailable(
+                    "store_unavailable",
+                    "the comment was not stored; retry",
+                ));
+            }
+        };
         self.invalidate(video).await;
         self.heatmaps
             .record(video, stored.d.time_ms, stored.d.audience, 1)
@@ -261,7 +337,8 @@ impl Service {
         self.metrics
             .danmaku_posted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let view = View::of(&stored);
+        let mut view = View::of(&stored);
+        view.slow_mode_s = slow_s;
         let mut event = comment_event(&stored, tier);
         let free_groups = role_bit(Role::Guest) | role_bit(Role::Free);
         if event.target.mask & free_groups != 0
@@ -286,32 +363,70 @@ impl Service {
         })
     }
 
-    /// Atomically checks and records the poster's cooldown.
-    async fn take_cooldown(&self, who: &Identity, now: u64) -> Result<(), Refusal> {
+    /// Atomically checks and records the poster's cooldown: the role's, everywhere,
+    /// and in a video in slow mode for the poster's role (`slow_s`), max(role
+    /// cooldown, slow-mode interval) since their last comment in that video. Nothing is
+    /// recorded for a refused post: the room's wait is only read before the role's
+    /// cooldown is taken, and taken after it (a concurrent post of the same user in the
+    /// same room that passed the read is then refused by whichever take comes second).
+    async fn take_cooldown(
+        &self,
+        who: &Identity,
+        video: &str,
+        slow_s: Option<u32>,
+        now: u64,
+    ) -> Result<(), Refusal> {
         let cooldown = self.policy.of(who.role).map(|p| p.cooldown_ms).unwrap_or(0);
-        if cooldown == 0 {
-            return Ok(());
+        let room = slow_s.map(|s| {
+            (
+                (Arc::<str>::from(video), who.sub.clone()),
+                (s as u64 * 1000).max(cooldown),
+            )
+        });
+        if let Some((key, interval)) = &room
+            && let Some(last) = self.slowed.get(key).await
+        {
+            let since = now.saturating_sub(last.at);
+            if since < *interval {
+                return Err(slowed_down(*interval - since, slow_s));
+            }
         }
+        if cooldown > 0 {
+            let result = self
+                .cooldowns
+                .entry(who.sub.clone())
+                .and_compute_with(|entry| {
+                    let op = match entry {
+                        Some(e) if now.saturating_sub(*e.value()) < cooldown => Op::Nop,
+                        _ => Op::Put(now),
+                    };
+                    std::future::ready(op)
+                })
+                .await;
+            if let CompResult::Unchanged(e) = result {
+                let wait = cooldown - now.saturating_sub(*e.value());
+                return Err(slowed_down(wait, None));
+            }
+        }
+        let Some((key, interval)) = room else {
+            return Ok(());
+        };
         let result = self
-            .cooldowns
-            .entry(who.sub.clone())
+            .slowed
+            .entry(key)
             .and_compute_with(|entry| {
                 let op = match entry {
-                    Some(e) if now.saturating_sub(*e.value()) < cooldown => Op::Nop,
-                    _ => Op::Put(now),
+                    Some(e) if now.saturating_sub(e.value().at) < interval => Op::Nop,
+                    _ => Op::Put(SlowEntry { at: now, interval }),
                 };
                 std::future::ready(op)
             })
             .await;
         match result {
-            CompResult::Unchanged(e) => {
-                let wait = cooldown - now.saturating_sub(*e.value());
-                Err(Refusal::rate_limited(
-                    "cooldown",
-                    format!("slow down: next comment in {:.1} s", wait as f64 / 1000.0),
-                    wait,
-                ))
-            }
+            CompResult::Unchanged(e) => Err(slowed_down(
+                interval - now.saturating_sub(e.value().at),
+                slow_s,
+            )),
             _ => Ok(()),
         }
     }

@@ -4,7 +4,10 @@
 //!
 //! Recorded: moderator added and removed, comment deleted by a moderator or an admin (an
 //! author's own recall is not moderation and is not recorded), user muted and unmuted
-//! (with the scope as `video`, `null` for everywhere).
+//! (with the scope as `video`, `null` for everywhere), user muted automatically by a
+//! flood rule (actor and role `system`; these rows are also the offence count that
+//! escalates the next automatic mute), slow mode and flood rule set and cleared (the
+//! target is the video).
 
 use super::{Authority, Service};
 use crate::{

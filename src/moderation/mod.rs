@@ -1,10 +1,13 @@
 //! Moderation: who may moderate a video's room ([`moderators`]), scoped mutes with an
-//! expiry and a reason ([`mutes`]) and the audit log of every moderation action
-//! ([`audit`]).
+//! expiry and a reason ([`mutes`]), slow mode per video ([`slow_mode`]), flood rules
+//! that mute automatically and escalate ([`flood`]) and the audit log of every
+//! moderation action ([`audit`]).
 //!
-//! A domain service beside `danmaku`, which asks it two things: whether a poster is
-//! muted where they post ([`Service::check_post`]) and whether a caller moderates the
-//! video of a comment they delete ([`Service::authority`]). The arrow goes that way only:
+//! A domain service beside `danmaku`, which asks it: whether a poster is muted where
+//! they post ([`Service::check_post`]), the slow-mode interval that applies to them
+//! there ([`Service::slow_mode_for`]), whether the post trips the flood rule
+//! ([`Service::count_post`]) and whether a caller moderates the video of a comment they
+//! delete ([`Service::authority`]). The arrow goes that way only:
 //! `danmaku` → `moderation` → `store`/`access`/`model`. Moderation never imports
 //! `danmaku` (it builds the audit row of a deletion from the stored comment, a store
 //! type), so posting can consult mutes without a cycle, and the store facet
@@ -18,28 +21,35 @@
 //! without it). Everyone else gets 403 `not_moderator` for moderator actions, with no
 //! side effect (every check runs before the store is written).
 //!
-//! **Mirrors.** Grants and mutes in force are mirrored in memory, so that posting checks
-//! a mute without a store read. Local writes update the mirror right after their commit;
-//! on a cluster (a shared PostgreSQL) every node re-reads both from the store every
-//! [`SYNC_EVERY`] (`server::sync_moderation`), so a mute or a grant made through one node
-//! applies on the others within a second. Expiry needs no job: a mute applies while
-//! `now < until`, compared at each check.
+//! **Mirrors.** Grants, mutes, slow modes and flood rules in force are mirrored in
+//! memory, so that posting checks them without a store read. Local writes update the
+//! mirror right after their commit; on a cluster (a shared PostgreSQL) every node
+//! re-reads all four from the store every [`SYNC_EVERY`] (`server::sync_moderation`),
+//! so a change made through one node applies on the others within a second. Expiry
+//! needs no job: a mute or a slow mode applies while `now < until`, compared at each
+//! check.
 
 pub mod audit;
+pub mod flood;
 pub mod moderators;
 pub mod mutes;
+pub mod slow_mode;
 
 use std::{sync::Arc, time::Duration};
 
-pub use crate::store::moderation::{Action, AuditEntry, Grant, Mute};
+pub use self::flood::FloodSettings;
+pub use crate::store::{
+    moderation::{Action, AuditEntry, Grant, Mute},
+    room_rules::{FloodRule, SlowMode, StoredFloodRule},
+};
 use crate::{
     model::{Identity, Refusal, Role, channel::check_video_id},
     store::{Store, StoreError},
 };
 
-/// How often a cluster node re-reads grants and mutes from the shared store: well under
-/// the one second in which a change made through another node must apply here. Two
-/// small indexed reads per node per tick.
+/// How often a cluster node re-reads grants, mutes, slow modes and flood rules from the
+/// shared store: well under the one second in which a change made through another node
+/// must apply here. Four small reads per node per tick.
 pub const SYNC_EVERY: Duration = Duration::from_millis(250);
 
 /// Longest user id (the JWT `sub` cap as well).
@@ -67,11 +77,15 @@ impl Authority {
     }
 }
 
-/// Moderators, mutes and the audit log, shared by every transport.
+/// Moderators, mutes, room rules and the audit log, shared by every transport.
 pub struct Service {
     store: Arc<dyn Store>,
     grants: moderators::Grants,
     mutes: mutes::Mirror,
+    slow: slow_mode::Mirror,
+    flood_rules: flood::Rules,
+    flood: FloodSettings,
+    counters: flood::Counters,
     /// Serialises mirror updates and counts local ones: a store sync applies what it
     /// read only if no local write landed meanwhile (else it could drop a grant or a
     /// mute committed after its read; the next sync picks everything up).
@@ -86,12 +100,17 @@ impl std::fmt::Debug for Service {
 }
 
 impl Service {
-    /// Builds the service with the grants and mutes in force loaded from the store.
-    pub async fn new(store: Arc<dyn Store>) -> Result<Service, String> {
+    /// Builds the service with the grants, mutes and room rules in force loaded from the
+    /// store; `flood` is the default flood rule and its escalation memory.
+    pub async fn new(store: Arc<dyn Store>, flood: FloodSettings) -> Result<Service, String> {
         let svc = Service {
             store,
             grants: moderators::Grants::default(),
             mutes: mutes::Mirror::default(),
+            slow: slow_mode::Mirror::default(),
+            flood_rules: flood::Rules::default(),
+            flood,
+            counters: flood::Counters::default(),
             applied: std::sync::Mutex::new(0),
         };
         svc.sync().await.map_err(|e| e.to_string())?;
@@ -130,26 +149,30 @@ impl Service {
         }
     }
 
-    /// Re-reads grants and mutes in force from the store (startup; every
-    /// [`SYNC_EVERY`] on a cluster node).
+    /// Re-reads grants, mutes, slow modes and flood rules in force from the store
+    /// (startup; every [`SYNC_EVERY`] on a cluster node).
     pub async fn sync(&self) -> Result<(), StoreError> {
         let before = *self.lock();
         let now = crate::model::time::now_millis();
         let grants = self.store.list_moderators(None).await?;
         let mutes = self.store.list_mutes(now).await?;
+        let slow = self.store.list_slow_modes(now).await?;
+        let rules = self.store.list_flood_rules().await?;
         let applied = self.lock();
         if *applied == before {
             self.grants.replace(grants);
             self.mutes.replace(mutes);
+            self.slow.replace(slow);
+            self.flood_rules.replace(rules);
         }
         Ok(())
     }
 
     /// Applies a local change to the mirrors, after its commit (see `applied`).
-    fn apply_local(&self, f: impl FnOnce(&moderators::Grants, &mutes::Mirror)) {
+    fn apply_local(&self, f: impl FnOnce(&Service)) {
         let mut applied = self.lock();
         *applied += 1;
-        f(&self.grants, &self.mutes);
+        f(self);
     }
 
     /// The mirror lock; a panic elsewhere never leaves the counter unusable.

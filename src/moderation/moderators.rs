@@ -140,7 +140,7 @@ impl Service {
             .put_moderator(grant, entry)
             .await
             .map_err(unavailable("moderator grant"))?;
-        self.apply_local(|grants, _| grants.insert(video, sub));
+        self.apply_local(|s| s.grants.insert(video, sub));
         if created {
             tracing::info!(video, sub, by = %who.sub, "room moderator added");
         }
@@ -175,7 +175,7 @@ impl Service {
             .delete_moderator(video, sub, entry)
             .await
             .map_err(unavailable("moderator removal"))?;
-        self.apply_local(|grants, _| grants.remove(video, sub));
+        self.apply_local(|s| s.grants.remove(video, sub));
         if !existed {
             return Err(Refusal::not_found(
                 "unknown_moderator",

@@ -37,7 +37,7 @@ impl Mirror {
     }
 
     /// Records a mute already stored (replacing the same scope), dropping what expired.
-    fn set(&self, m: Mute, now: u64) {
+    pub(super) fn set(&self, m: Mute, now: u64) {
         let map = self.by_sub.pin();
         let mut mine: Vec<Mute> = map
             .get(&m.sub)
@@ -181,7 +181,7 @@ impl Service {
             .put_mute(m.clone(), entry)
             .await
             .map_err(unavailable("mute"))?;
-        self.apply_local(|_, mutes| mutes.set(m.clone(), now));
+        self.apply_local(|s| s.mutes.set(m.clone(), now));
         tracing::info!(sub = %m.sub, video = ?m.video, until = m.until, by = %who.sub, "user muted");
         Ok(m)
     }
@@ -217,7 +217,7 @@ impl Service {
             .lift_mute(sub, video, now, entry)
             .await
             .map_err(unavailable("unmute"))?;
-        self.apply_local(|_, mutes| mutes.lift(sub, video));
+        self.apply_local(|s| s.mutes.lift(sub, video));
         if !lifted {
             return Err(Refusal::not_found(
                 "unknown_mute",

@@ -8,6 +8,7 @@ pub mod danmaku;
 pub mod engagement;
 pub mod moderation;
 pub mod postgres;
+pub mod room_rules;
 pub mod schedules;
 pub mod sqlite;
 
@@ -41,6 +42,7 @@ pub trait Store:
     danmaku::DanmakuStore
     + engagement::EngagementStore
     + moderation::ModerationStore
+    + room_rules::RoomRulesStore
     + ScheduleStore
     + Send
     + Sync

@@ -64,9 +64,34 @@ pub enum Action {
     CommentDeleted,
     UserMuted,
     UserUnmuted,
+    /// A user muted by the server itself: the video's flood rule tripped (actor
+    /// `system`, role `system`).
+    AutoMuted,
+    /// Slow mode set (or replaced) in a video.
+    SlowModeSet,
+    /// Slow mode cleared in a video.
+    SlowModeCleared,
+    /// A video's own flood rule set (or replaced).
+    FloodRuleSet,
+    /// A video's own flood rule removed: the configured default applies again.
+    FloodRuleCleared,
 }
 
 impl Action {
+    /// Every action, in declaration order.
+    pub const ALL: [Action; 10] = [
+        Action::ModeratorAdded,
+        Action::ModeratorRemoved,
+        Action::CommentDeleted,
+        Action::UserMuted,
+        Action::UserUnmuted,
+        Action::AutoMuted,
+        Action::SlowModeSet,
+        Action::SlowModeCleared,
+        Action::FloodRuleSet,
+        Action::FloodRuleCleared,
+    ];
+
     /// The stored and wire spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -75,20 +100,17 @@ impl Action {
             Action::CommentDeleted => "comment_deleted",
             Action::UserMuted => "user_muted",
             Action::UserUnmuted => "user_unmuted",
+            Action::AutoMuted => "auto_muted",
+            Action::SlowModeSet => "slow_mode_set",
+            Action::SlowModeCleared => "slow_mode_cleared",
+            Action::FloodRuleSet => "flood_rule_set",
+            Action::FloodRuleCleared => "flood_rule_cleared",
         }
     }
 
     /// Reads the stored spelling.
     pub fn parse(s: &str) -> Option<Action> {
-        [
-            Action::ModeratorAdded,
-            Action::ModeratorRemoved,
-            Action::CommentDeleted,
-            Action::UserMuted,
-            Action::UserUnmuted,
-        ]
-        .into_iter()
-        .find(|a| a.as_str() == s)
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
     }
 }
 
@@ -99,7 +121,8 @@ pub struct NewAudit {
     pub at: u64,
     /// The actor's sub (`system` for API keys).
     pub actor: String,
-    /// `admin` or `moderator`: the power the actor used.
+    /// `admin` or `moderator`: the power the actor used; `system` for what the server
+    /// did by itself (an automatic mute).
     pub actor_role: String,
     pub action: Action,
     /// The video concerned; `None` for an action everywhere (a global mute).
@@ -173,7 +196,7 @@ pub trait ModerationStore: Send + Sync {
 const AUDIT_COLUMNS: &str = "id, at, actor, actor_role, action, video, target, reason, detail";
 
 /// Appends one audit row on `c` (inside the action's transaction).
-fn insert_audit(c: &Connection, a: &NewAudit) -> Result<(), StoreError> {
+pub(super) fn insert_audit(c: &Connection, a: &NewAudit) -> Result<(), StoreError> {
     c.prepare_cached(
         "INSERT INTO moderation_audit (at, actor, actor_role, action, video, target, reason, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

@@ -142,6 +142,44 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL CHECK (json_valid(detail))
     ) STRICT;
     CREATE INDEX moderation_audit_video ON moderation_audit (video, id);",
+    // Slow mode and flood rules per video (src/store/room_rules.rs); the audit log
+    // admits `system` as an actor role (automatic mutes; the table is rebuilt, SQLite
+    // cannot change a CHECK) and gains the index that counts a user's offences.
+    "CREATE TABLE slow_modes (
+        video TEXT PRIMARY KEY NOT NULL,
+        seconds INTEGER NOT NULL CHECK (seconds BETWEEN 1 AND 3600),
+        roles TEXT NOT NULL,
+        until_ms INTEGER,
+        by_sub TEXT NOT NULL,
+        set_at INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE flood_rules (
+        video TEXT PRIMARY KEY NOT NULL,
+        max_comments INTEGER NOT NULL,
+        window_s INTEGER NOT NULL,
+        mute_s INTEGER NOT NULL,
+        escalation TEXT NOT NULL CHECK (json_valid(escalation)),
+        by_sub TEXT NOT NULL,
+        set_at INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE moderation_audit_v2 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        actor_role TEXT NOT NULL CHECK (actor_role IN ('admin', 'moderator', 'system')),
+        action TEXT NOT NULL,
+        video TEXT,
+        target TEXT NOT NULL,
+        reason TEXT,
+        detail TEXT NOT NULL CHECK (json_valid(detail))
+    ) STRICT;
+    INSERT INTO moderation_audit_v2 (id, at, actor, actor_role, action, video, target, reason, detail)
+        SELECT id, at, actor, actor_role, action, video, target, reason, detail
+        FROM moderation_audit ORDER BY id;
+    DROP TABLE moderation_audit;
+    ALTER TABLE moderation_audit_v2 RENAME TO moderation_audit;
+    CREATE INDEX moderation_audit_video ON moderation_audit (video, id);
+    CREATE INDEX moderation_audit_target ON moderation_audit (video, target, action, at);",
 ];
 
 /// Most writes committed in one transaction.
@@ -485,5 +523,45 @@ impl Store for SqliteStore {
 
     fn name(&self) -> &'static str {
         "sqlite"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_rebuild_keeps_rows_and_ids_and_admits_the_system_role() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        // The schema just before migration 7 (slow modes, flood rules, the rebuild).
+        let before = 6;
+        for sql in &MIGRATIONS[..before] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", before).unwrap();
+        let insert = "INSERT INTO moderation_audit (id, at, actor, actor_role, action, video, target, detail)
+             VALUES (?1, 1, 'root', ?2, 'user_muted', 'v', 'u', '{}')";
+        conn.execute(insert, params![7, "admin"]).unwrap();
+        assert!(
+            conn.execute(insert, params![8, "system"]).is_err(),
+            "the old CHECK refuses system"
+        );
+        migrate(&mut conn).unwrap();
+        let kept: (i64, String) = conn
+            .query_row("SELECT id, actor FROM moderation_audit", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(kept, (7, "root".to_string()));
+        conn.execute(
+            "INSERT INTO moderation_audit (at, actor, actor_role, action, video, target, detail)
+             VALUES (2, 'system', 'system', 'auto_muted', 'v', 'u', '{}')",
+            [],
+        )
+        .unwrap();
+        let last: i64 = conn
+            .query_row("SELECT MAX(id) FROM moderation_audit", [], |r| r.get(0))
+            .unwrap();
+        assert!(last > 7, "ids keep increasing: {last}");
     }
 }

@@ -36,7 +36,10 @@ export async function whoAmI() {
     state.me = me;
     localize(badge, () => t('admin.badge.user', { name: me.name || me.sub || 'api', role: tValue('common.role.', me.role) }));
     badge.dataset.role = me.role;
-    if (me.role !== 'admin') {
+    const moderates = Array.isArray(me.moderates) ? me.moderates : [];
+    if (me.role !== 'admin' && moderates.length) {
+      setStatus(() => t('admin.signin.moderator', { sub: me.sub, videos: moderates.join(', ') }), 'warn');
+    } else if (me.role !== 'admin') {
       setStatus(() => t('admin.signin.not_admin', { role: tValue('common.role.', me.role) }), 'warn');
     } else {
       setStatus(() => t('admin.signin.ok', { sub: me.sub }), 'ok');

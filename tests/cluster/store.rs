@@ -200,6 +200,70 @@ async fn postgres_answers_every_store_query_like_sqlite() {
     assert!(pg.delete_schedule("s-1").await.unwrap());
     assert!(!pg.delete_schedule("s-1").await.unwrap());
 
+    // Slow modes and flood rules: set, replaced, cleared once, expired ones never
+    // listed; automatic mutes audited as `system` and counted per (video, user) since a
+    // time (the escalation's memory).
+    for s in stores {
+        room_rules_writes(s).await;
+    }
+    {
+        use danmaku::store::{moderation::Action, room_rules::RoomRulesStore};
+        for now in [0, 1500, 5000] {
+            let a = sqlite.list_slow_modes(now).await.unwrap();
+            assert_eq!(a, pg.list_slow_modes(now).await.unwrap(), "{now}");
+        }
+        let listed: Vec<(String, u32)> = sqlite
+            .list_slow_modes(1500)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.video, m.seconds))
+            .collect();
+        assert_eq!(listed, [("v3".to_string(), 45)]);
+        let rules = sqlite.list_flood_rules().await.unwrap();
+        assert_eq!(rules, pg.list_flood_rules().await.unwrap());
+        assert_eq!(
+            rules
+                .iter()
+                .map(|r| (r.video.as_str(), r.rule.escalation.clone()))
+                .collect::<Vec<_>>(),
+            [("v2", vec![60, 3600])]
+        );
+        for (video, target, since, want) in [
+            ("v1", "flooder", 0, 3),
+            ("v1", "flooder", 200, 2),
+            ("v1", "flooder", 301, 0),
+            ("v2", "flooder", 0, 1),
+            ("v1", "other", 0, 0),
+        ] {
+            let n = sqlite
+                .count_audit(video, target, Action::AutoMuted, since)
+                .await
+                .unwrap();
+            assert_eq!(
+                n,
+                pg.count_audit(video, target, Action::AutoMuted, since)
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(n, want, "{video} {target} since {since}");
+        }
+        let q = danmaku::store::moderation::AuditQuery {
+            video: None,
+            before_id: None,
+            limit: 100,
+        };
+        let (a, b) = (
+            sqlite.audit_page(q.clone()).await.unwrap(),
+            pg.audit_page(q).await.unwrap(),
+        );
+        assert_eq!(a, b);
+        assert!(
+            a.iter()
+                .any(|e| e.entry.actor_role == "system" && e.entry.action == Action::AutoMuted)
+        );
+    }
+
     // Likes: idempotent, counted on the comment, per user; a missing comment is None.
     // Density: kept by the triggers (inserts, the bulk insert and the tombstone of 3).
     for s in stores {
@@ -384,4 +448,106 @@ async fn moderation_writes(s: &dyn danmaku::store::Store) {
         s.get_danmaku(6).await.unwrap().unwrap().deleted_at,
         Some(50)
     );
+}
+
+/// The same slow-mode, flood-rule and automatic-mute writes on either engine.
+async fn room_rules_writes(s: &dyn danmaku::store::Store) {
+    use danmaku::{
+        model::Role,
+        store::{
+            moderation::{Action, Mute, NewAudit},
+            room_rules::{FloodRule, SlowMode, StoredFloodRule},
+        },
+    };
+    let audit = |action: Action, video: &str, target: &str, at: u64| NewAudit {
+        at,
+        actor: "system".into(),
+        actor_role: "system".into(),
+        action,
+        video: Some(video.into()),
+        target: target.into(),
+        reason: None,
+        detail: "{}".into(),
+    };
+    let slow = |video: &str, seconds: u32, until: Option<u64>| SlowMode {
+        video: video.into(),
+        seconds,
+        roles: vec![Role::Free, Role::Member],
+        until,
+        by: "ann".into(),
+        set_at: 3,
+    };
+    s.put_slow_mode(
+        slow("v1", 30, Some(1000)),
+        audit(Action::SlowModeSet, "v1", "v1", 1),
+    )
+    .await
+    .unwrap();
+    s.put_slow_mode(
+        slow("v3", 10, None),
+        audit(Action::SlowModeSet, "v3", "v3", 1),
+    )
+    .await
+    .unwrap();
+    // Replaced: the later one stands.
+    s.put_slow_mode(
+        SlowMode {
+            roles: vec![Role::Guest],
+            ..slow("v3", 45, None)
+        },
+        audit(Action::SlowModeSet, "v3", "v3", 2),
+    )
+    .await
+    .unwrap();
+    s.put_slow_mode(
+        slow("v4", 5, None),
+        audit(Action::SlowModeSet, "v4", "v4", 2),
+    )
+    .await
+    .unwrap();
+    let cleared = audit(Action::SlowModeCleared, "v4", "v4", 3);
+    assert!(s.clear_slow_mode("v4", 10, cleared.clone()).await.unwrap());
+    assert!(!s.clear_slow_mode("v4", 10, cleared.clone()).await.unwrap());
+    // v1's ended at 1000: not in force, so not cleared.
+    assert!(!s.clear_slow_mode("v1", 2000, cleared).await.unwrap());
+
+    let flood = |video: &str, escalation: Vec<u32>| StoredFloodRule {
+        video: video.into(),
+        rule: FloodRule {
+            max_comments: 5,
+            window_s: 10,
+            mute_s: 30,
+            escalation,
+        },
+        by: "ann".into(),
+        set_at: 4,
+    };
+    for (video, escalation) in [("v1", vec![]), ("v2", vec![60]), ("v2", vec![60, 3600])] {
+        s.put_flood_rule(
+            flood(video, escalation),
+            audit(Action::FloodRuleSet, video, video, 4),
+        )
+        .await
+        .unwrap();
+    }
+    let gone = audit(Action::FloodRuleCleared, "v1", "v1", 5);
+    assert!(s.delete_flood_rule("v1", gone.clone()).await.unwrap());
+    assert!(!s.delete_flood_rule("v1", gone).await.unwrap());
+
+    // Automatic mutes: a `system` actor role is accepted; the rows are the offences.
+    for (video, at) in [("v1", 100), ("v1", 200), ("v1", 300), ("v2", 100)] {
+        s.put_mute(
+            Mute {
+                sub: "flooder".into(),
+                video: Some(video.into()),
+                until: 1_000_000 + at,
+                reason: Some("flooding".into()),
+                by: "system".into(),
+                created_at: at,
+            },
+            audit(Action::AutoMuted, video, "flooder", at),
+        )
+        .await
+        .unwrap();
+    }
 }

@@ -107,6 +107,9 @@ impl TestApp {
         cfg.auth.api_keys = vec![API_KEY.into()];
         cfg.auth.leeway_s = 0;
         cfg.server.log = "warn".into();
+        // Many tests post in bursts as one user (cooldowns off): the default flood rule
+        // (10 comments in 20 s) would mute them. The flood tests turn it back on.
+        cfg.moderation.flood_max = 0;
         TestAppBuilder { cfg, dir }
     }
 

@@ -1,12 +1,15 @@
 //! Moderation: room moderators (stored grants and the `mod` claim), scoped mutes with
-//! expiry and reason, and the audit log, over real HTTP against a real server.
+//! expiry and reason, slow mode, flood rules and the audit log, over real HTTP against
+//! a real server.
 //!
 //! This module holds what its submodules share: a server without cooldowns (tests post
 //! repeatedly as the same user), a request helper and the catalog fixture.
 
 mod audit;
+mod flood;
 mod moderators;
 mod mutes;
+mod slow_mode;
 
 use serde_json::{Value, json};
 

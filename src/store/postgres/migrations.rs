@@ -124,6 +124,30 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL
     );
     CREATE INDEX moderation_audit_video ON moderation_audit (video, id);",
+    // Slow mode and flood rules per video (src/store/room_rules.rs); the audit log
+    // admits `system` as an actor role (automatic mutes) and gains the index that counts
+    // a user's offences.
+    "CREATE TABLE slow_modes (
+        video TEXT PRIMARY KEY,
+        seconds INTEGER NOT NULL CHECK (seconds BETWEEN 1 AND 3600),
+        roles TEXT NOT NULL,
+        until_ms BIGINT,
+        by_sub TEXT NOT NULL,
+        set_at BIGINT NOT NULL
+    );
+    CREATE TABLE flood_rules (
+        video TEXT PRIMARY KEY,
+        max_comments INTEGER NOT NULL,
+        window_s INTEGER NOT NULL,
+        mute_s INTEGER NOT NULL,
+        escalation TEXT NOT NULL,
+        by_sub TEXT NOT NULL,
+        set_at BIGINT NOT NULL
+    );
+    ALTER TABLE moderation_audit DROP CONSTRAINT moderation_audit_actor_role_check,
+        ADD CONSTRAINT moderation_audit_actor_role_check
+            CHECK (actor_role IN ('admin', 'moderator', 'system'));
+    CREATE INDEX moderation_audit_target ON moderation_audit (video, target, action, at);",
 ];
 
 /// Applies pending migrations in one transaction, serialized across nodes.

@@ -14,13 +14,15 @@
 //! Files, one concern each: `migrations.rs` (versioned schema), `writer.rs` (the writer
 //! task and every write's SQL), `danmaku.rs` (comment and catalog reads),
 //! `engagement.rs` (likes and density), `moderation.rs` (moderators, mutes, the audit
-//! log) and `schedules.rs` (schedule reads). This file holds the [`PgStore`] handle and
+//! log), `room_rules.rs` (slow modes, flood rules, offence counts) and `schedules.rs`
+//! (schedule reads). This file holds the [`PgStore`] handle and
 //! the [`Store`] glue.
 
 mod danmaku;
 mod engagement;
 mod migrations;
 mod moderation;
+mod room_rules;
 mod schedules;
 mod writer;
 

@@ -15,7 +15,7 @@ use crate::store::{
 };
 
 /// Reads a column, a decoding failure being corrupt data.
-fn col<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
+pub(super) fn col<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
     r: &'r PgRow,
     i: usize,
 ) -> Result<T, StoreError> {

@@ -23,6 +23,7 @@ use crate::{
         ScheduleRecord, StoreError,
         danmaku::{NewDanmaku, Video},
         moderation::{Grant, Mute, NewAudit, scope_of},
+        room_rules::{SlowMode, StoredFloodRule, escalation_text, roles_text},
     },
 };
 
@@ -50,6 +51,12 @@ pub(super) enum Write {
     LiftMute(String, Option<String>, u64, NewAudit),
     /// Comment id, at, audit.
     TombstoneAudited(i64, u64, NewAudit),
+    PutSlowMode(SlowMode, NewAudit),
+    /// Video, now, audit.
+    ClearSlowMode(String, u64, NewAudit),
+    PutFloodRule(StoredFloodRule, NewAudit),
+    /// Video, audit.
+    DeleteFloodRule(String, NewAudit),
     PutSchedule(ScheduleRecord),
     DeleteSchedule(String),
     SetPaused(String, bool),
@@ -409,6 +416,75 @@ async fn apply(c: &mut PgConnection, w: &Write) -> Result<Done, sqlx::Error> {
                 insert_audit(c, audit).await?;
             }
             Done::Flag(done)
+        }
+        Write::PutSlowMode(m, audit) => {
+            sqlx::query(
+                "INSERT INTO slow_modes (video, seconds, roles, until_ms, by_sub, set_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (video) DO UPDATE SET seconds = excluded.seconds,
+                   roles = excluded.roles, until_ms = excluded.until_ms,
+                   by_sub = excluded.by_sub, set_at = excluded.set_at",
+            )
+            .bind(&m.video)
+            .bind(m.seconds as i32)
+            .bind(roles_text(&m.roles))
+            .bind(m.until.map(|u| u as i64))
+            .bind(&m.by)
+            .bind(m.set_at as i64)
+            .execute(&mut *c)
+            .await?;
+            insert_audit(c, audit).await?;
+            Done::Unit
+        }
+        Write::ClearSlowMode(video, now, audit) => {
+            let cleared = sqlx::query(
+                "DELETE FROM slow_modes
+                 WHERE video = $1 AND (until_ms IS NULL OR until_ms > $2)",
+            )
+            .bind(video)
+            .bind(*now as i64)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+                > 0;
+            if cleared {
+                insert_audit(c, audit).await?;
+            }
+            Done::Flag(cleared)
+        }
+        Write::PutFloodRule(r, audit) => {
+            sqlx::query(
+                "INSERT INTO flood_rules
+                   (video, max_comments, window_s, mute_s, escalation, by_sub, set_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (video) DO UPDATE SET max_comments = excluded.max_comments,
+                   window_s = excluded.window_s, mute_s = excluded.mute_s,
+                   escalation = excluded.escalation, by_sub = excluded.by_sub,
+                   set_at = excluded.set_at",
+            )
+            .bind(&r.video)
+            .bind(r.rule.max_comments as i32)
+            .bind(r.rule.window_s as i32)
+            .bind(r.rule.mute_s as i32)
+            .bind(escalation_text(&r.rule.escalation))
+            .bind(&r.by)
+            .bind(r.set_at as i64)
+            .execute(&mut *c)
+            .await?;
+            insert_audit(c, audit).await?;
+            Done::Unit
+        }
+        Write::DeleteFloodRule(video, audit) => {
+            let gone = sqlx::query("DELETE FROM flood_rules WHERE video = $1")
+                .bind(video)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+                > 0;
+            if gone {
+                insert_audit(c, audit).await?;
+            }
+            Done::Flag(gone)
         }
         Write::PutSchedule(rec) => {
             sqlx::query(

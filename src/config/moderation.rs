@@ -1,0 +1,104 @@
+//! The `[moderation]` group: the default flood rule (what applies in a video without a
+//! rule of its own, `PUT /api/videos/{id}/flood-rule`) and how long an automatic mute
+//! counts toward the next one's escalation. Also the bounds of every flood rule, shared
+//! with the REST validation (`moderation::flood`), so a rule the file may set is one the
+//! API accepts too.
+
+group! {
+    /// `[moderation]`: the default flood rule and its escalation.
+    ["moderation"] ModerationConfig, ModerationArgs, "Moderation [moderation]" {
+        /// Default flood rule: a user who posts more than this many comments in one video
+        /// within `flood_window_s` is muted there (admins are exempt). 0 disables the
+        /// default (videos with their own rule keep it).
+        flood_max: u32 = 10 => (long = "flood-max", env = "DANMAKU_FLOOD_MAX");
+        /// The default flood rule's sliding window, in seconds.
+        flood_window_s: u32 = 20
+            => (long = "flood-window-s", env = "DANMAKU_FLOOD_WINDOW_S");
+        /// The default flood rule's first mute, in seconds.
+        flood_mute_s: u32 = 300 => (long = "flood-mute-s", env = "DANMAKU_FLOOD_MUTE_S");
+        /// The default flood rule's mutes for the 2nd, 3rd, … offence, in seconds (the
+        /// last one repeats). Comma-separated.
+        flood_escalation: Vec<u32> = vec![1800, 86400]
+            => (long = "flood-escalation", env = "DANMAKU_FLOOD_ESCALATION", value_delimiter = ',');
+        /// How long an automatic mute counts as an offence toward the next one's
+        /// escalation, in seconds (read from the audit log).
+        flood_offence_window_s: u64 = 86_400
+            => (long = "flood-offence-window-s", env = "DANMAKU_FLOOD_OFFENCE_WINDOW_S");
+    }
+}
+
+/// A flood rule's `max_comments`: 2 to this.
+pub const FLOOD_MAX_COMMENTS: u32 = 1000;
+/// A flood rule's `window_s`: 1 to this (one hour).
+pub const FLOOD_MAX_WINDOW_S: u32 = 3600;
+/// A flood rule's `mute_s`: 1 to this (one day).
+pub const FLOOD_MAX_MUTE_S: u32 = 86_400;
+/// Each escalation step: 1 to this (one year, the longest mute).
+pub const FLOOD_MAX_ESCALATION_S: u32 = 31_536_000;
+/// Most escalation steps.
+pub const FLOOD_MAX_STEPS: usize = 10;
+/// The offence window: 1 to this (one year).
+pub const FLOOD_MAX_OFFENCE_WINDOW_S: u64 = 31_536_000;
+
+/// Checks a flood rule's values; the error is a stable code and a message for people.
+pub fn check_flood_rule(
+    max_comments: u32,
+    window_s: u32,
+    mute_s: u32,
+    escalation: &[u32],
+) -> Result<(), (&'static str, String)> {
+    if !(2..=FLOOD_MAX_COMMENTS).contains(&max_comments) {
+        return Err((
+            "invalid_max_comments",
+            format!("max_comments is 2 to {FLOOD_MAX_COMMENTS}"),
+        ));
+    }
+    if !(1..=FLOOD_MAX_WINDOW_S).contains(&window_s) {
+        return Err((
+            "invalid_window",
+            format!("window_s is 1 to {FLOOD_MAX_WINDOW_S} seconds"),
+        ));
+    }
+    if !(1..=FLOOD_MAX_MUTE_S).contains(&mute_s) {
+        return Err((
+            "invalid_mute",
+            format!("mute_s is 1 to {FLOOD_MAX_MUTE_S} seconds"),
+        ));
+    }
+    if escalation.len() > FLOOD_MAX_STEPS
+        || escalation
+            .iter()
+            .any(|s| !(1..=FLOOD_MAX_ESCALATION_S).contains(s))
+    {
+        return Err((
+            "invalid_escalation",
+            format!(
+                "escalation is at most {FLOOD_MAX_STEPS} mutes of 1 to {FLOOD_MAX_ESCALATION_S} seconds"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl ModerationConfig {
+    /// Rejects a default flood rule the API would refuse (unless it is off).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.flood_max != 0 {
+            check_flood_rule(
+                self.flood_max,
+                self.flood_window_s,
+                self.flood_mute_s,
+                &self.flood_escalation,
+            )
+            .map_err(|(_, m)| {
+                format!("[moderation] default flood rule: {m} (flood_max 0 turns it off)")
+            })?;
+        }
+        if !(1..=FLOOD_MAX_OFFENCE_WINDOW_S).contains(&self.flood_offence_window_s) {
+            return Err(format!(
+                "moderation.flood_offence_window_s is 1 to {FLOOD_MAX_OFFENCE_WINDOW_S}"
+            ));
+        }
+        Ok(())
+    }
+}
