@@ -473,16 +473,31 @@ async fn run_step(
                 )
                 .await;
             }
+            // Each socket reads up to a sentinel that comes after the step's events on a
+            // path it is sure to get in order: the channel itself for its members (events
+            // of one channel are ordered; a broadcast may overtake a channel's batch
+            // window), the broadcast for every other socket.
             let sentinel = format!("sentinel{n}");
+            let channel_sentinel = format!("sentinel{n}-channel");
+            app.push_channel(
+                channel(tier),
+                json!({"payload": {"tag": channel_sentinel}, "audience": "everyone"}),
+            )
+            .await;
             app.admin_post(
                 "/api/push/broadcast",
                 json!({"event": "sentinel", "payload": {"tag": sentinel}}),
             )
             .await;
             for sock in open.iter_mut() {
+                let last = if sock.joined == Some(tier) {
+                    channel_sentinel.as_str()
+                } else {
+                    sentinel.as_str()
+                };
                 let (before, _) = sock
                     .c
-                    .until(|v| crate::common::tag_of(v) == Some(sentinel.as_str()))
+                    .until(|v| crate::common::tag_of(v) == Some(last))
                     .await;
                 for a in &audiences {
                     let tag = format!("ev{n}-{}", name(*a));

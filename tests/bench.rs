@@ -376,9 +376,13 @@ async fn viewers_on_every_node_get_what_was_acked_while_redis_was_down() {
         if caught_up >= deferred_now && deferred_now >= deferred {
             break;
         }
+        // The design's worst case: the bus reconnects within its 1 s backoff and 2 s
+        // connect timeout, holds publishes 2 s until every node listens, the catch-up
+        // waits SETTLE (1 s), and a record taken after a node's run waits one IDLE_CHECK
+        // (5 s): 11 s, plus slack for a loaded 2-core machine.
         assert!(
-            back.elapsed() < std::time::Duration::from_secs(10),
-            "{caught_up} of {deferred_now} recorded comments published within 10 s of Redis returning"
+            back.elapsed() < std::time::Duration::from_secs(15),
+            "{caught_up} of {deferred_now} recorded comments published within 15 s of Redis returning"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
