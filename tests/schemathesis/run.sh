@@ -18,7 +18,8 @@ max_time="${SCHEMATHESIS_MAX_TIME:-150}"
 venv=target/schemathesis-venv
 if [ ! -x "$venv/bin/schemathesis" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "schemathesis>=4,<5"
+  # Pinned: a CI run must not pick up a new release's behaviour unannounced.
+  "$venv/bin/pip" install -q "schemathesis==4.32.5" "hypothesis==6.170.17"
 fi
 bin="${DANMAKU_BIN:-target/debug/danmaku}"
 [ -x "$bin" ] || cargo build -q --bin danmaku
@@ -32,13 +33,16 @@ base="http://$addr"
 echo "schemathesis: server at $base, $max_examples examples per operation, ${max_time}s bound"
 
 status=0
+# One worker: with two, hypothesis 6.170's strategy cache crashed once inside the
+# coverage phase (a KeyError in its own code, reported as "Runtime Error"), a race in the
+# tool rather than anything the server did.
 timeout --signal=INT "$max_time" "$venv/bin/schemathesis" run "$base/openapi.json" \
   --url "$base/api" \
   --header "X-Api-Key: $key" \
   --checks all \
   --exclude-checks positive_data_acceptance,negative_data_rejection \
   --max-examples "$max_examples" \
-  --workers 2 \
+  --workers 1 \
   --seed 7 \
   --no-color || status=$?
 
