@@ -12,19 +12,15 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { BIN, CHROMIUM, ROOT, SHOTS, launchServer, rest as harnessRest, mint as harnessMint } from './harness.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(HERE, '../..');
-const BIN = process.env.DANMAKU_BIN || join(ROOT, 'target/debug/danmaku');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const SHOTS = join(ROOT, 'target/e2e');
 /** The packages' browser (UMD) builds: they set window.Artplayer / window.artplayerPluginDanmuku. */
+/** This folder: the npm packages are under its node_modules/. */
+const HERE = join(ROOT, 'tests/e2e');
 const VENDOR = {
   'artplayer.js': join(HERE, 'node_modules/artplayer/dist/artplayer.js'),
   'artplayer-plugin-danmuku.js': join(HERE, 'node_modules/artplayer-plugin-danmuku/dist/artplayer-plugin-danmuku.js'),
@@ -47,58 +43,22 @@ const cspViolations = [];
 // ---------------------------------------------------------------------------------------
 // Harness (the minimal part of e2e.test.mjs's)
 
-/** Starts the server binary and resolves with its base URL, read from the log. */
-function startServer() {
-  dataDir = mkdtempSync(join(tmpdir(), 'danmaku-e2e-art-data-'));
-  const log = createWriteStream(join(SHOTS, 'server.log'), { flags: 'a' });
-  const child = spawn(BIN, ['serve', '--demo', '--bind', '127.0.0.1:0', '--data-dir', dataDir], {
-    env: { ...process.env, NO_COLOR: '1', DANMAKU_LOG: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout.pipe(log);
-  return new Promise((resolveAddr, reject) => {
-    let buffered = '';
-    const timer = setTimeout(() => reject(new Error(`the server did not log "listening" within 30 s:\n${buffered}`)), 30_000);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`the server exited early (code ${code}, signal ${signal}):\n${buffered}`));
-    });
-    child.stderr.on('data', (chunk) => {
-      log.write(chunk);
-      if (buffered === null) return;
-      buffered += chunk.toString().replace(/\x1b\[[0-9;]*m/g, '');
-      const m = buffered.match(/listening addr=(\d+\.\d+\.\d+\.\d+:\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        buffered = null;
-        server = child;
-        resolveAddr(`http://${m[1]}`);
-      }
-    });
-  });
+/** The server binary on 127.0.0.1:0 (tests/e2e/harness.mjs); resolves with its base URL. */
+async function startServer() {
+  const started = await launchServer('artplayer');
+  server = started.child;
+  dataDir = started.dataDir;
+  return started.base;
 }
 
-/** JSON REST call; resolves with {status, json, text}. */
-async function rest(path, { method = 'GET', body, token } = {}) {
-  const headers = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  let json = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  return { status: res.status, json, text };
+/** A JSON REST call to this file's server: {status, json, text, retryAfter}. */
+function rest(path, opts) {
+  return harnessRest(base, path, opts);
 }
 
-/** A demo token (the server runs with --demo). */
-async function mint(sub, role) {
-  const r = await rest('/api/demo/token', { method: 'POST', body: { sub, role, name: sub } });
-  assert.equal(r.status, 200, r.text);
-  return r.json.token;
+/** A demo token from this file's server. */
+function mint(sub, role) {
+  return harnessMint(base, sub, role);
 }
 
 /**

@@ -13,17 +13,11 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { BIN, CHROMIUM, SHOTS, launchServer, rest as harnessRest, mint as harnessMint } from './harness.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = process.env.DANMAKU_BIN || join(ROOT, 'target/debug/danmaku');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const SHOTS = join(ROOT, 'target/e2e');
 const RUN = Date.now().toString(36);
 const VIDEO = 'heat';
 /** Two clusters (around 6 s and 16 s of the 24 s demo clip) and a few strays. */
@@ -47,58 +41,22 @@ let likedId = null;
 // ---------------------------------------------------------------------------------------
 // Harness (the pattern of e2e.test.mjs)
 
-/** Starts the server binary and resolves with its base URL, read from the log. */
-function startServer() {
-  dataDir = mkdtempSync(join(tmpdir(), 'danmaku-e2e-engagement-'));
-  const log = createWriteStream(join(SHOTS, 'server-engagement.log'), { flags: 'a' });
-  const child = spawn(BIN, ['serve', '--demo', '--bind', '127.0.0.1:0', '--data-dir', dataDir], {
-    env: { ...process.env, NO_COLOR: '1', DANMAKU_LOG: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout.pipe(log);
-  return new Promise((resolveAddr, reject) => {
-    let buffered = '';
-    const timer = setTimeout(() => reject(new Error(`the server did not log "listening" within 30 s:\n${buffered}`)), 30_000);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`the server exited early (code ${code}, signal ${signal}):\n${buffered}`));
-    });
-    child.stderr.on('data', (chunk) => {
-      log.write(chunk);
-      if (buffered === null) return;
-      buffered += chunk.toString().replace(/\x1b\[[0-9;]*m/g, '');
-      const m = buffered.match(/listening addr=(\d+\.\d+\.\d+\.\d+:\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        buffered = null;
-        server = child;
-        resolveAddr(`http://${m[1]}`);
-      }
-    });
-  });
+/** The server binary on 127.0.0.1:0 (tests/e2e/harness.mjs); resolves with its base URL. */
+async function startServer() {
+  const started = await launchServer('engagement');
+  server = started.child;
+  dataDir = started.dataDir;
+  return started.base;
 }
 
-/** One REST call with an optional bearer token; resolves with {status, json, text}. */
-async function rest(path, { method = 'GET', body, token } = {}) {
-  const headers = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  let json = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  return { status: res.status, json, text };
+/** A JSON REST call to this file's server: {status, json, text, retryAfter}. */
+function rest(path, opts) {
+  return harnessRest(base, path, opts);
 }
 
-/** A demo token for `sub` with `role`. */
-async function mint(sub, role) {
-  const r = await rest('/api/demo/token', { method: 'POST', body: { sub, role, name: sub } });
-  assert.equal(r.status, 200, r.text);
-  return r.json.token;
+/** A demo token from this file's server. */
+function mint(sub, role) {
+  return harnessMint(base, sub, role);
 }
 
 /** Posts a comment on the test video as the admin (no cooldown); resolves with its id. */
