@@ -8,9 +8,10 @@
 use crate::{
     danmaku::{
         formats::parse_bilibili,
-        rules::{self, BlockList, Draft},
+        rules::{self, Draft},
     },
     model::{Policy, Role},
+    store::review::{BlockAction, BlockRule, PatternKind, RuleSet},
     ws::protocol::{self, Op},
 };
 
@@ -78,14 +79,23 @@ pub fn danmaku_text(data: &[u8]) {
         audience: pick(32, if head & 128 != 0 { "all" } else { "members" }),
     };
     let policy = Policy::default();
-    let blocked = BlockList::new(["spoiler", "ＢＡＤ"]);
-    match rules::validate(&draft, role, &policy, &blocked) {
+    match rules::validate(&draft, role, &policy) {
         Ok(valid) => {
             let max = policy.of(role).map_or(0, |p| p.max_len);
             assert_eq!(rules::normalize_text(&valid.text), valid.text);
             assert!(!valid.text.is_empty());
             assert!(valid.text.chars().count() <= max);
-            assert!(!blocked.blocks(&valid.text));
+            // The block rules: a word rule matches exactly when its folded form is in
+            // the folded text; refusal outranks the regex's shadow.
+            let folded = crate::model::text::fold(&valid.text);
+            let verdict = block_rules().verdict(&folded);
+            let has_word = folded.contains("spoiler") || folded.contains("bad");
+            assert_eq!(
+                verdict == Some(BlockAction::Refuse),
+                has_word,
+                "{:?} → {verdict:?}",
+                valid.text
+            );
         }
         Err(r) => assert!(
             !matches!(
@@ -96,6 +106,31 @@ pub fn danmaku_text(data: &[u8]) {
             r.kind
         ),
     }
+}
+
+/// The block rules the text check screens with: two refused words (one full-width)
+/// and a shadowing regex, compiled once.
+fn block_rules() -> &'static crate::moderation::block::Compiled {
+    static RULES: std::sync::OnceLock<crate::moderation::block::Compiled> =
+        std::sync::OnceLock::new();
+    RULES.get_or_init(|| {
+        let rule = |kind, pattern: &str, action| BlockRule {
+            kind,
+            pattern: pattern.into(),
+            action,
+        };
+        crate::moderation::block::Compiled::new(RuleSet {
+            video: None,
+            rules: vec![
+                rule(PatternKind::Word, "spoiler", BlockAction::Refuse),
+                rule(PatternKind::Word, "ＢＡＤ", BlockAction::Refuse),
+                rule(PatternKind::Regex, r"23{4,}", BlockAction::Shadow),
+            ],
+            by: "fuzz".into(),
+            set_at: 0,
+        })
+        .expect("the fuzz rules compile")
+    })
 }
 
 /// `danmaku::formats::parse_bilibili`: it either refuses the file with a message or

@@ -104,9 +104,12 @@ pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String
         offence_window_ms: cfg.moderation.flood_offence_window_s.saturating_mul(1000),
     };
     let moderation = Arc::new(crate::moderation::Service::new(store.clone(), flood).await?);
+    // The configured block words become the global block rules the first time only.
+    moderation
+        .seed_block_words(&cfg.danmaku.block_words)
+        .await?;
     let danmaku = crate::danmaku::Service::new(
         cfg.policy.clone(),
-        &cfg.danmaku.block_words,
         cfg.danmaku.free_feed_rate,
         store.clone(),
         moderation.clone(),

@@ -5,7 +5,11 @@
 //! count, a non-admin never reaches an admin operation, and a moderation operation on a
 //! video succeeds exactly for admins and that video's moderators (by stored grant or by
 //! the token's `mod` claim; moderating another video gives nothing) — a refused one
-//! changing nothing. Moderation operations include slow mode and a video's flood rule.
+//! changing nothing. Moderation operations include slow mode, a video's flood rule,
+//! shadow bans, block rules (a video's and the global set), hold rules, the review queue
+//! and approvals. Each video also carries a shadowed and a held comment from the start:
+//! only that video's moderators and admins ever read them (marked with their state) in
+//! history; no export and no heatmap count carries them, whoever reads.
 //!
 //! proptest drives a synchronous closure, so the test owns its tokio runtime and blocks
 //! on each case; the server runs on that runtime's worker threads meanwhile.
@@ -88,6 +92,18 @@ enum Op {
     SetSlowMode,
     /// Set [`MOD_VIDEO`]'s own flood rule (`PUT /api/videos/{id}/flood-rule`).
     SetFloodRule,
+    /// Shadow-ban a user in [`MOD_VIDEO`] (`PUT /api/moderation/shadow-bans`).
+    ShadowBan,
+    /// Set [`MOD_VIDEO`]'s block rules (`PUT /api/moderation/rules`).
+    SetBlockRules,
+    /// Set the global block rules (admins only).
+    SetGlobalRules,
+    /// Hold [`MOD_VIDEO`]'s free posters for review (`PUT /api/videos/{id}/hold`).
+    SetHold,
+    /// Read [`MOD_VIDEO`]'s review queue.
+    ReadQueue,
+    /// Approve a comment an admin's post left held in [`MOD_VIDEO`].
+    Approve,
 }
 
 /// How a grant reaches the caller.
@@ -161,6 +177,12 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Op::GrantModerator),
         1 => Just(Op::SetSlowMode),
         1 => Just(Op::SetFloodRule),
+        1 => Just(Op::ShadowBan),
+        1 => Just(Op::SetBlockRules),
+        1 => Just(Op::SetGlobalRules),
+        1 => Just(Op::SetHold),
+        1 => Just(Op::ReadQueue),
+        1 => Just(Op::Approve),
     ];
     let via = prop_oneof![Just(Via::Claim), Just(Via::Stored)];
     let moderates = prop_oneof![
@@ -240,6 +262,17 @@ fn model_moderates(role: Role, m: ModOf) -> bool {
     }
 }
 
+/// Does the caller moderate `video` (one of the two), so that it sees hidden comments?
+fn model_moderates_video(role: Role, m: ModOf, video: &str) -> bool {
+    match (role, m) {
+        (Role::Guest, _) => false,
+        (Role::Admin, _) => true,
+        (_, ModOf::This(_)) => video == MOD_VIDEO,
+        (_, ModOf::Other(_)) => video == OTHER_VIDEO,
+        (_, ModOf::Nothing) => false,
+    }
+}
+
 /// The outcome of a moderator operation on [`MOD_VIDEO`]: success, or the refusal's
 /// status and code.
 fn model_mod_op(role: Role, m: ModOf) -> Result<(), (u16, &'static str)> {
@@ -284,6 +317,12 @@ fn video(tier: Tier) -> &'static str {
 /// Texts of the members-only comments seeded on each video.
 const SECRET_TEXT: &str = "members-only-seed";
 
+/// Texts of the shadowed and the held comment seeded on each video (by a member
+/// shadow-banned everywhere, and by an admin whose text a global `hold` rule matches):
+/// nobody but the video's moderators and admins may ever read them.
+const SHADOW_TEXT: &str = "shadowed-seed";
+const HELD_TEXT: &str = "held-seed";
+
 /// Declares the channels and videos and seeds a members-only comment on each video.
 async fn fixtures(app: &TestApp) {
     for t in [Tier::Free, Tier::Member, Tier::Admin] {
@@ -310,6 +349,63 @@ async fn fixtures(app: &TestApp) {
             .await;
         assert_eq!(status, 201, "seed {v}: {body}");
     }
+    let (status, body) = app
+        .admin_put(
+            "/api/moderation/rules",
+            json!({"rules": [{"kind": "word", "pattern": HELD_TEXT, "action": "hold"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for v in ["pv-free", "pv-member"] {
+        // One shadow-banned poster per video: no cooldown between the two seeds.
+        let poster = format!("shadowy-{v}");
+        let (status, body) = app
+            .admin_put(
+                "/api/moderation/shadow-bans",
+                json!({"sub": poster, "seconds": 31_536_000}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let shadowy = app.token(&poster, Role::Member);
+        let resp = app
+            .http
+            .post(app.url(&format!("/api/videos/{v}/danmaku")))
+            .bearer_auth(&shadowy)
+            .json(&json!({"text": SHADOW_TEXT, "time": 2.0}))
+            .send()
+            .await
+            .expect("post");
+        let (status, body) = status_json(resp).await;
+        assert!(
+            status == 201 && body.get("state").is_none(),
+            "{status} {body}"
+        );
+        let (status, body) = app
+            .admin_post(
+                &format!("/api/videos/{v}/danmaku"),
+                json!({"text": HELD_TEXT, "time": 3.0}),
+            )
+            .await;
+        assert!(status == 201 && body["state"] == "held", "{status} {body}");
+    }
+}
+
+/// Whether `items` (a history page) holds hidden seeds, and whether every one it holds
+/// is marked with its state.
+fn hidden_seeds(items: &[Value]) -> (usize, bool) {
+    let hidden: Vec<&Value> = items
+        .iter()
+        .filter(|i| i["text"] == SHADOW_TEXT || i["text"] == HELD_TEXT)
+        .collect();
+    let marked = hidden.iter().all(|i| {
+        i["state"]
+            == if i["text"] == SHADOW_TEXT {
+                "shadow"
+            } else {
+                "held"
+            }
+    });
+    (hidden.len(), marked)
 }
 
 /// Unique subs across cases, so cooldowns and mutes never carry over.
@@ -540,6 +636,11 @@ async fn run_step(
             let items = body["items"].as_array().cloned().unwrap_or_default();
             let members_only = items.iter().filter(|i| i["audience"] == "members").count();
             let seed = items.iter().any(|i| i["text"] == SECRET_TEXT);
+            let (hidden, marked) = hidden_seeds(&items);
+            let sees = model_moderates_video(role, s.moderates, video(tier));
+            check(hidden == if sees { 2 } else { 0 } && marked, || {
+                format!("{s:?}: {hidden} hidden seeds (marked: {marked}), model says {sees}")
+            })?;
             if model_sees_members_only(role) {
                 check(seed, || format!("{s:?}: members lost the seed"))?;
             } else {
@@ -584,7 +685,12 @@ async fn run_step(
             check(status == 200, || format!("{s:?}: heatmap {status} {h}"))?;
             let path = format!("/api/videos/{v}/danmaku?limit=10000");
             let (_, page, _) = call(app, reqwest::Method::GET, &path, token, None).await;
-            let shown = page["items"].as_array().map(Vec::len).unwrap_or(0) as u64;
+            // Hidden comments are never counted, whoever reads: a moderator's history
+            // shows them marked, which the count leaves out.
+            let shown = page["items"]
+                .as_array()
+                .map(|items| items.iter().filter(|i| i.get("state").is_none()).count())
+                .unwrap_or(0) as u64;
             check(h["total"].as_u64() == Some(shown), || {
                 format!(
                     "{s:?}: heatmap counts {} but history shows {shown}",
@@ -602,6 +708,11 @@ async fn run_step(
             let has_seed = text.contains(SECRET_TEXT);
             check(has_seed == model_sees_members_only(role), || {
                 format!("{s:?}: export has the members-only seed: {has_seed}")
+            })?;
+            let leaked = text.contains(&format!(">{SHADOW_TEXT}<"))
+                || text.contains(&format!(">{HELD_TEXT}<"));
+            check(!leaked, || {
+                format!("{s:?}: an export carries a hidden seed")
             })?;
         }
         Op::Push => {
@@ -763,6 +874,123 @@ async fn run_step(
                 assert_eq!(resp.status().as_u16(), 204);
             }
         }
+        Op::ShadowBan => {
+            let victim = format!("{sub}-shadowed");
+            let (status, body, _) = call(
+                app,
+                reqwest::Method::PUT,
+                "/api/moderation/shadow-bans",
+                token,
+                Some(json!({"sub": victim, "video": MOD_VIDEO, "seconds": 60})),
+            )
+            .await;
+            let want = model_mod_op(role, s.moderates);
+            check_mod_op(s, want, status, &body, 200)?;
+            let (_, list) = admin_get(app, "/api/moderation/shadow-bans").await;
+            let banned = list.as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|b| b["sub"] == victim && b["video"] == MOD_VIDEO)
+            });
+            check(banned == want.is_ok(), || {
+                format!("{s:?}: shadow-banned afterwards: {banned}")
+            })?;
+        }
+        Op::SetBlockRules | Op::SetGlobalRules => {
+            let video = matches!(s.op, Op::SetBlockRules).then_some(MOD_VIDEO);
+            let pattern = format!("prop-rule-{n}");
+            let mut rules = vec![json!({"kind": "word", "pattern": pattern, "action": "refuse"})];
+            if video.is_none() {
+                // Keep the global hold rule the seeds rely on.
+                rules.push(json!({"kind": "word", "pattern": HELD_TEXT, "action": "hold"}));
+            }
+            let (status, body, _) = call(
+                app,
+                reqwest::Method::PUT,
+                "/api/moderation/rules",
+                token,
+                Some(json!({"video": video, "rules": rules})),
+            )
+            .await;
+            let want = match video {
+                Some(_) => model_mod_op(role, s.moderates),
+                None => model_everywhere_op(role),
+            };
+            check_mod_op(s, want, status, &body, 200)?;
+            let read = match video {
+                Some(v) => format!("/api/moderation/rules?video={v}"),
+                None => "/api/moderation/rules".to_string(),
+            };
+            let (_, set) = admin_get(app, &read).await;
+            let has = set["rules"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r["pattern"] == pattern));
+            check(has == want.is_ok(), || {
+                format!("{s:?}: rule set afterwards: {has} ({set})")
+            })?;
+        }
+        Op::SetHold => {
+            let path = format!("/api/videos/{MOD_VIDEO}/hold");
+            let (status, body, _) = call(
+                app,
+                reqwest::Method::PUT,
+                &path,
+                token,
+                Some(json!({"roles": ["free"]})),
+            )
+            .await;
+            let want = model_mod_op(role, s.moderates);
+            check_mod_op(s, want, status, &body, 200)?;
+            let (st, _) = admin_get(app, &path).await;
+            check((st == 200) == want.is_ok(), || {
+                format!("{s:?}: hold rule afterwards: {st}")
+            })?;
+            if st == 200 {
+                let resp = app
+                    .http
+                    .delete(app.url(&path))
+                    .header("X-Api-Key", API_KEY)
+                    .send()
+                    .await
+                    .expect("clear the hold rule");
+                assert_eq!(resp.status().as_u16(), 204);
+            }
+        }
+        Op::ReadQueue => {
+            let path = format!("/api/moderation/queue?video={MOD_VIDEO}");
+            let (status, body, _) = call(app, reqwest::Method::GET, &path, token, None).await;
+            check_mod_op(s, model_mod_op(role, s.moderates), status, &body, 200)?;
+        }
+        Op::Approve => {
+            let text = format!("{HELD_TEXT} {n}");
+            let (status, held) = app
+                .admin_post(
+                    &format!("/api/videos/{MOD_VIDEO}/danmaku"),
+                    json!({"text": text, "time": 4.0}),
+                )
+                .await;
+            assert!(status == 201 && held["state"] == "held", "{status} {held}");
+            let id = held["id"].as_i64().expect("id");
+            let (status, body, _) = call(
+                app,
+                reqwest::Method::POST,
+                &format!("/api/danmaku/{id}/approve"),
+                token,
+                None,
+            )
+            .await;
+            let want = model_mod_op(role, s.moderates);
+            check_mod_op(s, want, status, &body, 200)?;
+            let (_, page) =
+                admin_get(app, &format!("/api/videos/{MOD_VIDEO}/danmaku?limit=10000")).await;
+            let state = page["items"]
+                .as_array()
+                .and_then(|items| items.iter().find(|i| i["id"] == id))
+                .map(|i| i.get("state").cloned().unwrap_or(json!("visible")));
+            let want_state = if want.is_ok() { "visible" } else { "held" };
+            check(state == Some(json!(want_state)), || {
+                format!("{s:?}: the comment is {state:?} afterwards, model says {want_state}")
+            })?;
+        }
         Op::Mute => {
             let (status, body, _) = call(
                 app,
@@ -802,6 +1030,18 @@ async fn run_step(
         }
     }
     Ok(())
+}
+
+/// GETs `path` with the admin API key.
+async fn admin_get(app: &TestApp, path: &str) -> (u16, Value) {
+    let resp = app
+        .http
+        .get(app.url(path))
+        .header("X-Api-Key", API_KEY)
+        .send()
+        .await
+        .expect("admin read");
+    status_json(resp).await
 }
 
 /// Compares an admin operation's status with the model.

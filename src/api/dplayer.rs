@@ -20,7 +20,7 @@ use crate::{
         MAX_LIMIT,
         formats::{dplayer_draft, dplayer_row},
     },
-    model::{Identity, Refusal, Role},
+    model::{Identity, Refusal},
     state::State,
     store::danmaku::HistoryQuery,
 };
@@ -91,20 +91,14 @@ pub async fn list(req: &Request, state: Data<&Arc<State>>, q: Query<ListQuery>) 
     let Some(video) = q.id.clone().filter(|v| !v.is_empty()) else {
         return fail(400, "id is required");
     };
-    let role = who.as_ref().map(|w| w.role).unwrap_or(Role::Guest);
     let limit = q.max.or(q.limit);
     let query = HistoryQuery {
-        video,
-        from_ms: None,
-        to_ms: None,
-        after_id: None,
-        limit: limit.unwrap_or(MAX_LIMIT),
-        members: false,
         newest: limit.is_some(),
+        ..HistoryQuery::of(video, limit.unwrap_or(MAX_LIMIT), false)
     };
     match state
         .danmaku
-        .history_rows(&state.directory, role, query)
+        .history_rows(&state.directory, who.as_deref(), query)
         .await
     {
         Ok(rows) => ok(Value::Array(rows.iter().map(dplayer_row).collect())),

@@ -15,6 +15,7 @@ pub mod engagement;
 pub mod error;
 pub mod moderation;
 pub mod push;
+pub mod review;
 pub mod room_rules;
 pub mod schedules;
 pub mod videos;
@@ -34,7 +35,8 @@ pub enum ApiTags {
     Auth,
     /// The video catalog, comments (danmaku), moderation and bilibili XML.
     Videos,
-    /// Room moderators, scoped mutes, slow mode, flood rules and the audit log.
+    /// Room moderators, scoped mutes and shadow bans, slow mode, flood rules, block and
+    /// hold rules, the review queue and the audit log.
     Moderation,
 }
 
@@ -46,6 +48,7 @@ pub type Api = (
     engagement::EngagementApi,
     moderation::ModerationApi,
     room_rules::RoomRulesApi,
+    review::ReviewApi,
     schedules::SchedulesApi,
     demo::AuthApi,
 );
@@ -60,6 +63,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             engagement::EngagementApi,
             moderation::ModerationApi,
             room_rules::RoomRulesApi,
+            review::ReviewApi,
             schedules::SchedulesApi,
             demo::AuthApi,
         ),

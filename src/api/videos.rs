@@ -368,17 +368,21 @@ impl VideosApi {
         /// Only comments with a greater id.
         after_id: Query<Option<i64>>,
     ) -> Result<Json<History>, ApiError> {
-        let role = auth.0.as_ref().map(|c| c.role()).unwrap_or(Role::Guest);
+        let reader = auth.0.as_ref().map(poster);
         let q = HistoryQuery {
-            video: id.0.clone(),
             from_ms: secs_to_ms(from.0, "from")?,
             to_ms: secs_to_ms(to.0, "to")?,
             after_id: after_id.0,
-            limit: limit.0.map(|l| l as usize).unwrap_or(DEFAULT_LIMIT),
-            members: false,
-            newest: false,
+            ..HistoryQuery::of(
+                id.0.clone(),
+                limit.0.map(|l| l as usize).unwrap_or(DEFAULT_LIMIT),
+                false,
+            )
         };
-        let items = state.danmaku.history(&state.directory, role, q).await?;
+        let items = state
+            .danmaku
+            .history(&state.directory, reader.as_deref(), q)
+            .await?;
         let mut items = items.as_ref().clone();
         if let Some(Caller::User(who)) = auth.0.as_ref()
             && !who.is_guest()
@@ -450,21 +454,13 @@ impl VideosApi {
         auth: MaybeAuthed,
         id: Path<String>,
     ) -> Result<XmlText, ApiError> {
-        let role = auth.0.as_ref().map(|c| c.role()).unwrap_or(Role::Guest);
+        let reader = auth.0.as_ref().map(poster);
         let rows = state
             .danmaku
             .history_rows(
                 &state.directory,
-                role,
-                HistoryQuery {
-                    video: id.0.clone(),
-                    from_ms: None,
-                    to_ms: None,
-                    after_id: None,
-                    limit: crate::danmaku::MAX_LIMIT,
-                    members: false,
-                    newest: false,
-                },
+                reader.as_deref(),
+                HistoryQuery::of(id.0.clone(), crate::danmaku::MAX_LIMIT, false),
             )
             .await?;
         Ok(XmlText(bilibili_xml(&id, &rows)))

@@ -1,6 +1,11 @@
 //! Announcing stored changes: the live event of a new or deleted comment, and its
 //! publish, which falls back to this node's own sockets and a catch-up record when the
 //! bus is away ([`super::catchup`] publishes the records once it is back).
+//!
+//! A held or shadowed comment has no public event: nobody but its author (who has the
+//! acknowledgement), the video's moderators and admins may learn it exists. Those get
+//! marked copies ([`marked_events`]: the comment with its `state`), published best
+//! effort with no catch-up record (their history and the review queue hold the same).
 
 use std::sync::{Arc, atomic::Ordering::Relaxed};
 
@@ -8,7 +13,7 @@ use super::{Service, View, room};
 use crate::{
     bus::{Bus, LocalOnly},
     hub::event::{Publish, Target},
-    model::{Tier, time::now_millis},
+    model::{Role, Tier, Visibility, role_bit, time::now_millis},
     store::{
         StoreError,
         danmaku::{Deferred, StoredDanmaku},
@@ -19,10 +24,15 @@ use crate::{
 /// [`Service::publish`] records for catch-up when the bus cannot carry it.
 #[derive(Debug)]
 pub struct Announcement {
-    pub event: Publish,
+    /// The change's event for everyone in the comment's audience; `None` when the
+    /// comment is hidden from them (held, shadowed, or rejected unseen).
+    pub event: Option<Publish>,
     pub change: Deferred,
     /// The comment changed.
     pub id: i64,
+    /// Copies for the video's moderators, admins and sometimes the author (see
+    /// [`marked_events`]), published after `event`, best effort.
+    pub marked: Vec<Publish>,
 }
 
 /// The event announcing a stored comment to everyone in its audience who may read a
@@ -39,16 +49,75 @@ pub(super) fn comment_event(stored: &StoredDanmaku, tier: Tier) -> Publish {
     }
 }
 
-/// The event telling everyone who could see a comment that it is deleted.
+/// The event telling everyone who could see a comment that it is deleted. A hidden
+/// comment was seen by its author only (of the audience): the event goes to them.
 pub(super) fn deletion_event(stored: &StoredDanmaku, tier: Tier) -> Publish {
     let mut target = Target::audience(stored.d.audience);
     target.mask &= tier.mask();
+    if stored.d.state != Visibility::Visible {
+        target = target.only_users([stored.d.sub.clone()]);
+    }
     Publish {
         channel: room(&stored.d.video),
         event: "danmaku_deleted".into(),
-        data: serde_json::json!({"id": stored.id, "video": stored.d.video}),
+        data: deletion_data(stored),
         target,
     }
+}
+
+/// The body of a `danmaku_deleted` event.
+pub(super) fn deletion_data(stored: &StoredDanmaku) -> serde_json::Value {
+    serde_json::json!({"id": stored.id, "video": stored.d.video})
+}
+
+/// Events for the people who see what the audience does not: admins (by role) and the
+/// stored moderators of the video (by user; moderators by `mod` claim only find hidden
+/// comments in history), within the comment's audience and the video's tier, and the
+/// author too when `author` is set (a review's outcome). Never the same socket twice: the
+/// user-listed copy skips the admin group, which has its own.
+pub(super) fn marked_events(
+    stored: &StoredDanmaku,
+    tier: Tier,
+    moderators: Vec<String>,
+    event: &str,
+    data: serde_json::Value,
+    author: bool,
+) -> Vec<Publish> {
+    let admin = role_bit(Role::Admin);
+    let reach = stored.d.audience.mask() & tier.mask();
+    let except = (!author).then(|| Arc::<str>::from(stored.d.sub.as_str()));
+    let mut out = Vec::with_capacity(2);
+    if reach & admin != 0 {
+        out.push(Publish {
+            channel: room(&stored.d.video),
+            event: event.into(),
+            data: data.clone(),
+            target: Target {
+                mask: admin,
+                users: None,
+                except: except.clone(),
+            },
+        });
+    }
+    let mut users: Vec<String> = moderators
+        .into_iter()
+        .filter(|m| author || *m != stored.d.sub)
+        .collect();
+    if author {
+        users.push(stored.d.sub.clone());
+    }
+    if !users.is_empty() && reach & !admin != 0 {
+        let mut target = Target::audience(stored.d.audience).only_users(users);
+        target.mask = reach & !admin;
+        target.except = except;
+        out.push(Publish {
+            channel: room(&stored.d.video),
+            event: event.into(),
+            data,
+            target,
+        });
+    }
+    out
 }
 
 /// The bus's once-only name of a stored change (`posted:42`): unique per change, so a
@@ -68,21 +137,37 @@ impl Service {
     /// the bus is away the event has reached this node's sockets only; the change is
     /// recorded in the store, and [`Service::catch_up`] publishes it once the bus is back.
     pub async fn publish(&self, bus: &dyn Bus, a: Announcement) {
+        let Announcement {
+            event,
+            change,
+            id,
+            marked,
+        } = a;
+        if let Some(event) = event {
+            self.publish_public(bus, event, change, id).await;
+        }
+        for p in marked {
+            if let Err(e) = bus.publish(p).await {
+                tracing::warn!(id, error = %e, "a moderators' copy was not published");
+            }
+        }
+    }
+
+    /// Publishes a change's public event, or records it for catch-up.
+    async fn publish_public(&self, bus: &dyn Bus, event: Publish, change: Deferred, id: i64) {
         let Err(LocalOnly {
             error,
             delivered_here,
-        }) = bus
-            .publish_stored(a.event, &once_name(a.change, a.id))
-            .await
+        }) = bus.publish_stored(event, &once_name(change, id)).await
         else {
             return;
         };
-        let change = a.change.as_str();
-        match self.record(a.change, a.id).await {
-            Ok(()) => tracing::warn!(id = a.id, change, delivered_here, error = %error,
+        let what = change.as_str();
+        match self.record(change, id).await {
+            Ok(()) => tracing::warn!(id, change = what, delivered_here, error = %error,
                 "bus away: delivered on this node only; recorded for catch-up"),
             // The change is stored; other nodes' viewers find it in history only.
-            Err(e) => tracing::error!(id = a.id, change, delivered_here, bus = %error,
+            Err(e) => tracing::error!(id, change = what, delivered_here, bus = %error,
                 error = %e, "bus away and the catch-up record failed"),
         }
     }

@@ -26,7 +26,7 @@ use super::{
 use crate::{
     access::Directory,
     bus::{Bus, BusError},
-    model::Tier,
+    model::{Tier, Visibility},
     store::danmaku::{Deferred, StoredDanmaku},
 };
 
@@ -90,7 +90,11 @@ impl Service {
                 .await
                 .map_err(|e| BusError::Unavailable(format!("catch-up read: {e}")))?;
             for (i, (change, stored)) in batch.iter().enumerate() {
-                if *change == Deferred::Posted && stored.deleted_at.is_some() {
+                // A hidden comment has no public event: never recorded, and never
+                // published from a record either.
+                if *change == Deferred::Posted
+                    && (stored.deleted_at.is_some() || stored.d.state != Visibility::Visible)
+                {
                     continue;
                 }
                 let tier = dir.video_tier(&stored.d.video).unwrap_or(Tier::Free);

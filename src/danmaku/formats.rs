@@ -251,6 +251,7 @@ pub fn parse_bilibili(
                 sub: format!("bilibili:{hash}"),
                 name: "bilibili".into(),
                 created_at: sent.filter(|s| *s > 0).unwrap_or(now_ms),
+                state: crate::model::Visibility::Visible,
             })
         })();
         match parsed {

@@ -16,7 +16,7 @@ use crate::{
     access::Directory,
     bus::Bus,
     hub::event::{Publish, Target},
-    model::{Audience, Identity, Refusal, Role, Tier, time::now_millis},
+    model::{Audience, Identity, Refusal, Role, Tier, Visibility, time::now_millis},
     store::StoreError,
 };
 
@@ -43,6 +43,9 @@ struct Pending {
     audience: Audience,
     tier: Tier,
     likes: u32,
+    /// For a held or shadowed comment: its author, the only one of its audience who
+    /// sees it (and so its count).
+    only: Option<String>,
 }
 
 /// The likes side of the service: counts waiting to go out, and posters' reputations.
@@ -98,6 +101,9 @@ impl Likes {
 fn likes_event(id: i64, p: &Pending) -> Publish {
     let mut target = Target::audience(p.audience);
     target.mask &= p.tier.mask();
+    if let Some(author) = &p.only {
+        target = target.only_users([author.clone()]);
+    }
     Publish {
         channel: room(&p.video),
         event: "danmaku_likes".into(),
@@ -133,8 +139,12 @@ impl Service {
             .filter(|s| s.deleted_at.is_none())
             .ok_or_else(not_found)?;
         let tier = dir.video_tier(&stored.d.video).ok_or_else(not_found)?;
+        let hidden = stored.d.state != Visibility::Visible;
         let visible = tier.admits(who.role)
-            && (stored.d.audience != Audience::Members || who.role.is_member_or_admin());
+            && (stored.d.audience != Audience::Members || who.role.is_member_or_admin())
+            && (!hidden
+                || *stored.d.sub == *who.sub
+                || self.moderation.authority(who, &stored.d.video).is_some());
         if !visible {
             return Err(not_found());
         }
@@ -163,6 +173,7 @@ impl Service {
                         audience: stored.d.audience,
                         tier,
                         likes,
+                        only: hidden.then(|| stored.d.sub.clone()),
                     },
                 );
         }

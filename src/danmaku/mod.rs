@@ -9,7 +9,9 @@ pub mod catchup;
 pub mod feed;
 pub mod formats;
 pub mod heatmap;
+pub mod history;
 pub mod likes;
+pub mod review;
 pub mod rules;
 
 use std::sync::Arc;
@@ -19,17 +21,20 @@ use serde::Serialize;
 
 pub use self::announce::Announcement;
 use self::{
-    announce::{comment_event, deletion_event},
+    announce::{comment_event, deletion_data, deletion_event, marked_events},
     feed::FreeFeed,
-    rules::{BlockList, Draft, check_video_id, format_color},
+    rules::{Draft, check_video_id, format_color},
 };
 use crate::{
     access::Directory,
     metrics::Metrics,
-    model::{Audience, Identity, Policy, Refusal, Role, Tier, role_bit, time::now_millis},
+    model::{
+        Audience, Identity, Policy, Refusal, Role, Tier, Visibility, role_bit, time::now_millis,
+    },
     store::{
         Store,
-        danmaku::{Deferred, HistoryQuery, NewDanmaku, StoredDanmaku},
+        danmaku::{Deferred, NewDanmaku, StoredDanmaku},
+        review::BlockAction,
     },
 };
 
@@ -70,6 +75,12 @@ pub struct View {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[oai(skip_serializing_if_is_none)]
     pub slow_mode_s: Option<u32>,
+    /// Present only where the reader may know a comment is not visible to everyone:
+    /// `held` for its author (pending review) and for the video's moderators and admins,
+    /// `shadow` for moderators and admins only (its author sees it as any comment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub state: Option<Visibility>,
 }
 
 /// The author as viewers see them: a display name only.
@@ -97,7 +108,23 @@ impl View {
             likes: s.likes,
             liked: None,
             slow_mode_s: None,
+            state: None,
         }
+    }
+
+    /// The view with its state marked when it is not visible (moderators, admins).
+    pub fn marked(s: &StoredDanmaku) -> View {
+        let mut v = View::of(s);
+        v.state = (s.d.state != Visibility::Visible).then_some(s.d.state);
+        v
+    }
+
+    /// The view its author gets: marked pending when held; a shadowed comment looks
+    /// like any other.
+    pub fn for_author(s: &StoredDanmaku) -> View {
+        let mut v = View::of(s);
+        v.state = (s.d.state == Visibility::Held).then_some(Visibility::Held);
+        v
     }
 }
 
@@ -116,7 +143,6 @@ pub type Ack = Box<dyn FnOnce(&View) + Send>;
 /// Posting, history and moderation, shared by every transport.
 pub struct Service {
     policy: Policy,
-    blocked: BlockList,
     /// Last post time (unix ms) per user, for cooldowns.
     cooldowns: Cache<Arc<str>, u64>,
     /// Last post time (unix ms) per (video, user) in videos in slow mode, with the
@@ -200,7 +226,6 @@ impl Service {
     /// Builds the service; mutes are checked through `moderation`.
     pub async fn new(
         policy: Policy,
-        block_words: &[String],
         free_feed_rate: u32,
         store: Arc<dyn Store>,
         moderation: Arc<crate::moderation::Service>,
@@ -214,7 +239,6 @@ impl Service {
             .max(1);
         let svc = Service {
             policy,
-            blocked: BlockList::new(block_words),
             cooldowns: Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(std::time::Duration::from_millis(longest))
@@ -284,7 +308,14 @@ impl Service {
         draft: &Draft,
         ack: Option<Ack>,
     ) -> Result<Accepted, Refusal> {
-        let valid = rules::validate(draft, who.role, &self.policy, &self.blocked)?;
+        let valid = rules::validate(draft, who.role, &self.policy)?;
+        let screened = self.moderation.screen(video, &valid.text);
+        if screened == Some(BlockAction::Refuse) {
+            return Err(Refusal::invalid(
+                "blocked",
+                "the comment contains a blocked word",
+            ));
+        }
         let tier = self.video_tier(dir, video)?;
         Self::check_read(tier, who.role)?;
         let now = now_millis();
@@ -292,6 +323,7 @@ impl Service {
         let slow_s = self.moderation.slow_mode_for(video, who.role, now);
         self.take_cooldown(who, video, slow_s, now).await?;
         self.moderation.count_post(who, video, now).await?;
+        let state = self.visibility(who, video, screened, now);
         let new = NewDanmaku {
             video: video.to_string(),
             time_ms: valid.time_ms,
@@ -303,6 +335,7 @@ impl Service {
             sub: who.sub.to_string(),
             name: who.name.to_string(),
             created_at: now,
+            state,
         };
         let inserted = match ack {
             Some(ack) => {
@@ -310,7 +343,7 @@ impl Service {
                     .insert_danmaku_then(
                         new,
                         Box::new(move |s| {
-                            let mut view = View::of(s);
+                            let mut view = View::for_author(s);
                             view.slow_mode_s = slow_s;
                             ack(&view)
                         }),
@@ -330,15 +363,36 @@ impl Service {
                 ));
             }
         };
+        self.metrics
+            .danmaku_posted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut view = View::for_author(&stored);
+        view.slow_mode_s = slow_s;
+        if state != Visibility::Visible {
+            tracing::info!(id = stored.id, video, sub = %who.sub, state = state.as_str(), "danmaku stored hidden");
+            let marked = marked_events(
+                &stored,
+                tier,
+                self.moderation.stored_moderators(video),
+                "danmaku",
+                serde_json::to_value(View::marked(&stored)).unwrap_or_default(),
+                false,
+            );
+            return Ok(Accepted {
+                event: Announcement {
+                    event: None,
+                    change: Deferred::Posted,
+                    id: stored.id,
+                    marked,
+                },
+                stored,
+                view,
+            });
+        }
         self.invalidate(video).await;
         self.heatmaps
             .record(video, stored.d.time_ms, stored.d.audience, 1)
             .await;
-        self.metrics
-            .danmaku_posted
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut view = View::of(&stored);
-        view.slow_mode_s = slow_s;
         let mut event = comment_event(&stored, tier);
         let free_groups = role_bit(Role::Guest) | role_bit(Role::Free);
         if event.target.mask & free_groups != 0
@@ -354,13 +408,38 @@ impl Service {
         tracing::debug!(id = stored.id, video, sub = %who.sub, "danmaku stored");
         Ok(Accepted {
             event: Announcement {
-                event,
+                event: Some(event),
                 change: Deferred::Posted,
                 id: stored.id,
+                marked: Vec::new(),
             },
             stored,
             view,
         })
+    }
+
+    /// Who may see a comment about to be stored (see `moderation`'s module docs for the
+    /// order): shadowed by a ban or a rule, else held by a rule or the video's hold rule
+    /// (which never holds the video's moderators), else visible.
+    fn visibility(
+        &self,
+        who: &Identity,
+        video: &str,
+        screened: Option<BlockAction>,
+        now: u64,
+    ) -> Visibility {
+        if screened == Some(BlockAction::Shadow)
+            || self.moderation.shadow_banned(&who.sub, video, now)
+        {
+            Visibility::Shadow
+        } else if screened == Some(BlockAction::Hold)
+            || (self.moderation.holds(video, who.role)
+                && self.moderation.authority(who, video).is_none())
+        {
+            Visibility::Held
+        } else {
+            Visibility::Visible
+        }
     }
 
     /// Atomically checks and records the poster's cooldown: the role's, everywhere,
@@ -431,54 +510,6 @@ impl Service {
         }
     }
 
-    /// Reads a history window as `role` may see it.
-    pub async fn history(
-        &self,
-        dir: &Directory,
-        role: Role,
-        mut q: HistoryQuery,
-    ) -> Result<Arc<Vec<View>>, Refusal> {
-        let tier = self.video_tier(dir, &q.video)?;
-        Self::check_read(tier, role)?;
-        q.members = role.is_member_or_admin();
-        q.limit = q.limit.clamp(1, MAX_LIMIT);
-        let cacheable = q.from_ms.is_none()
-            && q.to_ms.is_none()
-            && q.after_id.is_none()
-            && q.limit == DEFAULT_LIMIT
-            && !q.newest;
-        let key = (q.video.clone(), q.members);
-        if cacheable && let Some(hit) = self.history_cache.get(&key).await {
-            return Ok(hit);
-        }
-        let rows = self.store.history(q).await.map_err(|e| {
-            tracing::error!(error = %e, "history read failed");
-            Refusal::unavailable("store_unavailable", "history is unavailable; retry")
-        })?;
-        let views = Arc::new(rows.iter().map(View::of).collect::<Vec<_>>());
-        if cacheable {
-            self.history_cache.insert(key, views.clone()).await;
-        }
-        Ok(views)
-    }
-
-    /// Reads a history window with authors, for exports (hashing needs `sub`).
-    pub async fn history_rows(
-        &self,
-        dir: &Directory,
-        role: Role,
-        mut q: HistoryQuery,
-    ) -> Result<Vec<StoredDanmaku>, Refusal> {
-        let tier = self.video_tier(dir, &q.video)?;
-        Self::check_read(tier, role)?;
-        q.members = role.is_member_or_admin();
-        q.limit = q.limit.clamp(1, MAX_LIMIT);
-        self.store.history(q).await.map_err(|e| {
-            tracing::error!(error = %e, "history read failed");
-            Refusal::unavailable("store_unavailable", "history is unavailable; retry")
-        })
-    }
-
     /// Deletes a comment. Who may:
     ///
     /// - its author within [`RECALL_WINDOW_MS`]: a recall, whatever else they are; not a
@@ -533,16 +564,34 @@ impl Service {
         if !done.map_err(unavailable)? {
             return Err(not_found());
         }
+        let tier = dir.video_tier(&stored.d.video).unwrap_or(Tier::Free);
+        tracing::info!(id, video = %stored.d.video, by = %who.sub, role = %who.role, "danmaku deleted");
+        if stored.d.state != Visibility::Visible {
+            // Nobody of the audience saw it but its author: the deletion goes to them
+            // (with a catch-up, as any deletion), and to those who saw it marked.
+            return Ok(Announcement {
+                event: Some(deletion_event(&stored, tier)),
+                change: Deferred::Deleted,
+                id,
+                marked: marked_events(
+                    &stored,
+                    tier,
+                    self.moderation.stored_moderators(&stored.d.video),
+                    "danmaku_deleted",
+                    deletion_data(&stored),
+                    false,
+                ),
+            });
+        }
         self.invalidate(&stored.d.video).await;
         self.heatmaps
             .record(&stored.d.video, stored.d.time_ms, stored.d.audience, -1)
             .await;
-        let tier = dir.video_tier(&stored.d.video).unwrap_or(Tier::Free);
-        tracing::info!(id, video = %stored.d.video, by = %who.sub, role = %who.role, "danmaku deleted");
         Ok(Announcement {
-            event: deletion_event(&stored, tier),
+            event: Some(deletion_event(&stored, tier)),
             change: Deferred::Deleted,
             id,
+            marked: Vec::new(),
         })
     }
 

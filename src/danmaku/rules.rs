@@ -1,10 +1,10 @@
-//! The posting rules: field validation, text normalisation, role privileges, block list.
+//! The posting rules: field validation, text normalisation, role privileges. (Block
+//! rules are moderation's, set at runtime: `moderation::block`.)
 //!
 //! Pure functions over a [`Draft`] and the poster's role, so that REST, WebSocket and the
 //! DPlayer endpoint apply one rule set, and unit tests can exercise every branch.
 
 use serde::Deserialize;
-use unicode_normalization::UnicodeNormalization;
 
 use crate::model::{Audience, Mode, Policy, Refusal, Role, Size};
 
@@ -45,71 +45,9 @@ pub struct Valid {
 /// so that moderation, which `danmaku` depends on, checks ids the same way.
 pub use crate::model::channel::check_video_id;
 
-/// Whether a character is removed from comment text: controls and bidi overrides.
-fn is_stripped(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
-}
-
-/// Strips control characters, NFC-normalises and trims. Newlines and tabs become spaces.
-/// Stripping comes first: a zero-width mark between a letter and a combining accent would
-/// otherwise block their composition, and the stored text would not be NFC (nor would
-/// normalising twice give the same text).
-pub fn normalize_text(raw: &str) -> String {
-    let nfc: String = raw
-        .chars()
-        .map(|c| {
-            if matches!(c, '\n' | '\r' | '\t') {
-                ' '
-            } else {
-                c
-            }
-        })
-        .filter(|c| !is_stripped(*c))
-        .nfc()
-        .collect();
-    nfc.trim().to_string()
-}
-
-/// Folds full-width forms to half-width and lowercases, for block-list matching.
-pub fn fold(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),
-            '\u{3000}' => ' ',
-            c => c,
-        })
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-/// A compiled block list: folded words matched as substrings of the folded text.
-#[derive(Debug, Clone, Default)]
-pub struct BlockList {
-    words: Vec<String>,
-}
-
-impl BlockList {
-    /// Compiles the configured words (empty ones are ignored).
-    pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(words: I) -> Self {
-        BlockList {
-            words: words
-                .into_iter()
-                .map(|w| fold(&normalize_text(w.as_ref())))
-                .filter(|w| !w.is_empty())
-                .collect(),
-        }
-    }
-
-    /// Whether the text contains a blocked word.
-    pub fn blocks(&self, text: &str) -> bool {
-        if self.words.is_empty() {
-            return false;
-        }
-        let folded = fold(text);
-        self.words.iter().any(|w| folded.contains(w.as_str()))
-    }
-}
+/// Text normalisation and folding live in `model::text`, shared with moderation's
+/// block rules.
+pub use crate::model::text::{fold, normalize_text};
 
 /// Parses `#rrggbb` (case-insensitive).
 pub fn parse_color(s: &str) -> Option<u32> {
@@ -126,12 +64,7 @@ pub fn format_color(c: u32) -> String {
 }
 
 /// Applies every field rule and the role's privileges.
-pub fn validate(
-    draft: &Draft,
-    role: Role,
-    policy: &Policy,
-    blocked: &BlockList,
-) -> Result<Valid, Refusal> {
+pub fn validate(draft: &Draft, role: Role, policy: &Policy) -> Result<Valid, Refusal> {
     let rp = policy.of(role).ok_or_else(|| {
         Refusal::unauthorized(
             "login_required",
@@ -193,12 +126,6 @@ pub fn validate(
             "members-only comments are for members",
         ));
     }
-    if blocked.blocks(&text) {
-        return Err(Refusal::invalid(
-            "blocked",
-            "the comment contains a blocked word",
-        ));
-    }
     Ok(Valid {
         text,
         time_ms: (draft.time * 1000.0).round() as u64,
@@ -223,13 +150,7 @@ mod tests {
 
     #[test]
     fn defaults_apply() {
-        let v = validate(
-            &draft(" hi "),
-            Role::Free,
-            &Policy::default(),
-            &BlockList::default(),
-        )
-        .unwrap();
+        let v = validate(&draft(" hi "), Role::Free, &Policy::default()).unwrap();
         assert_eq!(v.text, "hi");
         assert_eq!(v.time_ms, 12_500);
         assert_eq!(
@@ -248,60 +169,42 @@ mod tests {
     #[test]
     fn role_privileges() {
         let p = Policy::default();
-        let b = BlockList::default();
         let mut d = draft("x");
         d.mode = Some("top".into());
         assert_eq!(
-            validate(&d, Role::Free, &p, &b).unwrap_err().code,
+            validate(&d, Role::Free, &p).unwrap_err().code,
             "member_style"
         );
-        assert!(validate(&d, Role::Member, &p, &b).is_ok());
+        assert!(validate(&d, Role::Member, &p).is_ok());
         let mut d = draft("x");
         d.color = Some("#FF0000".into());
         assert_eq!(
-            validate(&d, Role::Free, &p, &b).unwrap_err().code,
+            validate(&d, Role::Free, &p).unwrap_err().code,
             "member_style"
         );
-        assert_eq!(validate(&d, Role::Member, &p, &b).unwrap().color, 0xff0000);
+        assert_eq!(validate(&d, Role::Member, &p).unwrap().color, 0xff0000);
         let mut d = draft("x");
         d.audience = Some("members".into());
         assert_eq!(
-            validate(&d, Role::Free, &p, &b).unwrap_err().code,
+            validate(&d, Role::Free, &p).unwrap_err().code,
             "member_audience"
         );
         assert_eq!(
-            validate(&draft("x"), Role::Guest, &p, &b).unwrap_err().kind,
+            validate(&draft("x"), Role::Guest, &p).unwrap_err().kind,
             crate::model::Kind::Unauthorized
         );
         assert_eq!(
-            validate(&draft(&"a".repeat(31)), Role::Free, &p, &b)
+            validate(&draft(&"a".repeat(31)), Role::Free, &p)
                 .unwrap_err()
                 .code,
             "text_too_long"
         );
-        assert!(validate(&draft(&"a".repeat(100)), Role::Member, &p, &b).is_ok());
-    }
-
-    #[test]
-    fn block_list_folds_width_and_case() {
-        let b = BlockList::new(["spam"]);
-        assert!(b.blocks("buy ＳＰＡＭ now"));
-        assert!(b.blocks("SpAm"));
-        assert!(!b.blocks("sp am"));
-        let mut d = draft("ｓｐａｍ!");
-        d.time = 1.0;
-        assert_eq!(
-            validate(&d, Role::Admin, &Policy::default(), &b)
-                .unwrap_err()
-                .code,
-            "blocked"
-        );
+        assert!(validate(&draft(&"a".repeat(100)), Role::Member, &p).is_ok());
     }
 
     #[test]
     fn bad_fields_are_422() {
         let p = Policy::default();
-        let b = BlockList::default();
         for (field, code) in [
             ("mode", "invalid_mode"),
             ("color", "invalid_color"),
@@ -316,18 +219,18 @@ mod tests {
                 "size" => d.size = bad,
                 _ => d.audience = bad,
             }
-            let e = validate(&d, Role::Admin, &p, &b).unwrap_err();
+            let e = validate(&d, Role::Admin, &p).unwrap_err();
             assert_eq!((e.kind, e.code), (crate::model::Kind::Invalid, code));
         }
         let mut d = draft("x");
         d.time = -1.0;
         assert_eq!(
-            validate(&d, Role::Admin, &p, &b).unwrap_err().code,
+            validate(&d, Role::Admin, &p).unwrap_err().code,
             "invalid_time"
         );
         d.time = f64::NAN;
         assert_eq!(
-            validate(&d, Role::Admin, &p, &b).unwrap_err().code,
+            validate(&d, Role::Admin, &p).unwrap_err().code,
             "invalid_time"
         );
     }

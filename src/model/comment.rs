@@ -67,3 +67,42 @@ impl Size {
         }
     }
 }
+
+/// Who may see a stored comment besides its author. Set when it is stored (by the block
+/// rules, a shadow ban or a hold rule) and changed only by a review (held → visible).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, poem_openapi::Enum,
+)]
+#[serde(rename_all = "lowercase")]
+#[oai(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Everyone in its audience.
+    #[default]
+    Visible,
+    /// Pending review: its author (shown as pending), the video's moderators and admins.
+    Held,
+    /// Shadowed: its author (shown as any comment), the video's moderators and admins
+    /// (shown marked). Nobody else ever learns it exists.
+    Shadow,
+}
+
+impl Visibility {
+    /// Wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Visible => "visible",
+            Visibility::Held => "held",
+            Visibility::Shadow => "shadow",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Visibility> {
+        match s {
+            "visible" => Some(Visibility::Visible),
+            "held" => Some(Visibility::Held),
+            "shadow" => Some(Visibility::Shadow),
+            _ => None,
+        }
+    }
+}

@@ -22,6 +22,8 @@ pub enum Kind {
     NotFound,
     /// It conflicts with the current state (409).
     Conflict,
+    /// Well-formed, but more than a limit allows (413): a rule list too long.
+    TooLarge,
     /// Well-formed, but the values are not acceptable (422).
     Invalid,
     /// Too many, too fast; `retry_after_ms` says when to try again (429).
@@ -78,6 +80,11 @@ impl Refusal {
     /// [`Kind::Conflict`].
     pub fn conflict(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(Kind::Conflict, code, message)
+    }
+
+    /// [`Kind::TooLarge`].
+    pub fn too_large(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Kind::TooLarge, code, message)
     }
 
     /// [`Kind::Invalid`].

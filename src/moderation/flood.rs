@@ -374,7 +374,7 @@ impl Service {
             .to_string(),
         };
         self.store
-            .put_mute(m.clone(), entry)
+            .put_mute(crate::store::moderation::Restraint::Mute, m.clone(), entry)
             .await
             .map_err(unavailable("automatic mute"))?;
         self.apply_local(|s| s.mutes.set(m, now));

@@ -1,7 +1,14 @@
-//! Moderation: who may moderate a video's room ([`moderators`]), scoped mutes with an
-//! expiry and a reason ([`mutes`]), slow mode per video ([`slow_mode`]), flood rules
-//! that mute automatically and escalate ([`flood`]) and the audit log of every
-//! moderation action ([`audit`]).
+//! Moderation: who may moderate a video's room ([`moderators`]), scoped mutes and shadow
+//! bans with an expiry and a reason ([`mutes`]), slow mode per video ([`slow_mode`]),
+//! flood rules that mute automatically and escalate ([`flood`]), block rules at runtime
+//! ([`block`]), hold rules and the review of held comments ([`review`]) and the audit log
+//! of every moderation action ([`audit`]).
+//!
+//! **A comment's visibility** is decided when it is posted, by `danmaku` asking here:
+//! refused when a block rule says `refuse`; else shadowed when the poster is
+//! shadow-banned there or a rule says `shadow`; else held when a rule says `hold` or
+//! the video holds the poster's role; else visible. Shadow before hold: a shadow-banned
+//! poster must never learn it, and a held comment shows as pending to its author.
 //!
 //! A domain service beside `danmaku`, which asks it: whether a poster is muted where
 //! they post ([`Service::check_post`]), the slow-mode interval that applies to them
@@ -21,25 +28,28 @@
 //! without it). Everyone else gets 403 `not_moderator` for moderator actions, with no
 //! side effect (every check runs before the store is written).
 //!
-//! **Mirrors.** Grants, mutes, slow modes and flood rules in force are mirrored in
-//! memory, so that posting checks them without a store read. Local writes update the
-//! mirror right after their commit; on a cluster (a shared PostgreSQL) every node
-//! re-reads all four from the store every [`SYNC_EVERY`] (`server::sync_moderation`),
+//! **Mirrors.** Grants, mutes, shadow bans, slow modes, flood rules, block rules and hold
+//! rules in force are mirrored in memory, so that posting checks them without a store
+//! read. Local writes update the mirror right after their commit; on a cluster (a shared
+//! PostgreSQL) every node re-reads them all from the store every [`SYNC_EVERY`] (`server::sync_moderation`),
 //! so a change made through one node applies on the others within a second. Expiry
 //! needs no job: a mute or a slow mode applies while `now < until`, compared at each
 //! check.
 
 pub mod audit;
+pub mod block;
 pub mod flood;
 pub mod moderators;
 pub mod mutes;
+pub mod review;
 pub mod slow_mode;
 
 use std::{sync::Arc, time::Duration};
 
 pub use self::flood::FloodSettings;
 pub use crate::store::{
-    moderation::{Action, AuditEntry, Grant, Mute},
+    moderation::{Action, AuditEntry, Grant, Mute, Restraint},
+    review::{BlockAction, BlockRule, HoldRule, PatternKind, RuleSet, Verdict},
     room_rules::{FloodRule, SlowMode, StoredFloodRule},
 };
 use crate::{
@@ -49,7 +59,8 @@ use crate::{
 
 /// How often a cluster node re-reads grants, mutes, slow modes and flood rules from the
 /// shared store: well under the one second in which a change made through another node
-/// must apply here. Four small reads per node per tick.
+/// must apply here. Seven small reads per node per tick (a block rule set is recompiled
+/// only when it changed).
 pub const SYNC_EVERY: Duration = Duration::from_millis(250);
 
 /// Longest user id (the JWT `sub` cap as well).
@@ -82,6 +93,9 @@ pub struct Service {
     store: Arc<dyn Store>,
     grants: moderators::Grants,
     mutes: mutes::Mirror,
+    shadow_bans: mutes::Mirror,
+    blocks: block::Mirror,
+    holds: review::Mirror,
     slow: slow_mode::Mirror,
     flood_rules: flood::Rules,
     flood: FloodSettings,
@@ -107,6 +121,9 @@ impl Service {
             store,
             grants: moderators::Grants::default(),
             mutes: mutes::Mirror::default(),
+            shadow_bans: mutes::Mirror::default(),
+            blocks: block::Mirror::default(),
+            holds: review::Mirror::default(),
             slow: slow_mode::Mirror::default(),
             flood_rules: flood::Rules::default(),
             flood,
@@ -149,21 +166,28 @@ impl Service {
         }
     }
 
-    /// Re-reads grants, mutes, slow modes and flood rules in force from the store
+    /// Re-reads grants, mutes, shadow bans, slow modes, flood rules, block rules and
+    /// hold rules in force from the store
     /// (startup; every [`SYNC_EVERY`] on a cluster node).
     pub async fn sync(&self) -> Result<(), StoreError> {
         let before = *self.lock();
         let now = crate::model::time::now_millis();
         let grants = self.store.list_moderators(None).await?;
-        let mutes = self.store.list_mutes(now).await?;
+        let mutes = self.store.list_mutes(Restraint::Mute, now).await?;
+        let shadow = self.store.list_mutes(Restraint::ShadowBan, now).await?;
         let slow = self.store.list_slow_modes(now).await?;
         let rules = self.store.list_flood_rules().await?;
+        let blocks = self.store.list_block_rules().await?;
+        let holds = self.store.list_hold_rules().await?;
         let applied = self.lock();
         if *applied == before {
             self.grants.replace(grants);
             self.mutes.replace(mutes);
+            self.shadow_bans.replace(shadow);
             self.slow.replace(slow);
             self.flood_rules.replace(rules);
+            self.blocks.replace(blocks);
+            self.holds.replace(holds);
         }
         Ok(())
     }

@@ -45,6 +45,14 @@ impl Grants {
         }
     }
 
+    /// The stored moderators of `video`.
+    fn of_video(&self, video: &str) -> Vec<String> {
+        self.read()
+            .get(video)
+            .map(|subs| subs.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The videos whose stored grants list `sub`.
     fn videos_of(&self, sub: &str) -> Vec<String> {
         self.read()
@@ -86,6 +94,12 @@ fn require_admin(who: &Identity) -> Result<(), Refusal> {
 }
 
 impl Service {
+    /// The users the store lists as moderators of `video` (live marked copies of
+    /// hidden comments go to them; moderators by `mod` claim find them in history).
+    pub fn stored_moderators(&self, video: &str) -> Vec<String> {
+        self.grants.of_video(video)
+    }
+
     /// The videos `who` moderates as a room moderator: stored grants and the token's
     /// `mod` claim, sorted, once each (admins moderate every video without a list).
     pub fn moderated_by(&self, who: &Identity) -> Vec<String> {

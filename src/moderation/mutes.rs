@@ -1,8 +1,10 @@
-//! Mutes: a user may not post in one video (scope = that video) or anywhere (scope =
-//! everywhere) until a given time, for a reason. Stored first (with the audit row), then
-//! mirrored here so that every post is checked without a store read.
+//! Mutes and shadow bans: a user may not post (a mute), or posts but is seen by nobody
+//! else (a shadow ban: their comments are stored shadowed), in one video (scope = that
+//! video) or anywhere (scope = everywhere) until a given time, for a reason. The two are
+//! the same shape ([`Restraint`] picks the table); each is stored first (with the audit
+//! row), then mirrored here so that every post is checked without a store read.
 //!
-//! Who may mute: an admin in any scope; a room moderator only in a video they moderate.
+//! Who may: an admin in any scope; a room moderator only in a video they moderate.
 //! Everywhere is admin-only. Lifting and listing follow the same rule.
 
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use super::{Service, audit, check_reason, check_sub, unavailable};
 use crate::{
     access::Directory,
     model::{Identity, Refusal, channel::check_video_id, time::now_millis},
-    store::moderation::{Action, Mute},
+    store::moderation::{Action, Mute, Restraint},
 };
 
 /// Longest mute: one year, in seconds.
@@ -106,7 +108,38 @@ fn rfc3339(ms: u64) -> String {
         .unwrap_or_else(|| format!("{ms} ms"))
 }
 
+/// The audit actions and the words of one kind of restraint.
+fn words(kind: Restraint) -> (Action, Action, &'static str, &'static str) {
+    match kind {
+        Restraint::Mute => (
+            Action::UserMuted,
+            Action::UserUnmuted,
+            "unknown_mute",
+            "muted",
+        ),
+        Restraint::ShadowBan => (
+            Action::UserShadowBanned,
+            Action::UserShadowUnbanned,
+            "unknown_shadow_ban",
+            "shadow-banned",
+        ),
+    }
+}
+
 impl Service {
+    /// The mirror of one kind of restraint.
+    fn mirror(&self, kind: Restraint) -> &Mirror {
+        match kind {
+            Restraint::Mute => &self.mutes,
+            Restraint::ShadowBan => &self.shadow_bans,
+        }
+    }
+
+    /// Whether `sub`'s comments in `video` are stored shadowed at `now`.
+    pub fn shadow_banned(&self, sub: &str, video: &str, now: u64) -> bool {
+        self.shadow_bans.in_force(sub, video, now).is_some()
+    }
+
     /// Refuses a post by `sub` in `video` while a mute applies (403 `muted`); the message
     /// says where, until when and why.
     pub fn check_post(&self, sub: &str, video: &str, now: u64) -> Result<(), Refusal> {
@@ -138,11 +171,23 @@ impl Service {
         who: &Identity,
         req: MuteRequest,
     ) -> Result<Mute, Refusal> {
+        self.restrain(dir, who, Restraint::Mute, req).await
+    }
+
+    /// [`Service::mute`] for either kind of restraint.
+    pub async fn restrain(
+        &self,
+        dir: &Directory,
+        who: &Identity,
+        kind: Restraint,
+        req: MuteRequest,
+    ) -> Result<Mute, Refusal> {
+        let (set_action, _, _, verb) = words(kind);
         check_sub(&req.sub)?;
         if !(1..=MAX_SECONDS).contains(&req.seconds) {
             return Err(Refusal::invalid(
                 "invalid_seconds",
-                format!("a mute lasts 1 to {MAX_SECONDS} seconds"),
+                format!("a mute or shadow ban lasts 1 to {MAX_SECONDS} seconds"),
             ));
         }
         let reason = check_reason(req.reason.as_deref())?;
@@ -170,7 +215,7 @@ impl Service {
         let entry = audit::entry(
             who,
             authority,
-            Action::UserMuted,
+            set_action,
             req.video.as_deref(),
             req.sub.clone(),
             reason,
@@ -178,11 +223,11 @@ impl Service {
             now,
         );
         self.store
-            .put_mute(m.clone(), entry)
+            .put_mute(kind, m.clone(), entry)
             .await
             .map_err(unavailable("mute"))?;
-        self.apply_local(|s| s.mutes.set(m.clone(), now));
-        tracing::info!(sub = %m.sub, video = ?m.video, until = m.until, by = %who.sub, "user muted");
+        self.apply_local(|s| s.mirror(kind).set(m.clone(), now));
+        tracing::info!(sub = %m.sub, video = ?m.video, until = m.until, by = %who.sub, "user {verb}");
         Ok(m)
     }
 
@@ -195,6 +240,20 @@ impl Service {
         video: Option<&str>,
         reason: Option<&str>,
     ) -> Result<(), Refusal> {
+        self.unrestrain(who, Restraint::Mute, sub, video, reason)
+            .await
+    }
+
+    /// [`Service::unmute`] for either kind (404 `unknown_shadow_ban` for a shadow ban).
+    pub async fn unrestrain(
+        &self,
+        who: &Identity,
+        kind: Restraint,
+        sub: &str,
+        video: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let (_, lift_action, unknown, verb) = words(kind);
         check_sub(sub)?;
         let reason = check_reason(reason)?;
         if let Some(v) = video {
@@ -205,7 +264,7 @@ impl Service {
         let entry = audit::entry(
             who,
             authority,
-            Action::UserUnmuted,
+            lift_action,
             video,
             sub.to_string(),
             reason,
@@ -214,20 +273,20 @@ impl Service {
         );
         let lifted = self
             .store
-            .lift_mute(sub, video, now, entry)
+            .lift_mute(kind, sub, video, now, entry)
             .await
             .map_err(unavailable("unmute"))?;
-        self.apply_local(|s| s.mutes.lift(sub, video));
+        self.apply_local(|s| s.mirror(kind).lift(sub, video));
         if !lifted {
             return Err(Refusal::not_found(
-                "unknown_mute",
+                unknown,
                 match video {
-                    Some(v) => format!("{sub} is not muted in video {v}"),
-                    None => format!("{sub} is not muted everywhere"),
+                    Some(v) => format!("{sub} is not {verb} in video {v}"),
+                    None => format!("{sub} is not {verb} everywhere"),
                 },
             ));
         }
-        tracing::info!(sub, video = ?video, by = %who.sub, "user unmuted");
+        tracing::info!(sub, video = ?video, by = %who.sub, "user no longer {verb}");
         Ok(())
     }
 
@@ -235,11 +294,25 @@ impl Service {
     /// moderators too). Read from the store, so a cluster node lists other nodes' mutes
     /// at once.
     pub async fn mutes(&self, who: &Identity, video: Option<&str>) -> Result<Vec<Mute>, Refusal> {
+        self.restraints(who, Restraint::Mute, video).await
+    }
+
+    /// [`Service::mutes`] for either kind.
+    pub async fn restraints(
+        &self,
+        who: &Identity,
+        kind: Restraint,
+        video: Option<&str>,
+    ) -> Result<Vec<Mute>, Refusal> {
         self.require_scope(who, video)?;
-        let all = self.store.list_mutes(now_millis()).await.map_err(|e| {
-            tracing::error!(error = %e, "mute list failed");
-            Refusal::unavailable("store_unavailable", "mutes are unavailable; retry")
-        })?;
+        let all = self
+            .store
+            .list_mutes(kind, now_millis())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "mute list failed");
+                Refusal::unavailable("store_unavailable", "mutes are unavailable; retry")
+            })?;
         Ok(match video {
             Some(v) => all
                 .into_iter()

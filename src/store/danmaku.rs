@@ -8,7 +8,7 @@ use super::{
     StoreError,
     sqlite::{SqliteStore, unavailable},
 };
-use crate::model::{Audience, Mode, Size, Tier};
+use crate::model::{Audience, Mode, Size, Tier, Visibility};
 
 /// A comment to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub struct NewDanmaku {
     pub name: String,
     /// Unix milliseconds.
     pub created_at: u64,
+    /// Who may see it: decided when it is posted; a review turns `Held` into `Visible`.
+    pub state: Visibility,
 }
 
 /// A stored comment with its store-assigned, strictly increasing id.
@@ -55,6 +57,28 @@ pub struct HistoryQuery {
     /// Return the newest `limit` (by id) instead of the first by video time; the result
     /// is still ordered by video time.
     pub newest: bool,
+    /// Also this author's own held and shadowed comments (what they see of theirs).
+    pub author: Option<String>,
+    /// Every comment whatever its [`Visibility`] (moderators and admins).
+    pub every_state: bool,
+}
+
+impl HistoryQuery {
+    /// The first `limit` visible comments of `video` by video time, everyone's view but
+    /// members-only ones when `members` is false.
+    pub fn of(video: impl Into<String>, limit: usize, members: bool) -> HistoryQuery {
+        HistoryQuery {
+            video: video.into(),
+            from_ms: None,
+            to_ms: None,
+            after_id: None,
+            limit,
+            members,
+            newest: false,
+            author: None,
+            every_state: false,
+        }
+    }
 }
 
 /// A catalog entry.
@@ -116,6 +140,9 @@ pub trait DanmakuStore: Send + Sync {
     async fn insert_many(&self, ds: Vec<NewDanmaku>) -> Result<usize, StoreError>;
     /// Live comments of a window, ordered by video time then id.
     async fn history(&self, q: HistoryQuery) -> Result<Vec<StoredDanmaku>, StoreError>;
+    /// Whether `sub` has a live held or shadowed comment in `video` (a partial index:
+    /// cheap, so a history read needs the author's own view only when it differs).
+    async fn has_hidden(&self, video: &str, sub: &str) -> Result<bool, StoreError>;
     /// One comment, tombstoned or not.
     async fn get_danmaku(&self, id: i64) -> Result<Option<StoredDanmaku>, StoreError>;
     /// Marks a comment deleted. Returns false if it was missing or already deleted.
@@ -142,10 +169,10 @@ pub trait DanmakuStore: Send + Sync {
 pub type OnDurable = Box<dyn FnOnce(&StoredDanmaku) + Send>;
 
 /// The columns read back for a comment, in order.
-const COLUMNS: &str = "id, video, time_ms, text, mode, color, size, audience, sub, name, created_at, deleted_at, likes";
+pub(super) const COLUMNS: &str = "id, video, time_ms, text, mode, color, size, audience, sub, name, created_at, deleted_at, likes, state";
 
 /// Decodes a row selected with [`COLUMNS`].
-fn row_to_danmaku(r: &Row<'_>) -> rusqlite::Result<StoredDanmaku> {
+pub(super) fn row_to_danmaku(r: &Row<'_>) -> rusqlite::Result<StoredDanmaku> {
     row_to_danmaku_at(r, 0)
 }
 
@@ -161,6 +188,7 @@ fn row_to_danmaku_at(r: &Row<'_>, o: usize) -> rusqlite::Result<StoredDanmaku> {
     let mode: String = r.get(o + 4)?;
     let size: String = r.get(o + 6)?;
     let audience: String = r.get(o + 7)?;
+    let state: String = r.get(o + 13)?;
     Ok(StoredDanmaku {
         id: r.get(o)?,
         d: NewDanmaku {
@@ -178,6 +206,7 @@ fn row_to_danmaku_at(r: &Row<'_>, o: usize) -> rusqlite::Result<StoredDanmaku> {
             sub: r.get(o + 8)?,
             name: r.get(o + 9)?,
             created_at: r.get::<_, i64>(o + 10)? as u64,
+            state: Visibility::parse(&state).ok_or_else(|| bad(o + 13, "state"))?,
         },
         deleted_at: r.get::<_, Option<i64>>(o + 11)?.map(|v| v as u64),
         likes: r.get::<_, i64>(o + 12)?.clamp(0, i64::from(u32::MAX)) as u32,
@@ -187,8 +216,8 @@ fn row_to_danmaku_at(r: &Row<'_>, o: usize) -> rusqlite::Result<StoredDanmaku> {
 /// Inserts one comment on `c` and returns its id.
 fn insert_row(c: &rusqlite::Connection, d: &NewDanmaku) -> Result<i64, StoreError> {
     c.prepare_cached(
-        "INSERT INTO danmaku (video, time_ms, text, mode, color, size, audience, sub, name, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO danmaku (video, time_ms, text, mode, color, size, audience, sub, name, created_at, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -202,6 +231,7 @@ fn insert_row(c: &rusqlite::Connection, d: &NewDanmaku) -> Result<i64, StoreErro
             d.sub,
             d.name,
             d.created_at as i64,
+            d.state.as_str(),
         ])
     })
     .map_err(unavailable)?;
@@ -263,6 +293,7 @@ impl DanmakuStore for SqliteStore {
                  WHERE video = ?1 AND deleted_at IS NULL
                    AND time_ms >= ?2 AND time_ms < ?3 AND id > ?4
                    AND (?5 OR audience <> 'members')
+                   AND (state = 'visible' OR ?7 OR sub = ?8)
                  ORDER BY {order} LIMIT ?6"
             );
             let mut st = c.prepare_cached(&sql).map_err(unavailable)?;
@@ -275,6 +306,8 @@ impl DanmakuStore for SqliteStore {
                         q.after_id.unwrap_or(0),
                         q.members,
                         q.limit as i64,
+                        q.every_state,
+                        q.author,
                     ],
                     row_to_danmaku,
                 )
@@ -286,6 +319,19 @@ impl DanmakuStore for SqliteStore {
                 out.sort_by_key(|d| (d.d.time_ms, d.id));
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn has_hidden(&self, video: &str, sub: &str) -> Result<bool, StoreError> {
+        let (video, sub) = (video.to_string(), sub.to_string());
+        self.with(move |c| {
+            c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM danmaku WHERE video = ?1 AND sub = ?2
+                   AND state <> 'visible' AND deleted_at IS NULL)",
+            )
+            .and_then(|mut st| st.query_row(params![video, sub], |r| r.get(0)))
+            .map_err(unavailable)
         })
         .await
     }

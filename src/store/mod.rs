@@ -8,6 +8,7 @@ pub mod danmaku;
 pub mod engagement;
 pub mod moderation;
 pub mod postgres;
+pub mod review;
 pub mod room_rules;
 pub mod schedules;
 pub mod sqlite;
@@ -43,6 +44,7 @@ pub trait Store:
     + engagement::EngagementStore
     + moderation::ModerationStore
     + room_rules::RoomRulesStore
+    + review::ReviewStore
     + ScheduleStore
     + Send
     + Sync

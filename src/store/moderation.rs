@@ -45,6 +45,24 @@ pub struct Mute {
     pub created_at: u64,
 }
 
+/// What a [`Mute`]-shaped row restrains: posting (a mute) or being seen (a shadow
+/// ban: the user's comments are stored shadowed). One table each, the same shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Restraint {
+    Mute,
+    ShadowBan,
+}
+
+impl Restraint {
+    /// Its table (a fixed name, never input).
+    pub fn table(self) -> &'static str {
+        match self {
+            Restraint::Mute => "mutes",
+            Restraint::ShadowBan => "shadow_bans",
+        }
+    }
+}
+
 /// The stored spelling of a mute scope.
 pub fn scope_of(video: Option<&str>) -> &str {
     video.unwrap_or("")
@@ -75,11 +93,27 @@ pub enum Action {
     FloodRuleSet,
     /// A video's own flood rule removed: the configured default applies again.
     FloodRuleCleared,
+    /// A user shadow-banned in a video or everywhere.
+    UserShadowBanned,
+    /// A shadow ban lifted.
+    UserShadowUnbanned,
+    /// A scope's block rules set (replaced whole).
+    BlockRulesSet,
+    /// A scope's block rules removed.
+    BlockRulesCleared,
+    /// A video's hold rule set: comments of the listed roles wait for review.
+    HoldRuleSet,
+    /// A video's hold rule cleared.
+    HoldRuleCleared,
+    /// A held comment approved: published.
+    CommentApproved,
+    /// A held comment rejected: gone for everyone.
+    CommentRejected,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 18] = [
         Action::ModeratorAdded,
         Action::ModeratorRemoved,
         Action::CommentDeleted,
@@ -90,6 +124,14 @@ impl Action {
         Action::SlowModeCleared,
         Action::FloodRuleSet,
         Action::FloodRuleCleared,
+        Action::UserShadowBanned,
+        Action::UserShadowUnbanned,
+        Action::BlockRulesSet,
+        Action::BlockRulesCleared,
+        Action::HoldRuleSet,
+        Action::HoldRuleCleared,
+        Action::CommentApproved,
+        Action::CommentRejected,
     ];
 
     /// The stored and wire spelling.
@@ -105,6 +147,14 @@ impl Action {
             Action::SlowModeCleared => "slow_mode_cleared",
             Action::FloodRuleSet => "flood_rule_set",
             Action::FloodRuleCleared => "flood_rule_cleared",
+            Action::UserShadowBanned => "user_shadow_banned",
+            Action::UserShadowUnbanned => "user_shadow_unbanned",
+            Action::BlockRulesSet => "block_rules_set",
+            Action::BlockRulesCleared => "block_rules_cleared",
+            Action::HoldRuleSet => "hold_rule_set",
+            Action::HoldRuleCleared => "hold_rule_cleared",
+            Action::CommentApproved => "comment_approved",
+            Action::CommentRejected => "comment_rejected",
         }
     }
 
@@ -167,19 +217,22 @@ pub trait ModerationStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Stored grants of one video, or of every video (`None`), by video then sub.
     async fn list_moderators(&self, video: Option<&str>) -> Result<Vec<Grant>, StoreError>;
-    /// Sets (or replaces) the mute of `(m.sub, m.video)`, with its audit row.
-    async fn put_mute(&self, m: Mute, audit: NewAudit) -> Result<(), StoreError>;
-    /// Lifts the mute of `(sub, video)` if one is in force at `now`. Returns whether one
-    /// was; the audit row only then.
+    /// Sets (or replaces) the mute (or shadow ban, by `kind`) of `(m.sub, m.video)`,
+    /// with its audit row.
+    async fn put_mute(&self, kind: Restraint, m: Mute, audit: NewAudit) -> Result<(), StoreError>;
+    /// Lifts the mute (or shadow ban) of `(sub, video)` if one is in force at `now`.
+    /// Returns whether one was; the audit row only then.
     async fn lift_mute(
         &self,
+        kind: Restraint,
         sub: &str,
         video: Option<&str>,
         now: u64,
         audit: NewAudit,
     ) -> Result<bool, StoreError>;
-    /// Mutes in force at `now` (expired ones are never listed), by sub then scope.
-    async fn list_mutes(&self, now: u64) -> Result<Vec<Mute>, StoreError>;
+    /// Mutes (or shadow bans) in force at `now` (expired ones are never listed), by sub
+    /// then scope.
+    async fn list_mutes(&self, kind: Restraint, now: u64) -> Result<Vec<Mute>, StoreError>;
     /// Tombstones a comment on a moderator's or an admin's behalf, with the audit row.
     /// Returns false (and appends nothing) when it was missing or already deleted.
     async fn tombstone_audited(
@@ -324,14 +377,17 @@ impl ModerationStore for SqliteStore {
         .await
     }
 
-    async fn put_mute(&self, m: Mute, audit: NewAudit) -> Result<(), StoreError> {
+    async fn put_mute(&self, kind: Restraint, m: Mute, audit: NewAudit) -> Result<(), StoreError> {
         self.write(move |c| {
             c.execute(
-                "INSERT INTO mutes (sub, scope, until_ms, reason, by_sub, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (sub, scope) DO UPDATE SET until_ms = excluded.until_ms,
-                   reason = excluded.reason, by_sub = excluded.by_sub,
-                   created_at = excluded.created_at",
+                &format!(
+                    "INSERT INTO {} (sub, scope, until_ms, reason, by_sub, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (sub, scope) DO UPDATE SET until_ms = excluded.until_ms,
+                       reason = excluded.reason, by_sub = excluded.by_sub,
+                       created_at = excluded.created_at",
+                    kind.table()
+                ),
                 params![
                     m.sub,
                     scope_of(m.video.as_deref()),
@@ -349,6 +405,7 @@ impl ModerationStore for SqliteStore {
 
     async fn lift_mute(
         &self,
+        kind: Restraint,
         sub: &str,
         video: Option<&str>,
         now: u64,
@@ -358,7 +415,10 @@ impl ModerationStore for SqliteStore {
         self.write(move |c| {
             let lifted = c
                 .execute(
-                    "DELETE FROM mutes WHERE sub = ?1 AND scope = ?2 AND until_ms > ?3",
+                    &format!(
+                        "DELETE FROM {} WHERE sub = ?1 AND scope = ?2 AND until_ms > ?3",
+                        kind.table()
+                    ),
                     params![sub, scope, now as i64],
                 )
                 .map_err(unavailable)?
@@ -371,13 +431,14 @@ impl ModerationStore for SqliteStore {
         .await
     }
 
-    async fn list_mutes(&self, now: u64) -> Result<Vec<Mute>, StoreError> {
+    async fn list_mutes(&self, kind: Restraint, now: u64) -> Result<Vec<Mute>, StoreError> {
         self.with(move |c| {
             let mut st = c
-                .prepare_cached(
-                    "SELECT sub, scope, until_ms, reason, by_sub, created_at FROM mutes
+                .prepare_cached(&format!(
+                    "SELECT sub, scope, until_ms, reason, by_sub, created_at FROM {}
                      WHERE until_ms > ?1 ORDER BY sub, scope",
-                )
+                    kind.table()
+                ))
                 .map_err(unavailable)?;
             let rows = st
                 .query_map([now as i64], |r| {

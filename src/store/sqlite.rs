@@ -180,6 +180,57 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE moderation_audit_v2 RENAME TO moderation_audit;
     CREATE INDEX moderation_audit_video ON moderation_audit (video, id);
     CREATE INDEX moderation_audit_target ON moderation_audit (video, target, action, at);",
+    // Review (src/store/review.rs): a comment's visibility (held for review, shadowed);
+    // the density counts only visible comments (its triggers are replaced, and a held
+    // comment approved is counted then); shadow bans (shaped like mutes); block rule
+    // sets per scope ('' global, else a video id) and hold rules per video.
+    "ALTER TABLE danmaku ADD COLUMN state TEXT NOT NULL DEFAULT 'visible'
+        CHECK (state IN ('visible', 'held', 'shadow'));
+    CREATE INDEX danmaku_hidden ON danmaku (video, sub) WHERE state <> 'visible';
+    CREATE INDEX danmaku_held ON danmaku (video, id) WHERE state = 'held';
+    DROP TRIGGER danmaku_density_insert;
+    DROP TRIGGER danmaku_density_tombstone;
+    CREATE TRIGGER danmaku_density_insert AFTER INSERT ON danmaku
+        WHEN new.deleted_at IS NULL AND new.state = 'visible'
+    BEGIN
+        INSERT INTO danmaku_density (video, second, audience, n)
+            VALUES (new.video, new.time_ms / 1000, new.audience, 1)
+            ON CONFLICT (video, second, audience) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER danmaku_density_tombstone AFTER UPDATE OF deleted_at ON danmaku
+        WHEN old.deleted_at IS NULL AND new.deleted_at IS NOT NULL AND old.state = 'visible'
+    BEGIN
+        UPDATE danmaku_density SET n = n - 1
+            WHERE video = old.video AND second = old.time_ms / 1000 AND audience = old.audience;
+    END;
+    CREATE TRIGGER danmaku_density_publish AFTER UPDATE OF state ON danmaku
+        WHEN old.state <> 'visible' AND new.state = 'visible' AND new.deleted_at IS NULL
+    BEGIN
+        INSERT INTO danmaku_density (video, second, audience, n)
+            VALUES (new.video, new.time_ms / 1000, new.audience, 1)
+            ON CONFLICT (video, second, audience) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TABLE shadow_bans (
+        sub TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        until_ms INTEGER NOT NULL,
+        reason TEXT,
+        by_sub TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (sub, scope)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE block_rules (
+        scope TEXT PRIMARY KEY NOT NULL,
+        rules TEXT NOT NULL CHECK (json_valid(rules)),
+        by_sub TEXT NOT NULL,
+        set_at INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE hold_rules (
+        video TEXT PRIMARY KEY NOT NULL,
+        roles TEXT NOT NULL,
+        by_sub TEXT NOT NULL,
+        set_at INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// Most writes committed in one transaction.

@@ -1,5 +1,6 @@
-//! Cluster moderation: a mute, a room-moderator grant, slow mode and a flood rule made
-//! through node A apply on node B within a second (each node re-reads them from the
+//! Cluster moderation: a mute, a room-moderator grant, slow mode, a flood rule, block
+//! rules, a shadow ban and a hold rule made through node A apply on node B within a
+//! second (each node re-reads them from the
 //! shared store every 250 ms), and so does lifting them; an automatic mute made on B
 //! applies on A.
 
@@ -317,5 +318,160 @@ async fn slow_mode_and_a_flood_rule_set_on_node_a_apply_on_node_b_within_a_secon
     println!(
         "room rules across nodes: applied after {times:?} (slow mode, clear, flood rule, auto mute)"
     );
+    cleanup(&svc, &ns).await;
+}
+
+/// The text and state a poster's reply shows for `text` posted by `token` on `app`.
+async fn post_text(app: &TestApp, token: &str, video: &str, text: &str) -> (u16, Value) {
+    status_json(
+        app.http
+            .post(app.url(&format!("/api/videos/{video}/danmaku")))
+            .bearer_auth(token)
+            .json(&json!({"text": text, "time": 1.0}))
+            .send()
+            .await
+            .expect("post"),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_rules_a_shadow_ban_and_a_hold_rule_set_on_node_a_apply_on_node_b_within_a_second() {
+    let Some(svc) = requested("review").await else {
+        return;
+    };
+    let ns = unique("review");
+    let quiet = |c: &mut danmaku::config::Config| {
+        c.policy.free.cooldown_ms = 0;
+        c.policy.member.cooldown_ms = 0;
+    };
+    let mut times = Vec::new();
+    let a = node_with(&svc, &svc.redis, &ns, "a", quiet).await;
+    let b = node_with(&svc, &svc.redis, &ns, "b", quiet).await;
+    let (status, body) = a
+        .admin_put("/api/videos/hv", json!({"title": "hv", "tier": "free"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let admin = a.token("root", Role::Admin);
+    let fan = b.token("fan", Role::Free);
+    let vic = b.token("vic", Role::Member);
+    let in_history = |text: String| {
+        let (b, vic) = (&b, vic.clone());
+        async move {
+            let (_, page) = send(
+                b,
+                reqwest::Method::GET,
+                "/api/videos/hv/danmaku",
+                &vic,
+                None,
+            )
+            .await;
+            page["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().any(|d| d["text"] == text))
+        }
+    };
+
+    // A block rule set through A refuses on B.
+    let (status, body) = send(
+        &a,
+        reqwest::Method::PUT,
+        "/api/moderation/rules",
+        &admin,
+        Some(json!({"video": "hv", "rules": [{"kind": "word", "pattern": "forbidden", "action": "refuse"}]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let t = took("the block rule to apply on B", || async {
+        post_text(&b, &fan, "hv", "forbidden fruit").await.1["code"] == "blocked"
+    })
+    .await;
+    assert!(t < BOUND, "the block rule applied on B after {t:?}");
+    times.push(t);
+
+    // A shadow ban set through A hides fan's comments on B (a fresh text per poll).
+    let (status, body) = send(
+        &a,
+        reqwest::Method::PUT,
+        "/api/moderation/shadow-bans",
+        &admin,
+        Some(json!({"sub": "fan", "video": "hv", "seconds": 600})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let start = Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let text = format!("shadow probe {n}");
+        let (status, r) = post_text(&b, &fan, "hv", &text).await;
+        assert_eq!(status, 201, "{r}");
+        if !in_history(text).await {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "never shadowed on B"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t = start.elapsed();
+    assert!(t < BOUND, "the shadow ban applied on B after {t:?}");
+    times.push(t);
+
+    // A hold rule set through A holds a free poster on B; the comment approved through
+    // B shows in history read through A.
+    let (status, body) = send(
+        &a,
+        reqwest::Method::PUT,
+        "/api/videos/hv/hold",
+        &admin,
+        Some(json!({"roles": ["free"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let pat = b.token("pat", Role::Free);
+    let held = std::sync::Mutex::new(None);
+    let t = took("the hold rule to apply on B", || {
+        let (b, pat, held) = (&b, pat.clone(), &held);
+        async move {
+            let (_, r) = post_text(b, &pat, "hv", "please hold").await;
+            let yes = r["state"] == "held";
+            if yes {
+                *held.lock().unwrap() = r["id"].as_i64();
+            }
+            yes
+        }
+    })
+    .await;
+    assert!(t < BOUND, "the hold rule applied on B after {t:?}");
+    times.push(t);
+    let id = held.into_inner().unwrap().expect("a held comment");
+    let (status, body) = send(
+        &b,
+        reqwest::Method::POST,
+        &format!("/api/danmaku/{id}/approve"),
+        &b.token("root", Role::Admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, page) = send(
+        &a,
+        reqwest::Method::GET,
+        "/api/videos/hv/danmaku",
+        &a.token("vic", Role::Member),
+        None,
+    )
+    .await;
+    let approved = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .cloned()
+        .expect("approved through B, read through A");
+    assert!(approved.get("state").is_none(), "{approved}");
+    println!("review across nodes: applied after {times:?} (block rule, shadow ban, hold rule)");
     cleanup(&svc, &ns).await;
 }

@@ -5,12 +5,12 @@ use crate::common::cluster::{cleanup, requested, unique};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_answers_every_store_query_like_sqlite() {
     use danmaku::{
-        model::{Audience, Mode, Size, Tier},
+        model::{Audience, Mode, Size, Tier, Visibility},
         store::{
             ScheduleRecord, ScheduleStore, Store,
             danmaku::{DanmakuStore, Deferred, HistoryQuery, NewDanmaku, Video},
             engagement::EngagementStore,
-            moderation::ModerationStore,
+            moderation::{ModerationStore, Restraint},
             postgres::PgStore,
             sqlite::SqliteStore,
         },
@@ -42,6 +42,11 @@ async fn postgres_answers_every_store_query_like_sqlite() {
         sub: format!("u{}", i % 4),
         name: format!("U{i}"),
         created_at: 1_700_000_000_000 + i,
+        state: match i % 7 {
+            3 => Visibility::Held,
+            5 => Visibility::Shadow,
+            _ => Visibility::Visible,
+        },
     };
     for s in stores {
         for i in 1..=30 {
@@ -93,15 +98,21 @@ async fn postgres_answers_every_store_query_like_sqlite() {
             for (from_ms, to_ms) in [(None, None), (Some(100), Some(700))] {
                 for after_id in [None, Some(12)] {
                     for limit in [5, 100] {
-                        queries.push(HistoryQuery {
-                            video: "v1".into(),
-                            from_ms,
-                            to_ms,
-                            after_id,
-                            limit,
-                            members,
-                            newest,
-                        });
+                        for (author, every_state) in
+                            [(None, false), (Some("u1".to_string()), false), (None, true)]
+                        {
+                            queries.push(HistoryQuery {
+                                video: "v1".into(),
+                                from_ms,
+                                to_ms,
+                                after_id,
+                                limit,
+                                members,
+                                newest,
+                                author,
+                                every_state,
+                            });
+                        }
                     }
                 }
             }
@@ -131,8 +142,8 @@ async fn postgres_answers_every_store_query_like_sqlite() {
     );
     // Moderation: mutes in force (expired ones never listed), grants, the audit log
     // (appended only by the writes that changed something) and its paging.
-    let mutes = sqlite.list_mutes(1000).await.unwrap();
-    assert_eq!(mutes, pg.list_mutes(1000).await.unwrap());
+    let mutes = sqlite.list_mutes(Restraint::Mute, 1000).await.unwrap();
+    assert_eq!(mutes, pg.list_mutes(Restraint::Mute, 1000).await.unwrap());
     assert_eq!(
         mutes
             .iter()
@@ -297,9 +308,10 @@ async fn postgres_answers_every_store_query_like_sqlite() {
         density(pg.density("v1").await.unwrap()),
     );
     assert_eq!(a, b);
-    // 32 comments on v1 (40 minus the 8 on v2), minus the deleted 3 and 6 (the latter by
-    // a moderator: `tombstone_audited` keeps the density too).
-    assert_eq!(a.iter().map(|r| r.count).sum::<u32>(), 30);
+    // 32 comments on v1 (40 minus the 8 on v2), 23 of them visible (held and shadowed
+    // ones are never counted), minus the deleted 6 (by a moderator: `tombstone_audited`
+    // keeps the density too; the deleted 3 was held, so never counted).
+    assert_eq!(a.iter().map(|r| r.count).sum::<u32>(), 22);
     assert!(sqlite.density("nothing").await.unwrap().is_empty());
 
     // Catch-up records: one per change, oldest first (a comment before its deletion),
@@ -354,12 +366,226 @@ async fn postgres_answers_every_store_query_like_sqlite() {
     let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
     all.sort_unstable();
     assert_eq!(all, (1..=40).collect::<Vec<_>>(), "a: {a:?} b: {b:?}");
+
+    // Review: block rule sets (seeded once, replaced, removed), hold rules, the queue of
+    // held comments and reviews (an approval is counted in the density; a rejection
+    // tombstones), each with its audit row only when something changed.
+    for s in stores {
+        review_writes(s).await;
+    }
+    {
+        use danmaku::store::review::{HeldQuery, ReviewStore};
+        let rules = sqlite.list_block_rules().await.unwrap();
+        assert_eq!(rules, pg.list_block_rules().await.unwrap());
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].video, None, "the global set first");
+        assert_eq!(
+            sqlite.list_hold_rules().await.unwrap(),
+            pg.list_hold_rules().await.unwrap()
+        );
+        for video in [None, Some("v1".to_string()), Some("v2".to_string())] {
+            let q = HeldQuery {
+                video,
+                after_id: None,
+                limit: 100,
+            };
+            assert_eq!(
+                sqlite.held_page(q.clone()).await.unwrap(),
+                pg.held_page(q).await.unwrap()
+            );
+        }
+        assert_eq!(
+            density(sqlite.density("v1").await.unwrap()),
+            density(pg.density("v1").await.unwrap())
+        );
+    }
     cleanup(&svc, &ns).await;
+}
+
+/// The same review writes on either engine, checking each one's answer.
+async fn review_writes(s: &dyn danmaku::store::Store) {
+    use danmaku::{
+        model::{Role, Visibility},
+        store::{
+            moderation::{Action, AuditQuery, NewAudit},
+            review::{BlockAction, BlockRule, HeldQuery, HoldRule, PatternKind, RuleSet, Verdict},
+        },
+    };
+    let audit = |action: Action, target: &str| NewAudit {
+        at: 9,
+        actor: "root".into(),
+        actor_role: "admin".into(),
+        action,
+        video: Some("v1".into()),
+        target: target.into(),
+        reason: None,
+        detail: "{}".into(),
+    };
+    let rule = |kind, pattern: &str, action| BlockRule {
+        kind,
+        pattern: pattern.into(),
+        action,
+    };
+    let set = |video: Option<&str>, rules: Vec<BlockRule>| RuleSet {
+        video: video.map(str::to_string),
+        rules,
+        by: "root".into(),
+        set_at: 3,
+    };
+    let logged = || async {
+        s.audit_page(AuditQuery {
+            video: Some("v1".into()),
+            before_id: None,
+            limit: 1000,
+        })
+        .await
+        .unwrap()
+        .len()
+    };
+    let global = set(
+        None,
+        vec![rule(PatternKind::Word, "spam", BlockAction::Refuse)],
+    );
+    assert!(s.seed_block_rules(global.clone()).await.unwrap());
+    assert!(
+        !s.seed_block_rules(set(None, vec![])).await.unwrap(),
+        "seeded once: an existing set is kept"
+    );
+    let before = logged().await;
+    let v1 = set(
+        Some("v1"),
+        vec![
+            rule(PatternKind::Regex, r"buy\s+now", BlockAction::Hold),
+            rule(PatternKind::Word, "233", BlockAction::Shadow),
+        ],
+    );
+    s.put_block_rules(set(Some("v1"), vec![]), audit(Action::BlockRulesSet, "v1"))
+        .await
+        .unwrap();
+    s.put_block_rules(v1.clone(), audit(Action::BlockRulesSet, "v1"))
+        .await
+        .unwrap();
+    assert!(
+        !s.delete_block_rules(Some("v2"), audit(Action::BlockRulesCleared, "v2"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.list_block_rules().await.unwrap(), vec![global, v1]);
+    assert_eq!(
+        logged().await,
+        before + 2,
+        "one row per set, none for a no-op"
+    );
+
+    let hold = |video: &str, roles: Vec<Role>| HoldRule {
+        video: video.into(),
+        roles,
+        by: "root".into(),
+        set_at: 4,
+    };
+    s.put_hold_rule(
+        hold("v1", vec![Role::Free]),
+        audit(Action::HoldRuleSet, "v1"),
+    )
+    .await
+    .unwrap();
+    s.put_hold_rule(
+        hold("v1", vec![Role::Free, Role::Member]),
+        audit(Action::HoldRuleSet, "v1"),
+    )
+    .await
+    .unwrap();
+    s.put_hold_rule(
+        hold("v2", vec![Role::Member]),
+        audit(Action::HoldRuleSet, "v2"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.clear_hold_rule("v2", audit(Action::HoldRuleCleared, "v2"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.clear_hold_rule("v2", audit(Action::HoldRuleCleared, "v2"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.list_hold_rules().await.unwrap(),
+        vec![hold("v1", vec![Role::Free, Role::Member])]
+    );
+
+    let q = |after_id| HeldQuery {
+        video: Some("v1".into()),
+        after_id,
+        limit: 2,
+    };
+    let held = s.held_page(q(None)).await.unwrap();
+    assert_eq!(held.len(), 2);
+    assert!(
+        held.iter()
+            .all(|d| d.d.state == Visibility::Held && d.deleted_at.is_none() && d.d.video == "v1")
+    );
+    let next = s.held_page(q(Some(held[1].id))).await.unwrap();
+    // (Read before the reviews below, which take the first two out of the queue.)
+    assert!(next.iter().all(|d| d.id > held[1].id), "pages in id order");
+    let counted =
+        |d: Vec<danmaku::store::engagement::DensityRow>| d.iter().map(|r| r.count).sum::<u32>();
+    let dense = counted(s.density("v1").await.unwrap());
+    let (approve, reject) = (held[0].id, held[1].id);
+    assert!(
+        s.review_danmaku(
+            approve,
+            Verdict::Approve,
+            10,
+            audit(Action::CommentApproved, "a")
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !s.review_danmaku(
+            approve,
+            Verdict::Reject,
+            11,
+            audit(Action::CommentRejected, "a")
+        )
+        .await
+        .unwrap(),
+        "reviewed once"
+    );
+    assert!(
+        s.review_danmaku(
+            reject,
+            Verdict::Reject,
+            12,
+            audit(Action::CommentRejected, "r")
+        )
+        .await
+        .unwrap()
+    );
+    let a = s.get_danmaku(approve).await.unwrap().unwrap();
+    assert_eq!((a.d.state, a.deleted_at), (Visibility::Visible, None));
+    let r = s.get_danmaku(reject).await.unwrap().unwrap();
+    assert_eq!((r.d.state, r.deleted_at), (Visibility::Held, Some(12)));
+    assert_eq!(
+        counted(s.density("v1").await.unwrap()),
+        dense + 1,
+        "an approval is counted, a rejection of a held comment was never counted"
+    );
+    assert!(!s.has_hidden("v1", "nobody").await.unwrap());
+    assert_eq!(
+        next.len(),
+        2,
+        "four held on v1 (one of six deleted, one on v2)"
+    );
+    assert!(s.has_hidden("v1", &next[0].d.sub).await.unwrap());
 }
 
 /// The same moderation writes on either engine, checking each one's answer.
 async fn moderation_writes(s: &dyn danmaku::store::Store) {
-    use danmaku::store::moderation::{Action, Grant, Mute, NewAudit};
+    use danmaku::store::moderation::{Action, Grant, Mute, NewAudit, Restraint};
     let audit = |action: Action, video: Option<&str>, target: &str| NewAudit {
         at: 7,
         actor: "root".into(),
@@ -385,6 +611,7 @@ async fn moderation_writes(s: &dyn danmaku::store::Store) {
         ("u4", Some("v2"), 30_000),
     ] {
         s.put_mute(
+            Restraint::Mute,
             mute(sub, video, until),
             audit(Action::UserMuted, video, sub),
         )
@@ -430,15 +657,25 @@ async fn moderation_writes(s: &dyn danmaku::store::Store) {
     // Lifting: the mute in force goes; an expired one (u2 ended at 10) is not lifted.
     let unmuted = audit(Action::UserUnmuted, Some("v2"), "u4");
     assert!(
-        s.lift_mute("u4", Some("v2"), 1000, unmuted.clone())
+        s.lift_mute(Restraint::Mute, "u4", Some("v2"), 1000, unmuted.clone())
             .await
             .unwrap()
     );
-    assert!(!s.lift_mute("u4", Some("v2"), 1000, unmuted).await.unwrap());
     assert!(
-        !s.lift_mute("u2", None, 1000, audit(Action::UserUnmuted, None, "u2"))
+        !s.lift_mute(Restraint::Mute, "u4", Some("v2"), 1000, unmuted)
             .await
             .unwrap()
+    );
+    assert!(
+        !s.lift_mute(
+            Restraint::Mute,
+            "u2",
+            None,
+            1000,
+            audit(Action::UserUnmuted, None, "u2")
+        )
+        .await
+        .unwrap()
     );
     // A moderator's deletion: the tombstone and its row, once.
     let deleted = audit(Action::CommentDeleted, Some("v1"), "6");
@@ -455,7 +692,7 @@ async fn room_rules_writes(s: &dyn danmaku::store::Store) {
     use danmaku::{
         model::Role,
         store::{
-            moderation::{Action, Mute, NewAudit},
+            moderation::{Action, Mute, NewAudit, Restraint},
             room_rules::{FloodRule, SlowMode, StoredFloodRule},
         },
     };
@@ -537,6 +774,7 @@ async fn room_rules_writes(s: &dyn danmaku::store::Store) {
     // Automatic mutes: a `system` actor role is accepted; the rows are the offences.
     for (video, at) in [("v1", 100), ("v1", 200), ("v1", 300), ("v2", 100)] {
         s.put_mute(
+            Restraint::Mute,
             Mute {
                 sub: "flooder".into(),
                 video: Some(video.into()),

@@ -9,6 +9,7 @@ mod audit;
 mod flood;
 mod moderators;
 mod mutes;
+mod review;
 mod slow_mode;
 
 use serde_json::{Value, json};

@@ -9,7 +9,7 @@ use super::{
     writer::{Done, Write},
 };
 use crate::{
-    model::{Audience, Mode, Size, Tier},
+    model::{Audience, Mode, Size, Tier, Visibility},
     store::{
         StoreError,
         danmaku::{DanmakuStore, Deferred, HistoryQuery, NewDanmaku, StoredDanmaku, Video},
@@ -17,10 +17,10 @@ use crate::{
 };
 
 /// The comment columns read back, in [`danmaku_row`] order.
-const COLUMNS: &str = "id, video, time_ms, text, mode, color, size, audience, sub, name, created_at, deleted_at, likes";
+pub(super) const COLUMNS: &str = "id, video, time_ms, text, mode, color, size, audience, sub, name, created_at, deleted_at, likes, state";
 
 /// Decodes a row selected with [`COLUMNS`].
-fn danmaku_row(r: &PgRow) -> Result<StoredDanmaku, StoreError> {
+pub(super) fn danmaku_row(r: &PgRow) -> Result<StoredDanmaku, StoreError> {
     danmaku_row_at(r, 0)
 }
 
@@ -30,6 +30,7 @@ fn danmaku_row_at(r: &PgRow, o: usize) -> Result<StoredDanmaku, StoreError> {
     let mode: String = r.try_get(o + 4).map_err(corrupt)?;
     let size: String = r.try_get(o + 6).map_err(corrupt)?;
     let audience: String = r.try_get(o + 7).map_err(corrupt)?;
+    let state: String = r.try_get(o + 13).map_err(corrupt)?;
     Ok(StoredDanmaku {
         id: r.try_get(o).map_err(corrupt)?,
         d: NewDanmaku {
@@ -49,6 +50,8 @@ fn danmaku_row_at(r: &PgRow, o: usize) -> Result<StoredDanmaku, StoreError> {
             sub: r.try_get(o + 8).map_err(corrupt)?,
             name: r.try_get(o + 9).map_err(corrupt)?,
             created_at: r.try_get::<i64, _>(o + 10).map_err(corrupt)? as u64,
+            state: Visibility::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("bad state {state:?}")))?,
         },
         deleted_at: r
             .try_get::<Option<i64>, _>(o + 11)
@@ -87,6 +90,7 @@ impl DanmakuStore for PgStore {
              WHERE video = $1 AND deleted_at IS NULL
                AND time_ms >= $2 AND time_ms < $3 AND id > $4
                AND ($5 OR audience <> 'members')
+               AND (state = 'visible' OR $7 OR sub = $8)
              ORDER BY {order} LIMIT $6"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
@@ -100,6 +104,8 @@ impl DanmakuStore for PgStore {
             .bind(q.after_id.unwrap_or(0))
             .bind(q.members)
             .bind(q.limit.min(i64::MAX as usize) as i64)
+            .bind(q.every_state)
+            .bind(&q.author)
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?;
@@ -111,6 +117,18 @@ impl DanmakuStore for PgStore {
             out.sort_by_key(|d| (d.d.time_ms, d.id));
         }
         Ok(out)
+    }
+
+    async fn has_hidden(&self, video: &str, sub: &str) -> Result<bool, StoreError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM danmaku WHERE video = $1 AND sub = $2
+               AND state <> 'visible' AND deleted_at IS NULL)",
+        )
+        .bind(video)
+        .bind(sub)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)
     }
 
     async fn get_danmaku(&self, id: i64) -> Result<Option<StoredDanmaku>, StoreError> {

@@ -148,6 +148,61 @@ const MIGRATIONS: &[&str] = &[
         ADD CONSTRAINT moderation_audit_actor_role_check
             CHECK (actor_role IN ('admin', 'moderator', 'system'));
     CREATE INDEX moderation_audit_target ON moderation_audit (video, target, action, at);",
+    // Review (src/store/review.rs): a comment's visibility (held for review, shadowed);
+    // the density counts only visible comments (the trigger also fires on a state
+    // change: a held comment approved is counted then); shadow bans (shaped like mutes);
+    // block rule sets per scope ('' global, else a video id) and hold rules per video.
+    "ALTER TABLE danmaku ADD COLUMN state TEXT NOT NULL DEFAULT 'visible'
+        CHECK (state IN ('visible', 'held', 'shadow'));
+    CREATE INDEX danmaku_hidden ON danmaku (video, sub) WHERE state <> 'visible';
+    CREATE INDEX danmaku_held ON danmaku (video, id) WHERE state = 'held';
+    CREATE OR REPLACE FUNCTION danmaku_density_track() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            IF NEW.deleted_at IS NULL AND NEW.state = 'visible' THEN
+                INSERT INTO danmaku_density (video, second, audience, n)
+                    VALUES (NEW.video, (NEW.time_ms / 1000)::int, NEW.audience, 1)
+                    ON CONFLICT (video, second, audience)
+                    DO UPDATE SET n = danmaku_density.n + 1;
+            END IF;
+        ELSIF OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL THEN
+            IF OLD.state = 'visible' THEN
+                UPDATE danmaku_density SET n = n - 1
+                    WHERE video = OLD.video AND second = (OLD.time_ms / 1000)::int
+                      AND audience = OLD.audience;
+            END IF;
+        ELSIF OLD.state <> 'visible' AND NEW.state = 'visible' AND NEW.deleted_at IS NULL THEN
+            INSERT INTO danmaku_density (video, second, audience, n)
+                VALUES (NEW.video, (NEW.time_ms / 1000)::int, NEW.audience, 1)
+                ON CONFLICT (video, second, audience)
+                DO UPDATE SET n = danmaku_density.n + 1;
+        END IF;
+        RETURN NULL;
+    END $$;
+    DROP TRIGGER danmaku_density_track ON danmaku;
+    CREATE TRIGGER danmaku_density_track AFTER INSERT OR UPDATE OF deleted_at, state ON danmaku
+        FOR EACH ROW EXECUTE FUNCTION danmaku_density_track();
+    CREATE TABLE shadow_bans (
+        sub TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        until_ms BIGINT NOT NULL,
+        reason TEXT,
+        by_sub TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (sub, scope)
+    );
+    CREATE TABLE block_rules (
+        scope TEXT PRIMARY KEY,
+        rules TEXT NOT NULL,
+        by_sub TEXT NOT NULL,
+        set_at BIGINT NOT NULL
+    );
+    CREATE TABLE hold_rules (
+        video TEXT PRIMARY KEY,
+        roles TEXT NOT NULL,
+        by_sub TEXT NOT NULL,
+        set_at BIGINT NOT NULL
+    );",
 ];
 
 /// Applies pending migrations in one transaction, serialized across nodes.

@@ -22,6 +22,7 @@ mod danmaku;
 mod engagement;
 mod migrations;
 mod moderation;
+mod review;
 mod room_rules;
 mod schedules;
 mod writer;

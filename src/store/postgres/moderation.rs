@@ -11,7 +11,9 @@ use super::{
 };
 use crate::store::{
     StoreError,
-    moderation::{Action, AuditEntry, AuditQuery, Grant, ModerationStore, Mute, NewAudit},
+    moderation::{
+        Action, AuditEntry, AuditQuery, Grant, ModerationStore, Mute, NewAudit, Restraint,
+    },
 };
 
 /// Reads a column, a decoding failure being corrupt data.
@@ -72,18 +74,20 @@ impl ModerationStore for PgStore {
             .collect()
     }
 
-    async fn put_mute(&self, m: Mute, audit: NewAudit) -> Result<(), StoreError> {
-        self.write(Write::PutMute(m, audit)).await.map(|_| ())
+    async fn put_mute(&self, kind: Restraint, m: Mute, audit: NewAudit) -> Result<(), StoreError> {
+        self.write(Write::PutMute(kind, m, audit)).await.map(|_| ())
     }
 
     async fn lift_mute(
         &self,
+        kind: Restraint,
         sub: &str,
         video: Option<&str>,
         now: u64,
         audit: NewAudit,
     ) -> Result<bool, StoreError> {
         self.write_flag(Write::LiftMute(
+            kind,
             sub.to_string(),
             video.map(str::to_string),
             now,
@@ -92,11 +96,12 @@ impl ModerationStore for PgStore {
         .await
     }
 
-    async fn list_mutes(&self, now: u64) -> Result<Vec<Mute>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT sub, scope, until_ms, reason, by_sub, created_at FROM mutes
+    async fn list_mutes(&self, kind: Restraint, now: u64) -> Result<Vec<Mute>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT sub, scope, until_ms, reason, by_sub, created_at FROM {}
              WHERE until_ms > $1 ORDER BY sub, scope",
-        )
+            kind.table()
+        )))
         .bind(now.min(i64::MAX as u64) as i64)
         .fetch_all(&self.pool)
         .await

@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use sqlx::{PgConnection, postgres::PgPool};
+use sqlx::{AssertSqlSafe, PgConnection, postgres::PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::unavailable;
@@ -22,7 +22,7 @@ use crate::{
     store::{
         ScheduleRecord, StoreError,
         danmaku::{NewDanmaku, Video},
-        moderation::{Grant, Mute, NewAudit, scope_of},
+        moderation::{Grant, Mute, NewAudit, Restraint, scope_of},
         room_rules::{SlowMode, StoredFloodRule, escalation_text, roles_text},
     },
 };
@@ -46,9 +46,10 @@ pub(super) enum Write {
     PutModerator(Grant, NewAudit),
     /// Video, sub, audit.
     DeleteModerator(String, String, NewAudit),
-    PutMute(Mute, NewAudit),
-    /// Sub, video (`None`: everywhere), now, audit.
-    LiftMute(String, Option<String>, u64, NewAudit),
+    /// A mute or a shadow ban.
+    PutMute(Restraint, Mute, NewAudit),
+    /// Kind, sub, video (`None`: everywhere), now, audit.
+    LiftMute(Restraint, String, Option<String>, u64, NewAudit),
     /// Comment id, at, audit.
     TombstoneAudited(i64, u64, NewAudit),
     PutSlowMode(SlowMode, NewAudit),
@@ -61,6 +62,8 @@ pub(super) enum Write {
     DeleteSchedule(String),
     SetPaused(String, bool),
     RecordRun(String, u64, u64, u64),
+    /// Block rules, hold rules and reviews (`review.rs` applies them).
+    Review(super::review::ReviewWrite),
     /// Waits for everything queued before it (flush).
     Barrier,
 }
@@ -189,8 +192,8 @@ async fn run_batch(
 /// Inserts one comment and returns its id.
 async fn insert_row(c: &mut PgConnection, d: &NewDanmaku) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO danmaku (video, time_ms, text, mode, color, size, audience, sub, name, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        "INSERT INTO danmaku (video, time_ms, text, mode, color, size, audience, sub, name, created_at, state)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(&d.video)
     .bind(d.time_ms as i64)
@@ -202,12 +205,13 @@ async fn insert_row(c: &mut PgConnection, d: &NewDanmaku) -> Result<i64, sqlx::E
     .bind(&d.sub)
     .bind(&d.name)
     .bind(d.created_at as i64)
+    .bind(d.state.as_str())
     .fetch_one(c)
     .await
 }
 
 /// Appends one audit row inside the action's savepoint.
-async fn insert_audit(c: &mut PgConnection, a: &NewAudit) -> Result<(), sqlx::Error> {
+pub(super) async fn insert_audit(c: &mut PgConnection, a: &NewAudit) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO moderation_audit (at, actor, actor_role, action, video, target, reason, detail)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -368,14 +372,15 @@ async fn apply(c: &mut PgConnection, w: &Write) -> Result<Done, sqlx::Error> {
             }
             Done::Flag(gone)
         }
-        Write::PutMute(m, audit) => {
-            sqlx::query(
-                "INSERT INTO mutes (sub, scope, until_ms, reason, by_sub, created_at)
+        Write::PutMute(kind, m, audit) => {
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {} (sub, scope, until_ms, reason, by_sub, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (sub, scope) DO UPDATE SET until_ms = excluded.until_ms,
                    reason = excluded.reason, by_sub = excluded.by_sub,
                    created_at = excluded.created_at",
-            )
+                kind.table()
+            )))
             .bind(&m.sub)
             .bind(scope_of(m.video.as_deref()))
             .bind(m.until as i64)
@@ -387,16 +392,18 @@ async fn apply(c: &mut PgConnection, w: &Write) -> Result<Done, sqlx::Error> {
             insert_audit(c, audit).await?;
             Done::Unit
         }
-        Write::LiftMute(sub, video, now, audit) => {
-            let lifted =
-                sqlx::query("DELETE FROM mutes WHERE sub = $1 AND scope = $2 AND until_ms > $3")
-                    .bind(sub)
-                    .bind(scope_of(video.as_deref()))
-                    .bind(*now as i64)
-                    .execute(&mut *c)
-                    .await?
-                    .rows_affected()
-                    > 0;
+        Write::LiftMute(kind, sub, video, now, audit) => {
+            let lifted = sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {} WHERE sub = $1 AND scope = $2 AND until_ms > $3",
+                kind.table()
+            )))
+            .bind(sub)
+            .bind(scope_of(video.as_deref()))
+            .bind(*now as i64)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+                > 0;
             if lifted {
                 insert_audit(c, audit).await?;
             }
@@ -535,6 +542,7 @@ async fn apply(c: &mut PgConnection, w: &Write) -> Result<Done, sqlx::Error> {
             .rows_affected()
                 > 0,
         ),
+        Write::Review(rw) => super::review::apply(c, rw).await?,
         Write::Barrier => Done::Unit,
     })
 }
