@@ -63,9 +63,39 @@ pub struct Metrics {
     pub schedule_runs: AtomicU64,
     /// Token rejections, by [`AuthError`] (index in `AUTH_CODES`).
     auth_failures: [AtomicU64; 12],
+    /// Moderation hook calls by outcome (index in [`HOOK_OUTCOMES`]).
+    hook_outcomes: [AtomicU64; 8],
 }
 
+/// The outcomes of a moderation hook call: its four answers, and the failures after
+/// which `moderation.hook_failure` applies (`busy`: too many calls in flight).
+pub const HOOK_OUTCOMES: [&str; 8] = [
+    "allow",
+    "deny",
+    "hold",
+    "shadow",
+    "timeout",
+    "error",
+    "malformed",
+    "busy",
+];
+
 impl Metrics {
+    /// Counts a moderation hook call's outcome (one of [`HOOK_OUTCOMES`]).
+    pub fn hook_outcome(&self, outcome: &str) {
+        if let Some(i) = HOOK_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.hook_outcomes[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The count of one hook outcome (tests and logs).
+    pub fn hook_count(&self, outcome: &str) -> u64 {
+        HOOK_OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .map_or(0, |i| self.hook_outcomes[i].load(Relaxed))
+    }
+
     /// Counts a rejected token or API key.
     pub fn auth_failure(&self, err: AuthError) {
         if let Some(i) = AUTH_CODES.iter().position(|c| *c == err) {
@@ -209,6 +239,17 @@ impl Metrics {
                 "danmaku_auth_failures_total{{reason=\"{}\"}} {}",
                 code.code(),
                 self.auth_failures[i].load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP danmaku_moderation_hook_total Moderation hook calls by outcome (timeout, error, malformed and busy apply moderation.hook_failure).\n# TYPE danmaku_moderation_hook_total counter"
+        );
+        for (i, outcome) in HOOK_OUTCOMES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "danmaku_moderation_hook_total{{outcome=\"{outcome}\"}} {}",
+                self.hook_outcomes[i].load(Relaxed)
             );
         }
         out

@@ -103,7 +103,11 @@ pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String
         }),
         offence_window_ms: cfg.moderation.flood_offence_window_s.saturating_mul(1000),
     };
-    let moderation = Arc::new(crate::moderation::Service::new(store.clone(), flood).await?);
+    let hook = crate::moderation::hook::Hook::from_config(&cfg.moderation, metrics.clone())?;
+    if let Some(h) = &hook {
+        tracing::info!(hook = ?h, "moderation hook on");
+    }
+    let moderation = Arc::new(crate::moderation::Service::new(store.clone(), flood, hook).await?);
     // The configured block words become the global block rules the first time only.
     moderation
         .seed_block_words(&cfg.danmaku.block_words)

@@ -27,9 +27,9 @@ impl Setting {
     }
 }
 
-/// Settings whose values never appear in `Debug` output (logs, panics): the JWT secret
-/// and the API keys.
-pub const SECRET_KEYS: &[&str] = &["secret", "api_keys"];
+/// Settings whose values never appear in `Debug` output (logs, panics): the JWT secret,
+/// the API keys and the moderation hook's signing key.
+pub const SECRET_KEYS: &[&str] = &["secret", "api_keys", "hook_secret"];
 
 /// Adds one field to a group's `Debug`, as `***` when it is a secret.
 pub fn debug_field(d: &mut std::fmt::DebugStruct<'_, '_>, key: &str, value: &dyn std::fmt::Debug) {

@@ -33,7 +33,7 @@ pub use self::{
         StoreEngine, redacted,
     },
     macros::{SECRET_KEYS, Setting, debug_field},
-    moderation::{ModerationArgs, ModerationConfig, check_flood_rule},
+    moderation::{HookFailure, ModerationArgs, ModerationConfig, check_flood_rule},
     server::{Cidr, LimitsArgs, LimitsConfig, ServerArgs, ServerConfig},
     ws::{WsArgs, WsConfig},
 };

@@ -1,6 +1,6 @@
 //! The `[moderation]` group: the default flood rule (what applies in a video without a
-//! rule of its own, `PUT /api/videos/{id}/flood-rule`) and how long an automatic mute
-//! counts toward the next one's escalation. Also the bounds of every flood rule, shared
+//! rule of its own, `PUT /api/videos/{id}/flood-rule`), how long an automatic mute
+//! counts toward the next one's escalation, and the external classifier hook. Also the bounds of every flood rule, shared
 //! with the REST validation (`moderation::flood`), so a rule the file may set is one the
 //! API accepts too.
 
@@ -24,8 +24,59 @@ group! {
         /// escalation, in seconds (read from the audit log).
         flood_offence_window_s: u64 = 86_400
             => (long = "flood-offence-window-s", env = "DANMAKU_FLOOD_OFFENCE_WINDOW_S");
+        /// How long a post waits for the moderation hook's answer, in milliseconds
+        /// (10 to 5000). Past it, `hook_failure` applies.
+        hook_budget_ms: u64 = 150
+            => (long = "moderation-hook-budget-ms", env = "DANMAKU_MODERATION_HOOK_BUDGET_MS");
+        /// What a post gets when the hook times out, fails, answers garbage or is
+        /// saturated: `allow` (stored visible) or `hold` (stored held for review).
+        hook_failure: HookFailure = HookFailure::Allow
+            => (long = "moderation-hook-failure", env = "DANMAKU_MODERATION_HOOK_FAILURE");
+        /// Most hook calls in flight at once; a post beyond it gets `hook_failure`
+        /// at once (counted as `busy`), so a slow hook never piles up requests.
+        hook_max_in_flight: u32 = 256
+            => (long = "moderation-hook-max-in-flight", env = "DANMAKU_MODERATION_HOOK_MAX_IN_FLIGHT");
+    }
+    optional {
+        /// The external classifier: each new comment (but admins') is POSTed there as
+        /// signed JSON and waits up to `hook_budget_ms` for `allow`, `deny`, `hold` or
+        /// `shadow`. Unset: no hook. http(s) only.
+        hook_url: String
+            => (long = "moderation-hook-url", env = "DANMAKU_MODERATION_HOOK_URL");
+        /// The HMAC-SHA256 key the hook's requests are signed with (required with
+        /// `hook_url`).
+        hook_secret: String => (
+            long = "moderation-hook-secret",
+            env = "DANMAKU_MODERATION_HOOK_SECRET",
+            hide_env_values = true
+        );
     }
 }
+
+/// What a post gets when the moderation hook gives no usable answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HookFailure {
+    /// Stored visible, as without a hook.
+    Allow,
+    /// Stored held for review.
+    Hold,
+}
+
+impl std::str::FromStr for HookFailure {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "allow" => Ok(HookFailure::Allow),
+            "hold" => Ok(HookFailure::Hold),
+            other => Err(format!("hook_failure is allow or hold, not {other:?}")),
+        }
+    }
+}
+
+/// Shortest and longest hook budget, in milliseconds.
+pub const HOOK_BUDGET_MS: std::ops::RangeInclusive<u64> = 10..=5000;
 
 /// A flood rule's `max_comments`: 2 to this.
 pub const FLOOD_MAX_COMMENTS: u32 = 1000;
@@ -98,6 +149,26 @@ impl ModerationConfig {
             return Err(format!(
                 "moderation.flood_offence_window_s is 1 to {FLOOD_MAX_OFFENCE_WINDOW_S}"
             ));
+        }
+        if !HOOK_BUDGET_MS.contains(&self.hook_budget_ms) {
+            return Err(format!(
+                "moderation.hook_budget_ms is {} to {}",
+                HOOK_BUDGET_MS.start(),
+                HOOK_BUDGET_MS.end()
+            ));
+        }
+        if self.hook_max_in_flight == 0 {
+            return Err("moderation.hook_max_in_flight is at least 1".into());
+        }
+        if let Some(url) = &self.hook_url {
+            let ok = reqwest::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                return Err(format!("moderation.hook_url {url:?} is not an http(s) URL"));
+            }
+            if self.hook_secret.as_deref().is_none_or(str::is_empty) {
+                return Err("moderation.hook_secret is required with moderation.hook_url".into());
+            }
         }
         Ok(())
     }

@@ -323,6 +323,33 @@ impl Service {
         let slow_s = self.moderation.slow_mode_for(video, who.role, now);
         self.take_cooldown(who, video, slow_s, now).await?;
         self.moderation.count_post(who, video, now).await?;
+        let hooked = self
+            .moderation
+            .consult_hook(
+                &crate::moderation::hook::HookRequest {
+                    kind: "danmaku.screen",
+                    video,
+                    text: &valid.text,
+                    time: valid.time_ms as f64 / 1000.0,
+                    mode: valid.mode.as_str(),
+                    audience: valid.audience.as_str(),
+                    user: crate::moderation::hook::HookUser {
+                        sub: &who.sub,
+                        name: &who.name,
+                        role: who.role.as_str(),
+                    },
+                    sent_at: now,
+                },
+                who.role,
+            )
+            .await;
+        if hooked == Some(BlockAction::Refuse) {
+            return Err(Refusal::invalid(
+                "blocked",
+                "the comment was refused by moderation",
+            ));
+        }
+        let screened = screened.max(hooked);
         let state = self.visibility(who, video, screened, now);
         let new = NewDanmaku {
             video: video.to_string(),

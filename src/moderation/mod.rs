@@ -5,9 +5,10 @@
 //! of every moderation action ([`audit`]).
 //!
 //! **A comment's visibility** is decided when it is posted, by `danmaku` asking here:
-//! refused when a block rule says `refuse`; else shadowed when the poster is
-//! shadow-banned there or a rule says `shadow`; else held when a rule says `hold` or
-//! the video holds the poster's role; else visible. Shadow before hold: a shadow-banned
+//! refused when a block rule or the external classifier ([`hook`]) says `refuse`/`deny`;
+//! else shadowed when the poster is shadow-banned there or a rule or the hook says
+//! `shadow`; else held when a rule or the hook says `hold` or the video holds the
+//! poster's role; else visible. Shadow before hold: a shadow-banned
 //! poster must never learn it, and a held comment shows as pending to its author.
 //!
 //! A domain service beside `danmaku`, which asks it: whether a poster is muted where
@@ -39,6 +40,7 @@
 pub mod audit;
 pub mod block;
 pub mod flood;
+pub mod hook;
 pub mod moderators;
 pub mod mutes;
 pub mod review;
@@ -100,6 +102,8 @@ pub struct Service {
     flood_rules: flood::Rules,
     flood: FloodSettings,
     counters: flood::Counters,
+    /// The external classifier, when configured.
+    hook: Option<hook::Hook>,
     /// Serialises mirror updates and counts local ones: a store sync applies what it
     /// read only if no local write landed meanwhile (else it could drop a grant or a
     /// mute committed after its read; the next sync picks everything up).
@@ -116,7 +120,11 @@ impl std::fmt::Debug for Service {
 impl Service {
     /// Builds the service with the grants, mutes and room rules in force loaded from the
     /// store; `flood` is the default flood rule and its escalation memory.
-    pub async fn new(store: Arc<dyn Store>, flood: FloodSettings) -> Result<Service, String> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        flood: FloodSettings,
+        hook: Option<hook::Hook>,
+    ) -> Result<Service, String> {
         let svc = Service {
             store,
             grants: moderators::Grants::default(),
@@ -128,10 +136,25 @@ impl Service {
             flood_rules: flood::Rules::default(),
             flood,
             counters: flood::Counters::default(),
+            hook,
             applied: std::sync::Mutex::new(0),
         };
         svc.sync().await.map_err(|e| e.to_string())?;
         Ok(svc)
+    }
+
+    /// What the external classifier decides for a comment about to be stored, as a
+    /// block-rule action (`None`: allow, or no hook, or an admin's comment, which is
+    /// never sent).
+    pub async fn consult_hook(
+        &self,
+        req: &hook::HookRequest<'_>,
+        role: Role,
+    ) -> Option<BlockAction> {
+        match &self.hook {
+            Some(h) if role != Role::Admin => h.decide(req).await.as_action(),
+            _ => None,
+        }
     }
 
     /// How `who` may moderate `video`, if at all (see the module docs for the rule).

@@ -7,6 +7,7 @@
 
 mod audit;
 mod flood;
+mod hook;
 mod moderators;
 mod mutes;
 mod review;
