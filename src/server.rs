@@ -115,6 +115,10 @@ pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String
     let danmaku = crate::danmaku::Service::new(
         cfg.policy.clone(),
         cfg.danmaku.free_feed_rate,
+        crate::danmaku::reports::ReportSettings {
+            threshold: cfg.moderation.report_threshold,
+            per_min: cfg.moderation.report_rate_per_min,
+        },
         store.clone(),
         moderation.clone(),
         metrics.clone(),

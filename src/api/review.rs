@@ -217,6 +217,26 @@ pub enum HoldReply {
     None,
 }
 
+/// Body of `POST /api/danmaku/{id}/report`.
+#[derive(Debug, Object, Default)]
+pub struct ReportBody {
+    /// Why (at most 200 characters), shown to moderators.
+    #[oai(nullable)]
+    pub reason: Option<String>,
+}
+
+/// A reported comment in the reports queue.
+#[derive(Debug, Object)]
+pub struct ReportedItem {
+    /// The comment as moderators see it (`state: held` once hidden by reports).
+    pub danmaku: View,
+    pub author: String,
+    /// Distinct reporters since it was last approved.
+    pub reports: u32,
+    /// The latest reasons given, newest first (at most 5).
+    pub reasons: Vec<String>,
+}
+
 /// A held comment in the review queue.
 #[derive(Debug, Object)]
 pub struct QueueItem {
@@ -434,6 +454,66 @@ impl ReviewApi {
             .clear_hold_rule(&poster(&auth.0), &id, reason.0.as_deref())
             .await?;
         Ok(Removed::Removed)
+    }
+
+    /// Report a comment (free users and members, on comments they can see and did not
+    /// write): once per user per comment (again: `new: false`, nothing counted), at most
+    /// `moderation.report_rate_per_min` a minute (429 `report_rate`). When
+    /// `moderation.report_threshold` distinct users reported it, it is hidden pending
+    /// review: pages remove it live, as with a delete, and it joins the review queue.
+    #[oai(path = "/danmaku/:id/report", method = "post")]
+    async fn report(
+        &self,
+        state: Data<&Arc<State>>,
+        auth: Authed,
+        id: Path<i64>,
+        body: Json<ReportBody>,
+    ) -> Result<Json<crate::danmaku::reports::ReportState>, ApiError> {
+        let (reply, hidden) = state
+            .danmaku
+            .report(
+                &state.directory,
+                &poster(&auth.0),
+                id.0,
+                body.0.reason.as_deref(),
+            )
+            .await?;
+        if let Some(a) = hidden {
+            state.danmaku.publish(state.bus.as_ref(), a).await;
+        }
+        Ok(Json(reply))
+    }
+
+    /// Reported comments, most reported first (then oldest): one video's (admins and its
+    /// moderators) or every video's (admins, without `video`).
+    #[oai(path = "/moderation/reports", method = "get")]
+    async fn reports(
+        &self,
+        state: Data<&Arc<State>>,
+        auth: Authed,
+        /// Only this video's (required unless the caller is an admin).
+        video: Query<Option<String>>,
+        /// Page size, 1 to 200 (default 50).
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<Vec<ReportedItem>>, ApiError> {
+        let rows = state
+            .danmaku
+            .reported(
+                &poster(&auth.0),
+                video.0.as_deref(),
+                limit.0.map(|l| l as usize),
+            )
+            .await?;
+        Ok(Json(
+            rows.into_iter()
+                .map(|r| ReportedItem {
+                    danmaku: View::marked(&r.d),
+                    author: r.d.d.sub.clone(),
+                    reports: r.reports,
+                    reasons: r.reasons,
+                })
+                .collect(),
+        ))
     }
 
     /// The review queue: held comments, oldest first; one video's (admins and its

@@ -24,6 +24,13 @@ group! {
         /// escalation, in seconds (read from the audit log).
         flood_offence_window_s: u64 = 86_400
             => (long = "flood-offence-window-s", env = "DANMAKU_FLOOD_OFFENCE_WINDOW_S");
+        /// Distinct viewers whose reports hide a comment pending review (0: reports
+        /// never hide; moderators still see them queued).
+        report_threshold: u32 = 3
+            => (long = "report-threshold", env = "DANMAKU_REPORT_THRESHOLD");
+        /// Reports one user may file per minute (1 to 1000).
+        report_rate_per_min: u32 = 10
+            => (long = "report-rate-per-min", env = "DANMAKU_REPORT_RATE_PER_MIN");
         /// How long a post waits for the moderation hook's answer, in milliseconds
         /// (10 to 5000). Past it, `hook_failure` applies.
         hook_budget_ms: u64 = 150
@@ -156,6 +163,9 @@ impl ModerationConfig {
                 HOOK_BUDGET_MS.start(),
                 HOOK_BUDGET_MS.end()
             ));
+        }
+        if !(1..=1000).contains(&self.report_rate_per_min) {
+            return Err("moderation.report_rate_per_min is 1 to 1000".into());
         }
         if self.hook_max_in_flight == 0 {
             return Err("moderation.hook_max_in_flight is at least 1".into());

@@ -11,6 +11,7 @@ pub mod formats;
 pub mod heatmap;
 pub mod history;
 pub mod likes;
+pub mod reports;
 pub mod review;
 pub mod rules;
 
@@ -159,6 +160,8 @@ pub struct Service {
     likes: likes::Likes,
     /// Cached comment density per video.
     heatmaps: heatmap::Heatmaps,
+    /// Viewer reports: the threshold and each user's allowance.
+    reports: reports::Reports,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     /// Set when this node recorded a change for catch-up, so it catches up at once.
@@ -227,6 +230,7 @@ impl Service {
     pub async fn new(
         policy: Policy,
         free_feed_rate: u32,
+        reporting: reports::ReportSettings,
         store: Arc<dyn Store>,
         moderation: Arc<crate::moderation::Service>,
         metrics: Arc<Metrics>,
@@ -255,6 +259,7 @@ impl Service {
             feed: FreeFeed::new(free_feed_rate),
             likes: likes::Likes::default(),
             heatmaps: heatmap::Heatmaps::new(),
+            reports: reports::Reports::new(reporting),
             store,
             metrics,
             catch_up_due: std::sync::atomic::AtomicBool::new(true),

@@ -109,11 +109,14 @@ pub enum Action {
     CommentApproved,
     /// A held comment rejected: gone for everyone.
     CommentRejected,
+    /// A comment hidden pending review because enough viewers reported it (actor
+    /// `system`).
+    HiddenByReports,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::ModeratorAdded,
         Action::ModeratorRemoved,
         Action::CommentDeleted,
@@ -132,6 +135,7 @@ impl Action {
         Action::HoldRuleCleared,
         Action::CommentApproved,
         Action::CommentRejected,
+        Action::HiddenByReports,
     ];
 
     /// The stored and wire spelling.
@@ -155,6 +159,7 @@ impl Action {
             Action::HoldRuleCleared => "hold_rule_cleared",
             Action::CommentApproved => "comment_approved",
             Action::CommentRejected => "comment_rejected",
+            Action::HiddenByReports => "hidden_by_reports",
         }
     }
 

@@ -1,6 +1,7 @@
 //! What decides a comment's visibility at runtime, and the review of held comments: block
-//! rule sets per scope, hold rules per video, the queue of held comments and the review
-//! itself. The trait and its SQLite engine (PostgreSQL: `store/postgres/review.rs`).
+//! rule sets per scope, hold rules per video, viewer reports (one per user per comment;
+//! enough of them hide a comment pending review), the queues of held and of reported
+//! comments and the review itself. The trait and its SQLite engine (PostgreSQL: `store/postgres/review.rs`).
 //!
 //! Like every moderation write (`store::moderation`), each write here takes the
 //! [`NewAudit`] row describing it and appends it in the same transaction, only when
@@ -11,7 +12,7 @@
 //! changed it).
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -120,7 +121,30 @@ pub struct HeldQuery {
     pub limit: usize,
 }
 
-/// Storage for block rules, hold rules and reviews.
+/// What a viewer's report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported {
+    /// Distinct reporters of the comment since it was last approved.
+    pub reports: u32,
+    /// Whether this report was new (a user's second report of a comment is not).
+    pub new: bool,
+    /// Whether this report hid the comment (it reached the threshold).
+    pub hidden: bool,
+}
+
+/// A reported comment in the reports queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedDanmaku {
+    pub d: StoredDanmaku,
+    pub reports: u32,
+    /// The latest reasons given (at most [`MAX_REASONS`]), newest first.
+    pub reasons: Vec<String>,
+}
+
+/// Reasons listed per reported comment.
+pub const MAX_REASONS: usize = 5;
+
+/// Storage for block rules, hold rules, reports and reviews.
 #[async_trait]
 pub trait ReviewStore: Send + Sync {
     /// Sets (replaces) the block rules of `set.video`'s scope, with its audit row.
@@ -146,8 +170,27 @@ pub trait ReviewStore: Send + Sync {
     async fn list_hold_rules(&self) -> Result<Vec<HoldRule>, StoreError>;
     /// Held comments not deleted, oldest first.
     async fn held_page(&self, q: HeldQuery) -> Result<Vec<StoredDanmaku>, StoreError>;
-    /// Reviews comment `id` if it is held and not deleted: approve makes it visible,
-    /// reject tombstones it at `at`. Returns whether it was held; the audit row only then.
+    /// Records `sub`'s report of comment `id` (live, not deleted), once per user; when it
+    /// brings the distinct reporters to `threshold` (0: never) and the comment is
+    /// visible, holds it, appending `audit` in the same write. `None`: no such comment.
+    async fn report_danmaku(
+        &self,
+        id: i64,
+        sub: &str,
+        reason: Option<String>,
+        at: u64,
+        threshold: u32,
+        audit: NewAudit,
+    ) -> Result<Option<Reported>, StoreError>;
+    /// Live comments with reports, most reported first (then by id), for one video or all.
+    async fn reported_page(
+        &self,
+        video: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ReportedDanmaku>, StoreError>;
+    /// Reviews comment `id` if it is held and not deleted: approve makes it visible (and
+    /// starts its report count again), reject tombstones it at `at`. Returns whether it
+    /// was held; the audit row only then.
     async fn review_danmaku(
         &self,
         id: i64,
@@ -356,6 +399,111 @@ impl ReviewStore for SqliteStore {
         .await
     }
 
+    async fn report_danmaku(
+        &self,
+        id: i64,
+        sub: &str,
+        reason: Option<String>,
+        at: u64,
+        threshold: u32,
+        audit: NewAudit,
+    ) -> Result<Option<Reported>, StoreError> {
+        let sub = sub.to_string();
+        self.write(move |c| {
+            let live: Option<(i64, String)> = c
+                .query_row(
+                    "SELECT reports, state FROM danmaku WHERE id = ?1 AND deleted_at IS NULL",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some((mut reports, state)) = live else {
+                return Ok(None);
+            };
+            let new = c
+                .execute(
+                    "INSERT OR IGNORE INTO danmaku_reports (danmaku_id, sub, reason, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![id, sub, reason, at as i64],
+                )
+                .map_err(unavailable)?
+                > 0;
+            let mut hidden = false;
+            if new {
+                reports += 1;
+                c.execute(
+                    "UPDATE danmaku SET reports = ?2 WHERE id = ?1",
+                    params![id, reports],
+                )
+                .map_err(unavailable)?;
+                if threshold > 0 && reports >= i64::from(threshold) && state == "visible" {
+                    c.execute("UPDATE danmaku SET state = 'held' WHERE id = ?1", [id])
+                        .map_err(unavailable)?;
+                    insert_audit(c, &audit)?;
+                    hidden = true;
+                }
+            }
+            Ok(Some(Reported {
+                reports: reports.clamp(0, i64::from(u32::MAX)) as u32,
+                new,
+                hidden,
+            }))
+        })
+        .await
+    }
+
+    async fn reported_page(
+        &self,
+        video: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ReportedDanmaku>, StoreError> {
+        let video = video.map(str::to_string);
+        self.with(move |c| {
+            let filter = if video.is_some() {
+                "video = ?1"
+            } else {
+                "?1 IS NULL"
+            };
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {}, reports FROM danmaku
+                     WHERE {filter} AND reports > 0 AND deleted_at IS NULL
+                     ORDER BY reports DESC, id LIMIT ?2",
+                    super::danmaku::COLUMNS
+                ))
+                .map_err(unavailable)?;
+            let rows = st
+                .query_map(params![video, limit.min(i64::MAX as usize) as i64], |r| {
+                    Ok((super::danmaku::row_to_danmaku(r)?, r.get::<_, i64>(14)?))
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut reasons = c
+                .prepare_cached(
+                    "SELECT reason FROM danmaku_reports WHERE danmaku_id = ?1 AND reason IS NOT NULL
+                     ORDER BY created_at DESC, sub LIMIT ?2",
+                )
+                .map_err(unavailable)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (d, n) in rows {
+                let why = reasons
+                    .query_map(params![d.id, MAX_REASONS as i64], |r| r.get::<_, String>(0))
+                    .map_err(unavailable)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(unavailable)?;
+                out.push(ReportedDanmaku {
+                    d,
+                    reports: n.clamp(0, i64::from(u32::MAX)) as u32,
+                    reasons: why,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn review_danmaku(
         &self,
         id: i64,
@@ -366,7 +514,7 @@ impl ReviewStore for SqliteStore {
         self.write(move |c| {
             let done = match verdict {
                 Verdict::Approve => c.execute(
-                    "UPDATE danmaku SET state = 'visible'
+                    "UPDATE danmaku SET state = 'visible', reports = 0
                      WHERE id = ?1 AND state = 'held' AND deleted_at IS NULL",
                     [id],
                 ),

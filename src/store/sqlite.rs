@@ -181,13 +181,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX moderation_audit_video ON moderation_audit (video, id);
     CREATE INDEX moderation_audit_target ON moderation_audit (video, target, action, at);",
     // Review (src/store/review.rs): a comment's visibility (held for review, shadowed);
-    // the density counts only visible comments (its triggers are replaced, and a held
-    // comment approved is counted then); shadow bans (shaped like mutes); block rule
+    // the density counts only visible comments (its triggers are replaced, a held
+    // comment approved is counted then, one hidden by reports is uncounted); viewer
+    // reports (one per user per comment, the count kept on the comment); shadow bans (shaped like mutes); block rule
     // sets per scope ('' global, else a video id) and hold rules per video.
     "ALTER TABLE danmaku ADD COLUMN state TEXT NOT NULL DEFAULT 'visible'
         CHECK (state IN ('visible', 'held', 'shadow'));
     CREATE INDEX danmaku_hidden ON danmaku (video, sub) WHERE state <> 'visible';
     CREATE INDEX danmaku_held ON danmaku (video, id) WHERE state = 'held';
+    ALTER TABLE danmaku ADD COLUMN reports INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX danmaku_reported ON danmaku (video, reports) WHERE reports > 0;
+    CREATE TABLE danmaku_reports (
+        danmaku_id INTEGER NOT NULL,
+        sub TEXT NOT NULL,
+        reason TEXT,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (danmaku_id, sub)
+    ) STRICT, WITHOUT ROWID;
     DROP TRIGGER danmaku_density_insert;
     DROP TRIGGER danmaku_density_tombstone;
     CREATE TRIGGER danmaku_density_insert AFTER INSERT ON danmaku
@@ -209,6 +219,12 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO danmaku_density (video, second, audience, n)
             VALUES (new.video, new.time_ms / 1000, new.audience, 1)
             ON CONFLICT (video, second, audience) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER danmaku_density_hide AFTER UPDATE OF state ON danmaku
+        WHEN old.state = 'visible' AND new.state <> 'visible' AND new.deleted_at IS NULL
+    BEGIN
+        UPDATE danmaku_density SET n = n - 1
+            WHERE video = old.video AND second = old.time_ms / 1000 AND audience = old.audience;
     END;
     CREATE TABLE shadow_bans (
         sub TEXT NOT NULL,

@@ -398,6 +398,17 @@ async fn postgres_answers_every_store_query_like_sqlite() {
             density(sqlite.density("v1").await.unwrap()),
             density(pg.density("v1").await.unwrap())
         );
+        for video in ["v1", "v2"] {
+            assert_eq!(
+                density(sqlite.density(video).await.unwrap()),
+                density(pg.density(video).await.unwrap()),
+                "{video}"
+            );
+        }
+        assert_eq!(
+            sqlite.reported_page(None, 10).await.unwrap(),
+            pg.reported_page(None, 10).await.unwrap()
+        );
     }
     cleanup(&svc, &ns).await;
 }
@@ -575,6 +586,53 @@ async fn review_writes(s: &dyn danmaku::store::Store) {
         "an approval is counted, a rejection of a held comment was never counted"
     );
     assert!(!s.has_hidden("v1", "nobody").await.unwrap());
+
+    // Reports: once per user; the threshold holds a visible comment (and its audit row);
+    // a missing one is `None`.
+    let visible = s
+        .history(danmaku::store::danmaku::HistoryQuery::of("v2", 1, true))
+        .await
+        .unwrap()[0]
+        .id;
+    let rep = |sub: &'static str, reason: Option<&str>| {
+        s.report_danmaku(
+            visible,
+            sub,
+            reason.map(str::to_string),
+            20,
+            2,
+            audit(Action::HiddenByReports, "x"),
+        )
+    };
+    let first = rep("a", Some("rude")).await.unwrap().unwrap();
+    assert_eq!((first.reports, first.new, first.hidden), (1, true, false));
+    let again = rep("a", Some("rude")).await.unwrap().unwrap();
+    assert_eq!((again.reports, again.new, again.hidden), (1, false, false));
+    let tipped = rep("b", None).await.unwrap().unwrap();
+    assert_eq!((tipped.reports, tipped.new, tipped.hidden), (2, true, true));
+    assert_eq!(
+        s.get_danmaku(visible).await.unwrap().unwrap().d.state,
+        Visibility::Held
+    );
+    assert!(
+        s.report_danmaku(
+            99_999,
+            "a",
+            None,
+            20,
+            2,
+            audit(Action::HiddenByReports, "x")
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
+    let page = s.reported_page(Some("v2"), 10).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(
+        (page[0].d.id, page[0].reports, page[0].reasons.clone()),
+        (visible, 2, vec!["rude".to_string()])
+    );
     assert_eq!(
         next.len(),
         2,

@@ -806,3 +806,218 @@ async fn block_rules_refuse_hold_or_shadow_at_runtime_and_bad_ones_change_nothin
         "set once, cleared once: {actions:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enough_viewer_reports_hide_a_comment_pending_review_once_per_user_and_rate_limited() {
+    let app = TestApp::builder()
+        .config(|c| {
+            c.policy.free.cooldown_ms = 0;
+            c.policy.member.cooldown_ms = 0;
+            c.moderation.report_threshold = 3;
+            c.moderation.report_rate_per_min = 4;
+        })
+        .start()
+        .await;
+    let (status, body) = app
+        .admin_put("/api/videos/ma", json!({"title": "ma", "tier": "free"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .admin_put("/api/videos/ma/moderators/mo", json!({}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let author = app.token("author", Role::Member);
+    let mo = app.token("mo", Role::Free);
+    let id = posted(&app, &author, "ma", "rude words").await;
+    let other = posted(&app, &author, "ma", "also reported").await;
+    let (_, secret) = call(
+        &app,
+        Method::POST,
+        "/api/videos/ma/danmaku",
+        Some(&author),
+        Some(json!({"text": "members only", "time": 1.0, "audience": "members"})),
+    )
+    .await;
+    let report = |token: String, id: i64, reason: &str| {
+        let reason = reason.to_string();
+        let app = &app;
+        async move {
+            call(
+                app,
+                Method::POST,
+                &format!("/api/danmaku/{id}/report"),
+                Some(&token),
+                Some(json!({"reason": reason})),
+            )
+            .await
+        }
+    };
+    let heat = || async {
+        call(
+            &app,
+            Method::GET,
+            "/api/videos/ma/heatmap?buckets=1&duration=60",
+            None,
+            None,
+        )
+        .await
+        .1["total"]
+            .as_u64()
+    };
+    assert_eq!(heat().await, Some(2));
+
+    // Who may not: guests, admins, the author; a comment the reporter cannot see.
+    refused(
+        call(
+            &app,
+            Method::POST,
+            &format!("/api/danmaku/{id}/report"),
+            None,
+            Some(json!({})),
+        )
+        .await,
+        401,
+        "missing_token",
+    );
+    refused(
+        report(app.token("root", Role::Admin), id, "x").await,
+        403,
+        "forbidden",
+    );
+    refused(report(author.clone(), id, "x").await, 403, "own_comment");
+    let secret_id = secret["id"].as_i64().unwrap();
+    refused(
+        report(app.token("r0", Role::Free), secret_id, "x").await,
+        404,
+        "unknown_danmaku",
+    );
+    refused(
+        report(app.token("r0", Role::Free), 99_999, "x").await,
+        404,
+        "unknown_danmaku",
+    );
+    refused(
+        report(app.token("r0", Role::Free), id, &"x".repeat(201)).await,
+        422,
+        "invalid_reason",
+    );
+
+    let mut viewer = watcher(&app, "viewer", Role::Free, "ma").await;
+    let mut mo_ws = watcher(&app, "mo", Role::Free, "ma").await;
+    // Two reports, one of them twice: still visible; the second time counts nothing.
+    let (status, r) = report(app.token("r1", Role::Free), id, "insulting").await;
+    assert_eq!((status, &r["new"]), (200, &json!(true)), "{r}");
+    let (status, r) = report(app.token("r1", Role::Free), id, "again").await;
+    assert_eq!((status, &r["new"]), (200, &json!(false)), "{r}");
+    report(app.token("r2", Role::Member), id, "rude").await;
+    report(app.token("r2", Role::Member), other, "meh").await;
+    assert!(row(&app, "ma", None, "rude words").await.is_some());
+    let (status, listed) = call(
+        &app,
+        Method::GET,
+        "/api/moderation/reports?video=ma",
+        Some(&mo),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        (
+            &listed[0]["danmaku"]["id"],
+            &listed[0]["reports"],
+            &listed[1]["reports"]
+        ),
+        (&json!(id), &json!(2), &json!(1)),
+        "most reported first: {listed}"
+    );
+    assert_eq!(listed[0]["reasons"], json!(["rude", "insulting"]));
+    assert_eq!(listed[0]["author"], "author");
+    refused(
+        call(
+            &app,
+            Method::GET,
+            "/api/moderation/reports?video=ma",
+            Some(&author),
+            None,
+        )
+        .await,
+        403,
+        "not_moderator",
+    );
+
+    // The third distinct reporter hides it: removed live, marked for moderators, queued.
+    let (status, r) = report(app.token("r3", Role::Free), id, "spam").await;
+    assert_eq!((status, &r["new"]), (200, &json!(true)), "{r}");
+    viewer
+        .until(|v| v["type"] == "danmaku_deleted" && v["data"]["id"] == id)
+        .await;
+    let (_, marked) = until_text(&mut mo_ws, "rude words").await;
+    assert_eq!(marked["data"]["state"], "held");
+    assert!(row(&app, "ma", None, "rude words").await.is_none());
+    assert_eq!(heat().await, Some(1), "hidden comments are not counted");
+    let (_, q) = call(
+        &app,
+        Method::GET,
+        "/api/moderation/queue?video=ma",
+        Some(&mo),
+        None,
+    )
+    .await;
+    assert_eq!(q["items"][0]["danmaku"]["id"], id, "{q}");
+    let (_, audit) = call(
+        &app,
+        Method::GET,
+        "/api/moderation/audit?video=ma",
+        Some(&mo),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (&audit["items"][0]["action"], &audit["items"][0]["actor"]),
+        (&json!("hidden_by_reports"), &json!("system"))
+    );
+    // A hidden comment cannot be reported further.
+    refused(
+        report(app.token("r4", Role::Free), id, "x").await,
+        404,
+        "unknown_danmaku",
+    );
+
+    // Approved: back for everyone, counted again, its count starts afresh.
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        &format!("/api/danmaku/{id}/approve"),
+        Some(&mo),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    until_text(&mut viewer, "rude words").await;
+    assert!(row(&app, "ma", None, "rude words").await.is_some());
+    assert_eq!(heat().await, Some(2));
+    let (_, listed) = call(
+        &app,
+        Method::GET,
+        "/api/moderation/reports?video=ma",
+        Some(&mo),
+        None,
+    )
+    .await;
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "only the other one: {listed}"
+    );
+
+    // A user files at most 4 reports a minute.
+    let busy = app.token("busy", Role::Free);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(posted(&app, &author, "ma", &format!("target {i}")).await);
+    }
+    for id in &ids[..4] {
+        assert_eq!(report(busy.clone(), *id, "x").await.0, 200);
+    }
+    refused(report(busy.clone(), ids[4], "x").await, 429, "report_rate");
+}

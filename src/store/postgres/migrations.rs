@@ -150,12 +150,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX moderation_audit_target ON moderation_audit (video, target, action, at);",
     // Review (src/store/review.rs): a comment's visibility (held for review, shadowed);
     // the density counts only visible comments (the trigger also fires on a state
-    // change: a held comment approved is counted then); shadow bans (shaped like mutes);
+    // change: a held comment approved is counted then, one hidden by reports is
+    // uncounted); viewer reports (one per user per comment, the count on the comment);
+    // shadow bans (shaped like mutes);
     // block rule sets per scope ('' global, else a video id) and hold rules per video.
     "ALTER TABLE danmaku ADD COLUMN state TEXT NOT NULL DEFAULT 'visible'
         CHECK (state IN ('visible', 'held', 'shadow'));
     CREATE INDEX danmaku_hidden ON danmaku (video, sub) WHERE state <> 'visible';
     CREATE INDEX danmaku_held ON danmaku (video, id) WHERE state = 'held';
+    ALTER TABLE danmaku ADD COLUMN reports INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX danmaku_reported ON danmaku (video, reports) WHERE reports > 0;
+    CREATE TABLE danmaku_reports (
+        danmaku_id BIGINT NOT NULL,
+        sub TEXT NOT NULL,
+        reason TEXT,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (danmaku_id, sub)
+    );
     CREATE OR REPLACE FUNCTION danmaku_density_track() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP = 'INSERT' THEN
@@ -176,6 +187,10 @@ const MIGRATIONS: &[&str] = &[
                 VALUES (NEW.video, (NEW.time_ms / 1000)::int, NEW.audience, 1)
                 ON CONFLICT (video, second, audience)
                 DO UPDATE SET n = danmaku_density.n + 1;
+        ELSIF OLD.state = 'visible' AND NEW.state <> 'visible' AND NEW.deleted_at IS NULL THEN
+            UPDATE danmaku_density SET n = n - 1
+                WHERE video = OLD.video AND second = (OLD.time_ms / 1000)::int
+                  AND audience = OLD.audience;
         END IF;
         RETURN NULL;
     END $$;

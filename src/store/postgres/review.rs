@@ -17,7 +17,8 @@ use crate::store::{
     danmaku::StoredDanmaku,
     moderation::{NewAudit, scope_of},
     review::{
-        HeldQuery, HoldRule, ReviewStore, RuleSet, Verdict, parse_rules, rules_text, video_of_scope,
+        HeldQuery, HoldRule, MAX_REASONS, Reported, ReportedDanmaku, ReviewStore, RuleSet, Verdict,
+        parse_rules, rules_text, video_of_scope,
     },
     room_rules::{parse_roles, roles_text},
 };
@@ -35,6 +36,8 @@ pub(super) enum ReviewWrite {
     ClearHoldRule(String, NewAudit),
     /// Comment id, verdict, at, audit.
     Review(i64, Verdict, u64, NewAudit),
+    /// Comment id, reporter, reason, at, threshold, audit (answers `Done::Report`).
+    Report(i64, String, Option<String>, u64, u32, NewAudit),
 }
 
 /// Applies one review write inside the batch transaction (the writer's savepoint).
@@ -88,7 +91,7 @@ pub(super) async fn apply(c: &mut PgConnection, w: &ReviewWrite) -> Result<Done,
         ReviewWrite::Review(id, verdict, at, audit) => {
             let q = match verdict {
                 Verdict::Approve => sqlx::query(
-                    "UPDATE danmaku SET state = 'visible'
+                    "UPDATE danmaku SET state = 'visible', reports = 0
                      WHERE id = $1 AND state = 'held' AND deleted_at IS NULL",
                 )
                 .bind(id),
@@ -104,6 +107,55 @@ pub(super) async fn apply(c: &mut PgConnection, w: &ReviewWrite) -> Result<Done,
                 insert_audit(c, audit).await?;
             }
             Done::Flag(done)
+        }
+        ReviewWrite::Report(id, sub, reason, at, threshold, audit) => {
+            let live: Option<(i32, String)> = sqlx::query_as(
+                "SELECT reports, state FROM danmaku WHERE id = $1 AND deleted_at IS NULL
+                 FOR UPDATE",
+            )
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?;
+            let Some((mut reports, state)) = live else {
+                return Ok(Done::Report(None));
+            };
+            let new = sqlx::query(
+                "INSERT INTO danmaku_reports (danmaku_id, sub, reason, created_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(sub)
+            .bind(reason)
+            .bind(*at as i64)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+                > 0;
+            let mut hidden = false;
+            if new {
+                reports += 1;
+                sqlx::query("UPDATE danmaku SET reports = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(reports)
+                    .execute(&mut *c)
+                    .await?;
+                if *threshold > 0
+                    && i64::from(reports) >= i64::from(*threshold)
+                    && state == "visible"
+                {
+                    sqlx::query("UPDATE danmaku SET state = 'held' WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await?;
+                    insert_audit(c, audit).await?;
+                    hidden = true;
+                }
+            }
+            Done::Report(Some(Reported {
+                reports: reports.max(0) as u32,
+                new,
+                hidden,
+            }))
         }
     })
 }
@@ -225,6 +277,72 @@ impl ReviewStore for PgStore {
         .await
         .map_err(unavailable)?;
         rows.iter().map(danmaku_row).collect()
+    }
+
+    async fn report_danmaku(
+        &self,
+        id: i64,
+        sub: &str,
+        reason: Option<String>,
+        at: u64,
+        threshold: u32,
+        audit: NewAudit,
+    ) -> Result<Option<Reported>, StoreError> {
+        match self
+            .write(Write::Review(ReviewWrite::Report(
+                id,
+                sub.to_string(),
+                reason,
+                at,
+                threshold,
+                audit,
+            )))
+            .await?
+        {
+            Done::Report(r) => Ok(r),
+            _ => Err(super::shape()),
+        }
+    }
+
+    async fn reported_page(
+        &self,
+        video: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ReportedDanmaku>, StoreError> {
+        let filter = if video.is_some() {
+            "video = $1"
+        } else {
+            "$1::text IS NULL"
+        };
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS}, reports FROM danmaku
+             WHERE {filter} AND reports > 0 AND deleted_at IS NULL
+             ORDER BY reports DESC, id LIMIT $2"
+        )))
+        .bind(video)
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let d = danmaku_row(r)?;
+            let reasons: Vec<String> = sqlx::query_scalar(
+                "SELECT reason FROM danmaku_reports WHERE danmaku_id = $1 AND reason IS NOT NULL
+                 ORDER BY created_at DESC, sub LIMIT $2",
+            )
+            .bind(d.id)
+            .bind(MAX_REASONS as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            out.push(ReportedDanmaku {
+                reports: col::<i32>(r, 14)?.max(0) as u32,
+                d,
+                reasons,
+            });
+        }
+        Ok(out)
     }
 
     async fn review_danmaku(

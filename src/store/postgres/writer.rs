@@ -76,6 +76,8 @@ pub(super) enum Done {
     Count(usize),
     /// The stored grant, and whether this write created it.
     Grant(Grant, bool),
+    /// A viewer's report (`None`: no such live comment).
+    Report(Option<crate::store::review::Reported>),
     Unit,
 }
 

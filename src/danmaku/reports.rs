@@ -1,0 +1,254 @@
+//! Viewer reports: `POST /api/danmaku/{id}/report {reason}` by free users and members, on
+//! comments they can see and did not write, once per user per comment (a second report
+//! is answered like the first and counts nothing), at most
+//! `moderation.report_rate_per_min` a minute per user (429 `report_rate`).
+//!
+//! When `moderation.report_threshold` distinct users have reported a visible comment it
+//! is held pending review, in the same store write as the report that tipped it (and
+//! its audit row, `hidden_by_reports`, actor `system`): its audience is told
+//! `danmaku_deleted` (pages remove it, as with a delete), the video's moderators and
+//! admins get it marked `held`, and it waits in the review queue. An approval publishes
+//! it again and starts its count afresh. Moderators list reported comments, most
+//! reported first, with `GET /api/moderation/reports`.
+
+use std::sync::Arc;
+
+use moka::{future::Cache, ops::compute::Op};
+
+use super::{
+    Announcement, Service, View,
+    announce::{deletion_event, marked_events},
+};
+use crate::{
+    access::Directory,
+    model::{Audience, Identity, Refusal, Role, Visibility, time::now_millis},
+    store::{
+        danmaku::Deferred,
+        moderation::{Action, NewAudit},
+        review::{Reported, ReportedDanmaku},
+    },
+};
+
+/// Longest report reason, in characters.
+pub const MAX_REASON: usize = 200;
+
+/// Default and largest page of the reports queue.
+pub const DEFAULT_LIMIT: usize = 50;
+/// The largest page of the reports queue.
+pub const MAX_LIMIT: usize = 200;
+
+/// The reporting settings, from `[moderation]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportSettings {
+    /// Distinct reporters that hide a comment; 0: never.
+    pub threshold: u32,
+    /// Reports per user per minute.
+    pub per_min: u32,
+}
+
+/// Per-user report counts of the current minute.
+pub(super) struct Reports {
+    settings: ReportSettings,
+    /// (sub) → (minute, count in it).
+    recent: Cache<Arc<str>, (u64, u32)>,
+}
+
+impl Reports {
+    /// Built from the settings.
+    pub(super) fn new(settings: ReportSettings) -> Reports {
+        Reports {
+            settings,
+            recent: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(std::time::Duration::from_secs(120))
+                .build(),
+        }
+    }
+
+    /// Takes one report from `sub`'s allowance of this minute, or refuses.
+    async fn take(&self, sub: &Arc<str>, now: u64) -> Result<(), Refusal> {
+        let minute = now / 60_000;
+        let limit = self.settings.per_min;
+        let result = self
+            .recent
+            .entry(sub.clone())
+            .and_compute_with(|e| {
+                let op = match e.map(|e| e.into_value()) {
+                    Some((m, n)) if m == minute && n >= limit => Op::Nop,
+                    Some((m, n)) if m == minute => Op::Put((m, n + 1)),
+                    _ => Op::Put((minute, 1)),
+                };
+                std::future::ready(op)
+            })
+            .await;
+        if matches!(result, moka::ops::compute::CompResult::Unchanged(_)) {
+            let wait = 60_000 - now % 60_000;
+            return Err(Refusal::rate_limited(
+                "report_rate",
+                format!(
+                    "at most {limit} reports a minute; next in {} s",
+                    wait.div_ceil(1000)
+                ),
+                wait,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The reply to a report.
+#[derive(Debug, Clone, serde::Serialize, poem_openapi::Object)]
+pub struct ReportState {
+    pub id: i64,
+    /// Whether this call recorded a report (false: the caller had reported it already).
+    pub new: bool,
+}
+
+impl Service {
+    /// Records `who`'s report of comment `id`; returns the reply and, when the report hid
+    /// the comment, what to publish.
+    pub async fn report(
+        &self,
+        dir: &Directory,
+        who: &Identity,
+        id: i64,
+        reason: Option<&str>,
+    ) -> Result<(ReportState, Option<Announcement>), Refusal> {
+        match who.role {
+            Role::Guest => {
+                return Err(Refusal::unauthorized(
+                    "login_required",
+                    "sign in to report comments",
+                ));
+            }
+            Role::Admin => {
+                return Err(Refusal::forbidden(
+                    "forbidden",
+                    "admins delete or hold comments instead of reporting them",
+                ));
+            }
+            Role::Free | Role::Member => {}
+        }
+        let reason = match reason.map(str::trim).filter(|r| !r.is_empty()) {
+            Some(r) if r.chars().count() > MAX_REASON || r.chars().any(char::is_control) => {
+                return Err(Refusal::invalid(
+                    "invalid_reason",
+                    format!("a reason has at most {MAX_REASON} characters, no control characters"),
+                ));
+            }
+            r => r.map(str::to_string),
+        };
+        let unavailable = |e: crate::store::StoreError| {
+            tracing::error!(error = %e, "report failed");
+            Refusal::unavailable("store_unavailable", "the report was not stored; retry")
+        };
+        let not_found = || Refusal::not_found("unknown_danmaku", format!("no comment {id}"));
+        let stored = self
+            .store
+            .get_danmaku(id)
+            .await
+            .map_err(unavailable)?
+            .filter(|s| s.deleted_at.is_none() && s.d.state == Visibility::Visible)
+            .ok_or_else(not_found)?;
+        let tier = dir.video_tier(&stored.d.video).ok_or_else(not_found)?;
+        let sees = tier.admits(who.role)
+            && (stored.d.audience != Audience::Members || who.role.is_member_or_admin());
+        if !sees {
+            return Err(not_found());
+        }
+        if *stored.d.sub == *who.sub {
+            return Err(Refusal::forbidden(
+                "own_comment",
+                "recall your own comment instead of reporting it",
+            ));
+        }
+        let now = now_millis();
+        self.reports.take(&who.sub, now).await?;
+        let audit = NewAudit {
+            at: now,
+            actor: "system".into(),
+            actor_role: "system".into(),
+            action: Action::HiddenByReports,
+            video: Some(stored.d.video.clone()),
+            target: id.to_string(),
+            reason: Some(format!(
+                "reported by {} users",
+                self.reports.settings.threshold
+            )),
+            detail: serde_json::json!({
+                "author": stored.d.sub,
+                "text": stored.d.text,
+                "time": stored.d.time_ms as f64 / 1000.0,
+                "threshold": self.reports.settings.threshold,
+            })
+            .to_string(),
+        };
+        let Reported { new, hidden, .. } = self
+            .store
+            .report_danmaku(
+                id,
+                &who.sub,
+                reason,
+                now,
+                self.reports.settings.threshold,
+                audit,
+            )
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(not_found)?;
+        let reply = ReportState { id, new };
+        if !hidden {
+            return Ok((reply, None));
+        }
+        tracing::info!(id, video = %stored.d.video, "comment hidden by reports, pending review");
+        let video = stored.d.video.clone();
+        self.invalidate(&video).await;
+        self.heatmaps
+            .record(&video, stored.d.time_ms, stored.d.audience, -1)
+            .await;
+        let mut held = stored;
+        // The audience drops it as deleted (the event is built from the visible comment);
+        // moderators get it marked held, for the queue.
+        let gone = deletion_event(&held, tier);
+        held.d.state = Visibility::Held;
+        let marked = marked_events(
+            &held,
+            tier,
+            self.moderation.stored_moderators(&video),
+            "danmaku",
+            serde_json::to_value(View::marked(&held)).unwrap_or_default(),
+            false,
+        );
+        Ok((
+            reply,
+            Some(Announcement {
+                event: Some(gone),
+                change: Deferred::Deleted,
+                id,
+                marked,
+            }),
+        ))
+    }
+
+    /// Reported comments, most reported first: one video's (its moderators), or every
+    /// video's (admins).
+    pub async fn reported(
+        &self,
+        who: &Identity,
+        video: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<ReportedDanmaku>, Refusal> {
+        self.moderation.require_scope(who, video)?;
+        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(Refusal::invalid(
+                "invalid_limit",
+                format!("limit is 1 to {MAX_LIMIT}"),
+            ));
+        }
+        self.store.reported_page(video, limit).await.map_err(|e| {
+            tracing::error!(error = %e, "reports read failed");
+            Refusal::unavailable("store_unavailable", "reports are unavailable; retry")
+        })
+    }
+}
