@@ -30,6 +30,7 @@ pictures=(
   "zh-CN.png                 zh-CN.png"
   "artplayer.png             artplayer.png"
   "admin-moderation.png      admin-moderation.png"
+  "admin-review.png          admin-review-queue.png"
 )
 
 manifest=docs/screenshots/MANIFEST

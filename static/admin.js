@@ -11,6 +11,7 @@
 //   catalog.js     videos and declared channels, with their tiers
 //   presence.js    the Presence table
 //   moderation.js  one video's comments, room moderators, mutes, audit log
+//   review.js      the same video's review queue, shadow bans, block rules, hold rule
 //
 // This file only wires them: the language (static/lib/i18n.js: the markup's keys are
 // filled in first; each panel redraws its own text on a switch), DOM handlers, the
@@ -27,6 +28,7 @@ import { loadSchedules, wireSchedules } from './admin/schedules.js';
 import { loadChannels, loadVideos, wireCatalog } from './admin/catalog.js';
 import { loadPresence, wirePresence } from './admin/presence.js';
 import { applyModerationRole, loadComments, wireModeration } from './admin/moderation.js';
+import { loadReview, wireReview } from './admin/review.js';
 import { $ } from './lib/util.js';
 import { applyTo, wireLocaleSelect } from './lib/i18n.js';
 
@@ -40,6 +42,7 @@ async function refreshAll() {
   loadPresence();
   applyModerationRole();
   loadComments();
+  loadReview();
 }
 
 function init() {
@@ -59,6 +62,7 @@ function init() {
     if (state.token && state.schedulesAvailable) loadSchedules();
   }, SCHEDULES_EVERY_MS);
   wireModeration();
+  wireReview();
   refreshAll();
 }
 

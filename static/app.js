@@ -11,6 +11,7 @@
 //   likes.js           the like popover on hovered or tapped comments
 //   heatmap.js         the comment-density curve above the seek bar, peaks seek
 //   composer.js        the send box: counter, cooldown, refusals, posting
+//   comments.js        the comment list; held and shadowed comments and their review
 //   channels.js        the Channels panel and the room status
 //   videos.js          the video list
 //   presence.js        "N watching"
@@ -43,6 +44,7 @@ import {
 import { loadVideos, renderVideos, wireVideos } from './page/videos.js';
 import { loadPresence, pollPresence, renderViewers, showPresence } from './page/presence.js';
 import { logEntry, renderLogCount, showPush, wireLog } from './page/log.js';
+import { wireCommentList } from './page/comments.js';
 import { $, showToast } from './lib/util.js';
 import { applyTo, onLocaleChange, t, wireLocaleSelect } from './lib/i18n.js';
 
@@ -164,6 +166,7 @@ function init() {
   wireVideos();
   wireReconnect();
   wireLog();
+  wireCommentList();
 
   // Keep the retry countdown fresh; reconnect at once when the network comes back.
   tickRetryCountdown();

@@ -9,6 +9,9 @@
 //   - the audit log, newest first, of the video or (admins) of every video, paged with
 //     next_before_id (GET /api/moderation/audit).
 //
+// The review queue, shadow bans, block rules and the hold rule of the same video are
+// static/admin/review.js.
+//
 // Admins moderate every video; a room moderator (GET /api/me → moderates) only theirs:
 // the admin-only controls are disabled for them, with a note saying why. Every refusal
 // shows inline as "prefix: code: message", the prefix translated, the rest the server's.
@@ -210,7 +213,7 @@ function commentRow(video, d) {
   return el('tr', { dataset: { id: String(d.id) } },
     el('td', { class: 'mono', text: String(d.id) }),
     el('td', { class: 'mono', text: videoTime(d.time) }),
-    el('td', { class: 'comment-text', text: d.text }),
+    el('td', { class: 'comment-text' }, d.text, stateBadge(d.state)),
     el('td', {}, swatch, ` ${tValue('common.mode.', d.mode)} · ${tValue('common.size.', d.size)}`),
     el('td', { text: tValue('common.audience.', d.audience) }),
     el('td', { text: name }),
@@ -227,6 +230,13 @@ function commentRow(video, d) {
           $('mute-sub').focus();
         },
       })));
+}
+
+/** A hidden comment's mark (held for review, shadowed); null for visible ones. */
+function stateBadge(hidden) {
+  if (hidden === 'held') return el('span', { class: 'comment-badge', dataset: { badge: 'held' }, text: t('comments.badge_held') });
+  if (hidden === 'shadow') return el('span', { class: 'comment-badge', dataset: { badge: 'shadow' }, text: t('comments.badge_shadow') });
+  return null;
 }
 
 function renderModerators() {
@@ -284,6 +294,14 @@ function actionText(action) {
     case 'comment_deleted': return t('admin.audit.action.comment_deleted');
     case 'user_muted': return t('admin.audit.action.user_muted');
     case 'user_unmuted': return t('admin.audit.action.user_unmuted');
+    case 'user_shadow_banned': return t('admin.audit.action.user_shadow_banned');
+    case 'user_shadow_unbanned': return t('admin.audit.action.user_shadow_unbanned');
+    case 'block_rules_set': return t('admin.audit.action.block_rules_set');
+    case 'block_rules_cleared': return t('admin.audit.action.block_rules_cleared');
+    case 'hold_rule_set': return t('admin.audit.action.hold_rule_set');
+    case 'hold_rule_cleared': return t('admin.audit.action.hold_rule_cleared');
+    case 'comment_approved': return t('admin.audit.action.comment_approved');
+    case 'comment_rejected': return t('admin.audit.action.comment_rejected');
     default: return String(action);
   }
 }
@@ -420,6 +438,15 @@ async function mute(ev) {
   } catch (e) {
     say(result, 'error', () => t('admin.mute.failed', { error: codeMessage(e) }));
   }
+}
+
+/**
+ * After a review, a shadow ban or a rule change (static/admin/review.js): the shown
+ * comments (their hidden marks) and the audit log again.
+ */
+export async function refreshModeration() {
+  if (!state.token || !current) return;
+  await Promise.all([loadCommentList(current, true), loadAudit()]);
 }
 
 /** After a change in `video`: its lists again (everything, when the panel showed another). */

@@ -40,7 +40,21 @@ export interface DanmakuView {
   likes: number;
   /** In history items read with a user's token only: whether that user liked it. */
   liked?: boolean;
+  /**
+   * Only on comments hidden from the audience: `held` waits for a moderator's review
+   * (its author sees it so, in history and in the post reply); `shadow` is a shadow-banned
+   * author's (or a `shadow` block rule's) comment. Admins and the video's moderators get
+   * both, in history and as marked `danmaku` events; a shadowed comment's author gets it
+   * without `state`, like any comment. Absent: visible to its audience.
+   */
+  state?: CommentState;
 }
+
+/** Why a comment is hidden from the audience (see `DanmakuView.state`). */
+export type CommentState = 'held' | 'shadow';
+
+/** The outcome of a held comment's review (`danmaku_reviewed`). */
+export type ReviewState = 'visible' | 'rejected';
 
 /** What to post; the server fills in defaults and checks the role's privileges. */
 export interface DanmakuDraft {
@@ -88,7 +102,7 @@ export interface UnsubscribeReply {
 
 /** Any channel event, as received (after batch unpacking). */
 export interface ChannelEvent<T = unknown> {
-  /** The event name: `danmaku`, `danmaku_deleted`, `danmaku_likes`, `presence`, a push's event... */
+  /** The event name: `danmaku`, `danmaku_deleted`, `danmaku_likes`, `danmaku_reviewed`, `presence`, a push's event... */
   type: string;
   channel: string;
   /** Absent only on comment events a node delivers while its bus is down. */
@@ -115,6 +129,17 @@ export interface TokenExpiredFrame {
 export interface DanmakuDeleted {
   id: number;
   video: string;
+}
+
+/**
+ * A held comment was reviewed: to its author, the video's moderators and admins. After
+ * `visible` the rest of the audience gets a plain `danmaku` event; after `rejected` the
+ * author also gets `danmaku_deleted`.
+ */
+export interface DanmakuReviewed {
+  id: number;
+  video: string;
+  state: ReviewState;
 }
 
 export interface DanmakuLikes {
@@ -244,6 +269,7 @@ export interface DanmakuClientEvents {
   danmaku: (view: DanmakuView, meta: EventMeta) => void;
   danmaku_deleted: (data: DanmakuDeleted, meta: EventMeta) => void;
   danmaku_likes: (data: DanmakuLikes, meta: EventMeta) => void;
+  danmaku_reviewed: (data: DanmakuReviewed, meta: EventMeta) => void;
   presence: (data: Presence, meta: EventMeta) => void;
   /** Pushes (broadcast, role, user, channel), payload unchanged; `meta.type` is the event name. */
   push: (payload: unknown, meta: PushMeta) => void;
@@ -332,7 +358,7 @@ export class DanmakuClient {
   /** Resolves null when no op had to be sent (not connected, or not subscribed). */
   unsubscribe(channel: string): Promise<UnsubscribeReply | null>;
 
-  /** Over the socket when open (else REST); resolves with the stored view; never retried. */
+  /** Over the socket when open (else REST); resolves with the stored view (`state: 'held'` when it waits for review); never retried. */
   post(video: string, draft: DanmakuDraft): Promise<DanmakuView>;
   /** Extension: a new token (default: from getToken) on the live socket; resolves with the user. */
   refresh(token?: string): Promise<UserInfo>;

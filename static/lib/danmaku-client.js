@@ -547,7 +547,9 @@ export class DanmakuClient {
       this._emit('push', data.payload, { ...meta, schedule: data.schedule });
       return;
     }
-    const typed = { danmaku: 'danmaku', danmaku_deleted: 'danmaku_deleted', danmaku_likes: 'danmaku_likes', presence: 'presence' }[f.type];
+    const typed = {
+      danmaku: 'danmaku', danmaku_deleted: 'danmaku_deleted', danmaku_likes: 'danmaku_likes', danmaku_reviewed: 'danmaku_reviewed', presence: 'presence',
+    }[f.type];
     if (typed && isObject(data)) this._emit(typed, data, meta);
   }
 

@@ -9,6 +9,7 @@ import { $, api, el, isObject, lockIcon, videoTime } from '../lib/util.js';
 import { VIDEO_ID, currentRole, state } from './state.js';
 import { request } from './connection.js';
 import { overlay } from './overlay-wiring.js';
+import { hiddenState, listComment } from './comments.js';
 import { localize, t } from '../lib/i18n.js';
 
 const SWATCHES = ['#ffffff', '#fe0302', '#ff7204', '#ffd302', '#00cd00', '#4266be', '#89d5ff', '#cc0273'];
@@ -184,14 +185,21 @@ export async function post(body) {
   if (reply === null) reply = await postOverRest(body);
   state.posts += 1;
   if (reply.ok && isObject(reply.danmaku)) {
-    state.lastPost = { ok: true, id: reply.danmaku.id, text: reply.danmaku.text };
-    overlay.addLive(reply.danmaku, 'own');
+    const held = hiddenState(reply.danmaku) === 'held';
+    state.lastPost = { ok: true, id: reply.danmaku.id, text: reply.danmaku.text, held };
+    // Held for review: listed as pending, not flown until a moderator approves it.
+    if (!held) overlay.addLive(reply.danmaku, 'own');
+    listComment(reply.danmaku, { mine: true });
     clearPostError();
     const ok = $('dm-ok');
     ok.hidden = false;
+    ok.dataset.held = String(held);
     const at = videoTime(reply.danmaku.time);
     const members = reply.danmaku.audience === 'members';
-    localize(ok, () => (members ? t('composer.sent_members', { at }) : t('composer.sent', { at })));
+    localize(ok, () => {
+      if (held) return t('composer.sent_held', { at });
+      return members ? t('composer.sent_members', { at }) : t('composer.sent', { at });
+    });
     return { ok: true, danmaku: reply.danmaku };
   }
   const error = isObject(reply.error) ? reply.error : { code: 'error', message: t('composer.failed') };

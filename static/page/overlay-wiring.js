@@ -2,7 +2,10 @@
 // in static/lib/overlay.js; this module creates it over the video, feeds it the stored
 // history, the catch-up after a reconnect and the room's live events, and owns the
 // viewer settings form (#settings, saved in localStorage) and the stats label. It also
-// hands the like and heatmap modules a REST client for the current token.
+// hands the like and heatmap modules a REST client for the current token. Comments hidden
+// from the audience (held for review, shadowed: `state` on a view) never reach the
+// overlay while hidden; static/page/comments.js lists them with their mark, and an
+// approval (`danmaku_reviewed`) flies them here.
 
 import { $, api, isObject, readJson } from '../lib/util.js';
 import { DanmakuOverlay, DEFAULT_SETTINGS } from '../lib/overlay.js';
@@ -11,6 +14,7 @@ import { STORAGE, VIDEO_ID, identityKey, state } from './state.js';
 import { setMemberLock } from './player.js';
 import { logSystem } from './log.js';
 import { formatNumber, onLocaleChange, t } from '../lib/i18n.js';
+import { hiddenState, listComment, listHistory, onReviewed, unlist } from './comments.js';
 
 /** The page's DanmakuOverlay (a live binding: set by `createOverlay`). */
 export let overlay;
@@ -66,12 +70,15 @@ export async function loadHistory() {
     const h = await api(`/api/videos/${encodeURIComponent(VIDEO_ID)}/danmaku?limit=10000`, { token: state.token });
     if (load !== state.historyLoad) return;
     state.historyFor = key;
-    overlay.setHistory(Array.isArray(h && h.items) ? h.items : []);
+    const items = Array.isArray(h && h.items) ? h.items : [];
+    overlay.setHistory(items.filter((v) => !hiddenState(v)));
+    listHistory(items);
     setMemberLock(false);
   } catch (e) {
     if (load !== state.historyLoad) return;
     state.historyFor = key;
     overlay.setHistory([]);
+    listHistory([]);
     if (e.code === 'member_only') setMemberLock(true);
     else logSystem('error', t('overlay.history_failed', { code: e.code, message: e.message }));
   }
@@ -83,7 +90,8 @@ export async function catchUpHistory() {
   try {
     const h = await api(`/api/videos/${encodeURIComponent(VIDEO_ID)}/danmaku?limit=10000&after_id=${after}`, { token: state.token });
     const items = Array.isArray(h && h.items) ? h.items : [];
-    overlay.merge(items);
+    overlay.merge(items.filter((v) => !hiddenState(v)));
+    for (const v of items) listComment(v);
     if (items.length) logSystem('caught up', t('overlay.caught_up', { n: items.length }));
   } catch (e) {
     logSystem('error', t('overlay.catch_up_failed', { code: e.code, message: e.message }));
@@ -97,11 +105,24 @@ export async function catchUpHistory() {
 export function drawRoomEvent(f, replayed, push) {
   const data = f.data;
   if (f.type === 'danmaku_deleted') {
-    if (isObject(data) && Number.isSafeInteger(data.id)) overlay.remove(data.id);
+    if (isObject(data) && Number.isSafeInteger(data.id)) {
+      overlay.remove(data.id);
+      unlist(data.id);
+    }
+    return true;
+  }
+  if (f.type === 'danmaku_reviewed') {
+    if (isObject(data) && data.state === 'rejected' && Number.isSafeInteger(data.id)) overlay.remove(data.id);
+    const approved = onReviewed(data);
+    // Approved: the audience gets it live now, so it flies now here too.
+    if (approved) overlay.addLive(approved.view, approved.mine ? 'own' : 'live');
     return true;
   }
   if (f.type === 'danmaku' && !push) {
     if (!isObject(data)) return true;
+    listComment(data);
+    // A marked copy (moderators and admins): listed with its badge, never flown.
+    if (hiddenState(data)) return true;
     // Missed comments replayed on a resubscribe join the timeline without a burst.
     if (replayed) overlay.merge([data]);
     else overlay.addLive(data, 'live');

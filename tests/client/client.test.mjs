@@ -140,7 +140,7 @@ function recordingSocket(rec) {
 function makeClient(options = {}) {
   const rec = { sockets: [], raw: [], sent: [], intercept: null };
   const client = new DanmakuClient({ url: wsUrl, WebSocket: recordingSocket(rec), reconnect: { minMs: 50, maxMs: 400 }, ...options });
-  const seen = { states: [], danmaku: [], welcomes: [], errors: [], closes: [], subscribed: [], pushes: [], unsubscribed: [], likes: [], expired: [], refreshed: [] };
+  const seen = { states: [], danmaku: [], welcomes: [], errors: [], closes: [], subscribed: [], pushes: [], unsubscribed: [], likes: [], expired: [], refreshed: [], reviewed: [] };
   client.on('state', (s) => seen.states.push(s));
   client.on('danmaku', (view, meta) => seen.danmaku.push({ view, meta }));
   client.on('welcome', (w) => seen.welcomes.push(w));
@@ -152,6 +152,7 @@ function makeClient(options = {}) {
   client.on('danmaku_likes', (data, meta) => seen.likes.push({ data, meta }));
   client.on('token_expired', (f) => seen.expired.push(f));
   client.on('refreshed', (r) => seen.refreshed.push(r));
+  client.on('danmaku_reviewed', (data, meta) => seen.reviewed.push({ data, meta }));
   clients.push(client);
   return { client, rec, seen };
 }
@@ -607,5 +608,38 @@ describe('engagement endpoints (likes, heatmap)', () => {
     const invalid = await guest.client.exportXml('bad id!').then(() => null, (e) => e);
     assert.ok(invalid && invalid.status >= 400 && invalid.status < 500, `a bad video id: ${invalid && invalid.status}`);
     assert.equal(typeof invalid.code, 'string');
+  });
+});
+
+describe('review (held comments)', () => {
+  test('a held post resolves with state held; admins get the marked copy, the author and admins danmaku_reviewed, the audience the comment after approval', async () => {
+    const video = `held-${RUN}`;
+    const made = await rest(`/api/videos/${video}`, { method: 'PUT', token: tokens.admin, body: { title: 'held', tier: 'free' } });
+    assert.ok(made.status === 200 || made.status === 201, made.text);
+    const hold = await rest(`/api/videos/${video}/hold`, { method: 'PUT', token: tokens.admin, body: { roles: ['free'] } });
+    assert.equal(hold.status, 200, hold.text);
+    const author = makeClient({ token: await mint(`hal-held-${RUN}`, 'free') });
+    const viewer = makeClient({ token: await mint(`vic-held-${RUN}`, 'member') });
+    const admin = makeClient({ token: tokens.admin });
+    await Promise.all([author.client.connect(), viewer.client.connect(), admin.client.connect()]);
+    await Promise.all([author, viewer, admin].map((c) => c.client.subscribe(`video:${video}`)));
+
+    const view = await author.client.post(video, { text: `wait for me ${RUN}`, time: 2 });
+    assert.equal(view.state, 'held', 'the reply says the comment waits for review');
+    await waitFor(() => admin.seen.danmaku.some((d) => d.view.id === view.id), 'the admin\'s marked copy');
+    assert.equal(admin.seen.danmaku.find((d) => d.view.id === view.id).view.state, 'held');
+
+    const r = await rest(`/api/danmaku/${view.id}/approve`, { method: 'POST', token: tokens.admin, body: {} });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, { id: view.id, state: 'visible' });
+    await waitFor(() => viewer.seen.danmaku.some((d) => d.view.id === view.id), 'the approved comment for the audience');
+    assert.equal(viewer.seen.danmaku.find((d) => d.view.id === view.id).view.state, undefined);
+    for (const c of [author, admin]) {
+      await waitFor(() => c.seen.reviewed.length === 1, 'danmaku_reviewed');
+      assert.deepEqual(c.seen.reviewed[0].data, { id: view.id, video, state: 'visible' });
+      assert.equal(c.seen.reviewed[0].meta.channel, `video:${video}`);
+    }
+    assert.deepEqual(viewer.seen.reviewed, [], 'the audience is not told about the review');
+    assert.ok(!author.seen.danmaku.some((d) => d.view.id === view.id), 'the author got its own comment again');
   });
 });

@@ -60,7 +60,7 @@ function mint(sub, role) {
 function leftoverEnglish() {
   const allowed = new Set(['danmaku', 'API', 'Swagger', 'JWT', 'alice', 'bob', 'admin', 'demo', 'video', 'English', 'PUT', 'api', 'channels', 'name', 'news']);
   // Data, not interface text: comments, code, frames, channel and video names.
-  const skip = (n) => n.closest('#overlay, code, pre, .log-body, .event-log, #video-title, .chan-name, option[lang]');
+  const skip = (n) => n.closest('#overlay, code, pre, .log-body, .event-log, #video-title, .chan-name, option[lang], #comment-list .comment-text, #comment-list .comment-user');
   const found = [];
   const where = (el) => `<${el.tagName.toLowerCase()} id=${el.id || el.closest('[id]')?.id}>`;
   const check = (text, el, what) => {
