@@ -119,6 +119,7 @@ pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String
             threshold: cfg.moderation.report_threshold,
             per_min: cfg.moderation.report_rate_per_min,
         },
+        (cfg.danmaku.fold_window_ms, cfg.danmaku.fold_members),
         store.clone(),
         moderation.clone(),
         metrics.clone(),
@@ -290,8 +291,9 @@ async fn catch_up(state: Arc<State>) {
     }
 }
 
-/// Sends the like counts changed lately as `danmaku_likes` events, at most one per
-/// comment per [`crate::danmaku::likes::FLUSH_EVERY`].
+/// Sends the like counts changed lately as `danmaku_likes` events, and the fold counts
+/// as `danmaku_fold` events, at most one per comment per
+/// [`crate::danmaku::likes::FLUSH_EVERY`].
 async fn flush_likes(state: Arc<State>) {
     let mut shutdown = state.shutdown.clone();
     let mut tick = tokio::time::interval(crate::danmaku::likes::FLUSH_EVERY);
@@ -302,6 +304,7 @@ async fn flush_likes(state: Arc<State>) {
             _ = shutdown.started() => break,
         }
         state.danmaku.flush_likes(state.bus.as_ref()).await;
+        state.danmaku.flush_folds(state.bus.as_ref()).await;
     }
 }
 

@@ -158,6 +158,9 @@ impl Config {
         self.ws.validate()?;
         self.limits.validate()?;
         self.moderation.validate()?;
+        if self.danmaku.fold_window_ms > 60_000 {
+            return Err("danmaku.fold_window_ms is 0 (off) to 60000".into());
+        }
         self.store.validate()?;
         self.bus.validate()
     }

@@ -188,6 +188,11 @@ impl Service {
         })
     }
 
+    /// Publishes the fold counts changed since the last flush (see [`super::fold`]).
+    pub async fn flush_folds(&self, bus: &dyn Bus) {
+        self.folds.flush(bus).await;
+    }
+
     /// Publishes the like counts changed since the last flush, one event per comment.
     /// A count the bus cannot carry is dropped: the next like, or a history read, has
     /// the stored count.

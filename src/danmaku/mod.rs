@@ -7,6 +7,7 @@
 pub mod announce;
 pub mod catchup;
 pub mod feed;
+pub mod fold;
 pub mod formats;
 pub mod heatmap;
 pub mod history;
@@ -162,6 +163,8 @@ pub struct Service {
     heatmaps: heatmap::Heatmaps,
     /// Viewer reports: the threshold and each user's allowance.
     reports: reports::Reports,
+    /// Spam-wave folding: open folds per room and the counts waiting to go out.
+    folds: fold::Folds,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     /// Set when this node recorded a change for catch-up, so it catches up at once.
@@ -231,6 +234,7 @@ impl Service {
         policy: Policy,
         free_feed_rate: u32,
         reporting: reports::ReportSettings,
+        folding: (u64, bool),
         store: Arc<dyn Store>,
         moderation: Arc<crate::moderation::Service>,
         metrics: Arc<Metrics>,
@@ -260,6 +264,7 @@ impl Service {
             likes: likes::Likes::default(),
             heatmaps: heatmap::Heatmaps::new(),
             reports: reports::Reports::new(reporting),
+            folds: fold::Folds::new(folding.0, folding.1),
             store,
             metrics,
             catch_up_due: std::sync::atomic::AtomicBool::new(true),
@@ -425,6 +430,30 @@ impl Service {
         self.heatmaps
             .record(video, stored.d.time_ms, stored.d.audience, 1)
             .await;
+        if let Some(first) = self
+            .folds
+            .fold(
+                video,
+                &stored.d.text,
+                stored.d.audience,
+                tier,
+                who.role,
+                stored.id,
+            )
+            .await
+        {
+            tracing::debug!(id = stored.id, first, video, "danmaku folded");
+            return Ok(Accepted {
+                event: Announcement {
+                    event: None,
+                    change: Deferred::Posted,
+                    id: stored.id,
+                    marked: Vec::new(),
+                },
+                stored,
+                view,
+            });
+        }
         let mut event = comment_event(&stored, tier);
         let free_groups = role_bit(Role::Guest) | role_bit(Role::Free);
         if event.target.mask & free_groups != 0

@@ -61,7 +61,7 @@ impl Tier {
 
 /// Which role groups a message may reach. An explicit user list narrows it further.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Enum,
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, poem_openapi::Enum,
 )]
 #[serde(rename_all = "lowercase")]
 #[oai(rename_all = "lowercase")]

@@ -110,6 +110,9 @@ impl TestApp {
         // Many tests post in bursts as one user (cooldowns off): the default flood rule
         // (10 comments in 20 s) would mute them. The flood tests turn it back on.
         cfg.moderation.flood_max = 0;
+        // Likewise, tests repeat texts ("hello") and expect each copy live: spam-wave
+        // folding would turn the copies into counts. The folding tests turn it back on.
+        cfg.danmaku.fold_window_ms = 0;
         TestAppBuilder { cfg, dir }
     }
 

@@ -1021,3 +1021,85 @@ async fn enough_viewer_reports_hide_a_comment_pending_review_once_per_user_and_r
     }
     refused(report(busy.clone(), ids[4], "x").await, 429, "report_rate");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spam_wave_folds_into_a_count_on_its_first_comment_within_each_audience() {
+    let app = TestApp::builder()
+        .config(|c| {
+            c.policy.free.cooldown_ms = 0;
+            c.policy.member.cooldown_ms = 0;
+            c.danmaku.fold_window_ms = 60_000;
+        })
+        .start()
+        .await;
+    let (status, body) = app
+        .admin_put("/api/videos/ma", json!({"title": "ma", "tier": "free"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut free_ws = watcher(&app, "watcher", Role::Free, "ma").await;
+    let mut member_ws = watcher(&app, "mem-watcher", Role::Member, "ma").await;
+
+    // The first of a wave is delivered; the later ones, whatever their width, case and
+    // repeats, are stored and acknowledged but delivered as a count on it.
+    let first = posted(&app, &app.token("f1", Role::Free), "ma", "2333333").await;
+    for (i, text) in ["23333", "２３３３３３３３", "2 3 3"]
+        .into_iter()
+        .enumerate()
+    {
+        let (status, r) = post(
+            &app,
+            &app.token(&format!("f{}", i + 2), Role::Free),
+            "ma",
+            text,
+        )
+        .await;
+        assert_eq!(status, 201, "{r}");
+    }
+    // A members-only copy does not fold onto a public first (its audience differs), and
+    // members' comments do not fold by default: both are delivered as comments.
+    let (_, secret) = call(
+        &app,
+        Method::POST,
+        "/api/videos/ma/danmaku",
+        Some(&app.token("m1", Role::Member)),
+        Some(json!({"text": "23333", "time": 1.0, "audience": "members"})),
+    )
+    .await;
+    posted(&app, &app.token("m2", Role::Member), "ma", "233").await;
+    posted(&app, &app.token("f9", Role::Free), "ma", "fence").await;
+
+    let (before, _) = until_text(&mut free_ws, "fence").await;
+    let comments: Vec<i64> = before
+        .iter()
+        .filter(|v| v["type"] == "danmaku")
+        .map(|v| v["data"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(comments.len(), 2, "the first and the member's: {before:?}");
+    assert_eq!(comments[0], first);
+    let (_, fold) = free_ws
+        .until(|v| v["type"] == "danmaku_fold" && v["data"]["count"] == 4)
+        .await;
+    assert_eq!(fold["data"]["id"], first, "{fold}");
+    // Members see the members-only copy as a comment, and the same count.
+    let (_, got) = member_ws
+        .until(|v| v["type"] == "danmaku" && v["data"]["id"] == secret["id"])
+        .await;
+    assert_eq!(got["data"]["audience"], "members");
+    member_ws
+        .until(|v| {
+            v["type"] == "danmaku_fold" && v["data"]["id"] == first && v["data"]["count"] == 4
+        })
+        .await;
+    // Every comment is stored: history keeps the wave whole.
+    let texts: Vec<Value> = history(&app, "ma", None)
+        .await
+        .into_iter()
+        .map(|d| d["text"].clone())
+        .collect();
+    for text in ["2333333", "23333", "２３３３３３３３", "2 3 3"] {
+        assert!(
+            texts.contains(&json!(text)),
+            "{text} missing from {texts:?}"
+        );
+    }
+}
