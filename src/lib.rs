@@ -13,6 +13,10 @@
 //!   the mandated order (validate → store → acknowledge → publish).
 //! - [`moderation`] holds room moderators, scoped mutes and the audit log; `danmaku`
 //!   asks it whether a poster is muted and whether a deleter moderates the video.
+//! - [`webhooks`] sends signed outgoing events (comments posted, held, deleted, users
+//!   muted, rooms occupied and vacated) from a queue kept in the store, at least once
+//!   with one id per event, once per cluster; `danmaku`, `moderation` and `presence`
+//!   tell it what happened.
 //! - [`access`] holds the rules that decide whether a role may join a channel or reach an
 //!   audience; every transport asks it, none decides on its own.
 //! - [`bus`] carries published events to every node's hub (in-process by default, Redis
@@ -55,4 +59,5 @@ pub mod server;
 pub mod shutdown;
 pub mod state;
 pub mod store;
+pub mod webhooks;
 pub mod ws;

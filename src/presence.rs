@@ -8,7 +8,11 @@
 //! In a cluster the count sums every live node ([`crate::bus::Bus::presence`]) and one
 //! node announces each change.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::time::MissedTickBehavior;
 
@@ -18,6 +22,7 @@ use crate::{
     hub::event::{Publish, Target},
     model::Audience,
     shutdown::Shutdown,
+    webhooks,
 };
 
 /// The channel family that gets presence events.
@@ -30,7 +35,12 @@ pub const EVENT: &str = "presence";
 /// last seen with here; channels that emptied (and so left the hub) are forgotten, so a
 /// room that fills again is told its new count. In a cluster the bus keeps the last
 /// total told by any node ([`crate::bus::Bus::presence_told`]).
-async fn tick(hub: &Hub, bus: &dyn Bus, last: &mut HashMap<Arc<str>, usize>) {
+async fn tick(
+    hub: &Hub,
+    bus: &dyn Bus,
+    last: &mut HashMap<Arc<str>, usize>,
+    rooms: &mut Rooms<'_>,
+) {
     let totals = hub.channel_totals(PREFIX);
     let mut seen = HashMap::with_capacity(totals.len());
     for (channel, local) in totals {
@@ -39,6 +49,7 @@ async fn tick(hub: &Hub, bus: &dyn Bus, last: &mut HashMap<Arc<str>, usize>) {
             Ok(counts) => counts.iter().sum(),
             Err(_) => local,
         };
+        rooms.occupied(bus, &channel, total).await;
         let told_here = last.get(&channel).copied();
         // In a cluster the last total told is shared, so one node announces each change
         // (and a room new to this node is told at once); on one node, `last` decides.
@@ -63,20 +74,97 @@ async fn tick(hub: &Hub, bus: &dyn Bus, last: &mut HashMap<Arc<str>, usize>) {
         }
         seen.insert(channel, total);
     }
+    rooms.vacated(bus, &seen).await;
     *last = seen;
 }
 
+/// The rooms with viewers as this node saw them, for the `room.occupied` and
+/// `room.vacated` webhook events. A room is occupied when it gets its first viewer on any
+/// node and vacated when its last one leaves every node; on a cluster the bus's shared
+/// record of each room's state ([`Bus::room_state`]) lets one node tell each change.
+struct Rooms<'a> {
+    webhooks: &'a webhooks::Service,
+    /// Video channels this node saw with viewers (on any node).
+    open: HashSet<Arc<str>>,
+}
+
+impl Rooms<'_> {
+    /// Notes a room seen with `total` viewers; tells `room.occupied` if it had none.
+    async fn occupied(&mut self, bus: &dyn Bus, channel: &Arc<str>, total: usize) {
+        if total == 0 || !self.open.insert(channel.clone()) {
+            return;
+        }
+        if self.webhooks.wants("room.occupied") && changed(bus, channel, true).await {
+            self.tell("room.occupied", channel, total).await;
+        }
+    }
+
+    /// Rooms this node saw that left its hub: vacated when no node has viewers there.
+    async fn vacated(&mut self, bus: &dyn Bus, seen: &HashMap<Arc<str>, usize>) {
+        let gone: Vec<Arc<str>> = self
+            .open
+            .iter()
+            .filter(|c| !seen.contains_key(*c))
+            .cloned()
+            .collect();
+        for channel in gone {
+            let total: usize = match bus.presence(&channel).await {
+                Ok(counts) => counts.iter().sum(),
+                Err(_) => continue,
+            };
+            self.open.remove(&channel);
+            if total == 0
+                && self.webhooks.wants("room.vacated")
+                && changed(bus, &channel, false).await
+            {
+                self.tell("room.vacated", &channel, 0).await;
+            }
+        }
+    }
+
+    /// Queues a room event.
+    async fn tell(&self, event: &'static str, channel: &str, total: usize) {
+        let video = channel.strip_prefix(PREFIX).unwrap_or(channel);
+        self.webhooks
+            .emit(event, serde_json::json!({"video": video, "total": total}))
+            .await;
+    }
+}
+
+/// Whether a room's recorded state changes to `occupied` (so this node tells it): the
+/// bus's shared record on a cluster, this node's own view on one node.
+async fn changed(bus: &dyn Bus, channel: &str, occupied: bool) -> bool {
+    match bus.room_state(channel, occupied).await {
+        Ok(Some(changed)) => changed,
+        Ok(None) => true,
+        Err(e) => {
+            tracing::warn!(channel, error = %e, "room state not recorded: its webhook event is skipped");
+            false
+        }
+    }
+}
+
 /// The presence task: one tick per `interval` until shutdown starts.
-pub async fn run(hub: Arc<Hub>, bus: Arc<dyn Bus>, interval: Duration, mut shutdown: Shutdown) {
+pub async fn run(
+    hub: Arc<Hub>,
+    bus: Arc<dyn Bus>,
+    webhooks: Arc<webhooks::Service>,
+    interval: Duration,
+    mut shutdown: Shutdown,
+) {
     let mut interval = tokio::time::interval(interval.max(Duration::from_millis(1)));
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last = HashMap::new();
+    let mut rooms = Rooms {
+        webhooks: &webhooks,
+        open: HashSet::new(),
+    };
     loop {
         tokio::select! {
             _ = interval.tick() => {}
             _ = shutdown.started() => break,
         }
-        tick(&hub, bus.as_ref(), &mut last).await;
+        tick(&hub, bus.as_ref(), &mut last, &mut rooms).await;
     }
     tracing::debug!("presence task stopped");
 }

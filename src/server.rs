@@ -107,22 +107,37 @@ pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String
     if let Some(h) = &hook {
         tracing::info!(hook = ?h, "moderation hook on");
     }
-    let moderation = Arc::new(crate::moderation::Service::new(store.clone(), flood, hook).await?);
+    let webhooks = Arc::new(
+        crate::webhooks::Service::new(
+            store.clone(),
+            Duration::from_millis(cfg.moderation.webhook_retry_base_ms),
+        )
+        .await?,
+    );
+    let moderation = Arc::new(
+        crate::moderation::Service::new(store.clone(), flood, hook, webhooks.clone()).await?,
+    );
     // The configured block words become the global block rules the first time only.
     moderation
         .seed_block_words(&cfg.danmaku.block_words)
         .await?;
     let danmaku = crate::danmaku::Service::new(
-        cfg.policy.clone(),
-        cfg.danmaku.free_feed_rate,
-        crate::danmaku::reports::ReportSettings {
-            threshold: cfg.moderation.report_threshold,
-            per_min: cfg.moderation.report_rate_per_min,
+        crate::danmaku::Settings {
+            policy: cfg.policy.clone(),
+            free_feed_rate: cfg.danmaku.free_feed_rate,
+            reporting: crate::danmaku::reports::ReportSettings {
+                threshold: cfg.moderation.report_threshold,
+                per_min: cfg.moderation.report_rate_per_min,
+            },
+            fold_window_ms: cfg.danmaku.fold_window_ms,
+            fold_members: cfg.danmaku.fold_members,
         },
-        (cfg.danmaku.fold_window_ms, cfg.danmaku.fold_members),
-        store.clone(),
-        moderation.clone(),
-        metrics.clone(),
+        crate::danmaku::Peers {
+            store: store.clone(),
+            moderation: moderation.clone(),
+            webhooks: webhooks.clone(),
+            metrics: metrics.clone(),
+        },
     )
     .await?;
     let push = Arc::new(push::Service::new(directory.clone(), bus.clone()));
@@ -146,6 +161,7 @@ pub async fn build(cfg: Config, shutdown: Shutdown) -> Result<Arc<State>, String
         directory,
         danmaku,
         moderation,
+        webhooks,
         push,
         schedules,
         metrics,
@@ -248,6 +264,9 @@ async fn sync_moderation(state: Arc<State>) {
         }
         if let Err(e) = state.moderation.sync().await {
             tracing::warn!(error = %e, "cannot refresh moderation state from the store");
+        }
+        if let Err(e) = state.webhooks.sync().await {
+            tracing::warn!(error = %e, "cannot refresh webhooks from the store");
         }
     }
 }
@@ -500,7 +519,12 @@ impl Server {
             tokio::spawn(presence::run(
                 state.hub.clone(),
                 state.bus.clone(),
+                state.webhooks.clone(),
                 Duration::from_millis(state.cfg.ws.presence_interval_ms),
+                state.shutdown.clone(),
+            )),
+            tokio::spawn(crate::webhooks::deliver::run(
+                state.webhooks.clone(),
                 state.shutdown.clone(),
             )),
             tokio::spawn(sync_mirrors(state.clone())),

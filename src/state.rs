@@ -40,6 +40,9 @@ pub struct State {
     pub danmaku: danmaku::Service,
     /// Room moderators, scoped mutes and the audit log (danmaku holds it too).
     pub moderation: Arc<moderation::Service>,
+    /// Outgoing webhooks: registrations and the delivery queue (danmaku, moderation and
+    /// presence hold it too).
+    pub webhooks: Arc<crate::webhooks::Service>,
     /// Resolving and sending pushes (REST, scheduler).
     pub push: Arc<push::Service>,
     /// Scheduled pushes, mirrored from the store; the scheduler task fires them.

@@ -257,10 +257,13 @@ fn no_arrow_that_must_never_exist() {
                         | "push"
                         | "danmaku"
                         | "moderation"
+                        | "webhooks"
                         | "access"
                 ) && matches!(t, "api" | "ws" | "state"))
                 // danmaku asks moderation (mutes, moderators); never the other way round.
                 || (f == "moderation" && t == "danmaku")
+                // webhooks are told by the services above; they know none of them.
+                || (f == "webhooks" && matches!(t, "danmaku" | "moderation" | "presence" | "push"))
                 || (f == "model" && t != "model")
                 || (f == "frame" && !matches!(t, "frame" | "model"));
             if bad {

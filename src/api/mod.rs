@@ -19,6 +19,7 @@ pub mod review;
 pub mod room_rules;
 pub mod schedules;
 pub mod videos;
+pub mod webhooks;
 
 use poem_openapi::{OpenApiService, Tags};
 
@@ -50,6 +51,7 @@ pub type Api = (
     room_rules::RoomRulesApi,
     review::ReviewApi,
     schedules::SchedulesApi,
+    webhooks::WebhooksApi,
     demo::AuthApi,
 );
 
@@ -65,6 +67,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             room_rules::RoomRulesApi,
             review::ReviewApi,
             schedules::SchedulesApi,
+            webhooks::WebhooksApi,
             demo::AuthApi,
         ),
         "danmaku",

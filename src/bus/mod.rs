@@ -146,6 +146,13 @@ pub trait Bus: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Records whether a video room has viewers on any node and says whether that
+    /// changed the shared record (so that one node tells each change, for the
+    /// `room.occupied`/`room.vacated` webhooks). `None`: no shared record (one node).
+    async fn room_state(&self, _channel: &str, _occupied: bool) -> Result<Option<bool>, BusError> {
+        Ok(None)
+    }
+
     /// Claims the run of schedule `id` planned at `planned_ms`, so that one node of a
     /// cluster fires each tick. Returns the run number to publish, or `None` when another
     /// node has the run. `local_run` is this node's own count, used as is by one node.

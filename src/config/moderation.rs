@@ -31,6 +31,11 @@ group! {
         /// Reports one user may file per minute (1 to 1000).
         report_rate_per_min: u32 = 10
             => (long = "report-rate-per-min", env = "DANMAKU_REPORT_RATE_PER_MIN");
+        /// The wait before a failed webhook delivery's first retry, in milliseconds; it
+        /// doubles at each retry, up to 5 minutes apart, for 24 attempts (with the
+        /// default, about 87 minutes). 10 to 60000.
+        webhook_retry_base_ms: u64 = 1000
+            => (long = "webhook-retry-base-ms", env = "DANMAKU_WEBHOOK_RETRY_BASE_MS");
         /// How long a post waits for the moderation hook's answer, in milliseconds
         /// (10 to 5000). Past it, `hook_failure` applies.
         hook_budget_ms: u64 = 150
@@ -163,6 +168,9 @@ impl ModerationConfig {
                 HOOK_BUDGET_MS.start(),
                 HOOK_BUDGET_MS.end()
             ));
+        }
+        if !(10..=60_000).contains(&self.webhook_retry_base_ms) {
+            return Err("moderation.webhook_retry_base_ms is 10 to 60000".into());
         }
         if !(1..=1000).contains(&self.report_rate_per_min) {
             return Err("moderation.report_rate_per_min is 1 to 1000".into());

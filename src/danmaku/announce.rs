@@ -33,6 +33,21 @@ pub struct Announcement {
     /// Copies for the video's moderators, admins and sometimes the author (see
     /// [`marked_events`]), published after `event`, best effort.
     pub marked: Vec<Publish>,
+    /// The webhook event of the change (`crate::webhooks`), queued after the publish.
+    pub webhook: Option<(&'static str, serde_json::Value)>,
+}
+
+/// The data of a `danmaku.posted` / `danmaku.held` webhook event: the comment as
+/// moderators see it (with its state when not visible), its author, and `extra`'s fields.
+pub(super) fn hook_data(stored: &StoredDanmaku, extra: serde_json::Value) -> serde_json::Value {
+    let mut data = serde_json::json!({
+        "danmaku": View::marked(stored),
+        "author": stored.d.sub,
+    });
+    if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
+        d.extend(more);
+    }
+    data
 }
 
 /// The event announcing a stored comment to everyone in its audience who may read a
@@ -142,6 +157,7 @@ impl Service {
             change,
             id,
             marked,
+            webhook,
         } = a;
         if let Some(event) = event {
             self.publish_public(bus, event, change, id).await;
@@ -150,6 +166,9 @@ impl Service {
             if let Err(e) = bus.publish(p).await {
                 tracing::warn!(id, error = %e, "a moderators' copy was not published");
             }
+        }
+        if let Some((event, data)) = webhook {
+            self.webhooks.emit(event, data).await;
         }
     }
 

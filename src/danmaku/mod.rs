@@ -165,6 +165,8 @@ pub struct Service {
     reports: reports::Reports,
     /// Spam-wave folding: open folds per room and the counts waiting to go out.
     folds: fold::Folds,
+    /// Told of every stored change after it is acknowledged (see `Announcement`).
+    webhooks: Arc<crate::webhooks::Service>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     /// Set when this node recorded a change for catch-up, so it catches up at once.
@@ -228,17 +230,44 @@ pub fn room(video: &str) -> Arc<str> {
     Arc::from(format!("video:{video}"))
 }
 
+/// What the service is configured with (from `[policy.*]`, `[danmaku]` and the
+/// reporting part of `[moderation]`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub policy: Policy,
+    /// Comments per second per room reaching guests and free users in a flood.
+    pub free_feed_rate: u32,
+    pub reporting: reports::ReportSettings,
+    /// Spam-wave folding's window (0: off), in milliseconds.
+    pub fold_window_ms: u64,
+    /// Whether members' comments fold.
+    pub fold_members: bool,
+}
+
+/// The services `danmaku` asks or tells.
+pub struct Peers {
+    pub store: Arc<dyn Store>,
+    pub moderation: Arc<crate::moderation::Service>,
+    pub webhooks: Arc<crate::webhooks::Service>,
+    pub metrics: Arc<Metrics>,
+}
+
 impl Service {
     /// Builds the service; mutes are checked through `moderation`.
-    pub async fn new(
-        policy: Policy,
-        free_feed_rate: u32,
-        reporting: reports::ReportSettings,
-        folding: (u64, bool),
-        store: Arc<dyn Store>,
-        moderation: Arc<crate::moderation::Service>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Service, String> {
+    pub async fn new(settings: Settings, peers: Peers) -> Result<Service, String> {
+        let Settings {
+            policy,
+            free_feed_rate,
+            reporting,
+            fold_window_ms,
+            fold_members,
+        } = settings;
+        let Peers {
+            store,
+            moderation,
+            webhooks,
+            metrics,
+        } = peers;
         let longest = [&policy.free, &policy.member, &policy.admin]
             .iter()
             .map(|p| p.cooldown_ms)
@@ -264,7 +293,8 @@ impl Service {
             likes: likes::Likes::default(),
             heatmaps: heatmap::Heatmaps::new(),
             reports: reports::Reports::new(reporting),
-            folds: fold::Folds::new(folding.0, folding.1),
+            folds: fold::Folds::new(fold_window_ms, fold_members),
+            webhooks,
             store,
             metrics,
             catch_up_due: std::sync::atomic::AtomicBool::new(true),
@@ -415,12 +445,17 @@ impl Service {
                 serde_json::to_value(View::marked(&stored)).unwrap_or_default(),
                 false,
             );
+            let hook = match state {
+                Visibility::Held => "danmaku.held",
+                _ => "danmaku.posted",
+            };
             return Ok(Accepted {
                 event: Announcement {
                     event: None,
                     change: Deferred::Posted,
                     id: stored.id,
                     marked,
+                    webhook: Some((hook, announce::hook_data(&stored, serde_json::json!({})))),
                 },
                 stored,
                 view,
@@ -449,6 +484,10 @@ impl Service {
                     change: Deferred::Posted,
                     id: stored.id,
                     marked: Vec::new(),
+                    webhook: Some((
+                        "danmaku.posted",
+                        announce::hook_data(&stored, serde_json::json!({"folded_into": first})),
+                    )),
                 },
                 stored,
                 view,
@@ -469,6 +508,10 @@ impl Service {
         tracing::debug!(id = stored.id, video, sub = %who.sub, "danmaku stored");
         Ok(Accepted {
             event: Announcement {
+                webhook: Some((
+                    "danmaku.posted",
+                    announce::hook_data(&stored, serde_json::json!({})),
+                )),
                 event: Some(event),
                 change: Deferred::Posted,
                 id: stored.id,
@@ -618,8 +661,13 @@ impl Service {
                     crate::moderation::not_moderator(Some(&stored.d.video))
                 });
             };
-            let entry =
-                crate::moderation::audit::comment_deleted(who, authority, &stored, reason, now);
+            let entry = crate::moderation::audit::comment_deleted(
+                who,
+                authority,
+                &stored,
+                reason.clone(),
+                now,
+            );
             self.store.tombstone_audited(id, now, entry).await
         };
         if !done.map_err(unavailable)? {
@@ -627,6 +675,11 @@ impl Service {
         }
         let tier = dir.video_tier(&stored.d.video).unwrap_or(Tier::Free);
         tracing::info!(id, video = %stored.d.video, by = %who.sub, role = %who.role, "danmaku deleted");
+        let hook = Some((
+            "danmaku.deleted",
+            serde_json::json!({"id": id, "video": stored.d.video, "by": who.sub.as_ref(),
+                "reason": reason, "state": stored.d.state}),
+        ));
         if stored.d.state != Visibility::Visible {
             // Nobody of the audience saw it but its author: the deletion goes to them
             // (with a catch-up, as any deletion), and to those who saw it marked.
@@ -642,6 +695,7 @@ impl Service {
                     deletion_data(&stored),
                     false,
                 ),
+                webhook: hook,
             });
         }
         self.invalidate(&stored.d.video).await;
@@ -653,6 +707,7 @@ impl Service {
             change: Deferred::Deleted,
             id,
             marked: Vec::new(),
+            webhook: hook,
         })
     }
 

@@ -17,7 +17,7 @@ use moka::{future::Cache, ops::compute::Op};
 
 use super::{
     Announcement, Service, View,
-    announce::{deletion_event, marked_events},
+    announce::{deletion_event, hook_data, marked_events},
 };
 use crate::{
     access::Directory,
@@ -226,6 +226,13 @@ impl Service {
                 change: Deferred::Deleted,
                 id,
                 marked,
+                webhook: Some((
+                    "danmaku.held",
+                    hook_data(
+                        &held,
+                        serde_json::json!({"reports": self.reports.settings.threshold}),
+                    ),
+                )),
             }),
         ))
     }

@@ -7,7 +7,7 @@
 
 use super::{
     Announcement, Service,
-    announce::{comment_event, deletion_event, marked_events},
+    announce::{comment_event, deletion_event, hook_data, marked_events},
 };
 use crate::{
     access::Directory,
@@ -52,6 +52,13 @@ impl Service {
                     change: Deferred::Posted,
                     id,
                     marked,
+                    webhook: Some((
+                        "danmaku.posted",
+                        hook_data(
+                            &stored,
+                            serde_json::json!({"approved_by": who.sub.as_ref()}),
+                        ),
+                    )),
                 }
             }
             Verdict::Reject => {
@@ -63,6 +70,11 @@ impl Service {
                     change: Deferred::Deleted,
                     id,
                     marked,
+                    webhook: Some((
+                        "danmaku.deleted",
+                        serde_json::json!({"id": id, "video": video, "by": who.sub.as_ref(),
+                            "reason": reason, "state": "rejected"}),
+                    )),
                 }
             }
         })

@@ -377,7 +377,7 @@ impl Service {
             .put_mute(crate::store::moderation::Restraint::Mute, m.clone(), entry)
             .await
             .map_err(unavailable("automatic mute"))?;
-        self.apply_local(|s| s.mutes.set(m, now));
+        self.apply_local(|s| s.mutes.set(m.clone(), now));
         tracing::info!(
             sub,
             video,
@@ -385,6 +385,7 @@ impl Service {
             offence,
             "user muted automatically for flooding"
         );
+        self.tell_muted(&m, true).await;
         Ok((seconds, offence))
     }
 

@@ -17,9 +17,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::{config::HookFailure, metrics::Metrics, store::review::BlockAction};
 
@@ -95,14 +93,8 @@ impl std::fmt::Debug for Hook {
     }
 }
 
-/// The `X-Danmaku-Signature` value of `body` sent at `timestamp` (unix seconds).
-pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
+/// The signature scheme is the webhooks' (one scheme for everything we send).
+pub use crate::webhooks::signature;
 
 impl Hook {
     /// Builds the client from the `[moderation]` settings; `None` without a `hook_url`.
@@ -202,6 +194,9 @@ impl Hook {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     #[test]
     fn the_signature_covers_the_timestamp_and_the_body() {

@@ -104,6 +104,8 @@ pub struct Service {
     counters: flood::Counters,
     /// The external classifier, when configured.
     hook: Option<hook::Hook>,
+    /// Told of every mute (`user.muted`).
+    webhooks: Arc<crate::webhooks::Service>,
     /// Serialises mirror updates and counts local ones: a store sync applies what it
     /// read only if no local write landed meanwhile (else it could drop a grant or a
     /// mute committed after its read; the next sync picks everything up).
@@ -124,6 +126,7 @@ impl Service {
         store: Arc<dyn Store>,
         flood: FloodSettings,
         hook: Option<hook::Hook>,
+        webhooks: Arc<crate::webhooks::Service>,
     ) -> Result<Service, String> {
         let svc = Service {
             store,
@@ -137,6 +140,7 @@ impl Service {
             flood,
             counters: flood::Counters::default(),
             hook,
+            webhooks,
             applied: std::sync::Mutex::new(0),
         };
         svc.sync().await.map_err(|e| e.to_string())?;

@@ -127,6 +127,20 @@ fn words(kind: Restraint) -> (Action, Action, &'static str, &'static str) {
 }
 
 impl Service {
+    /// Queues the `user.muted` webhook event of a stored mute (`automatic`: by a flood
+    /// rule). Shadow bans are never told: they must stay invisible.
+    pub(super) async fn tell_muted(&self, m: &Mute, automatic: bool) {
+        self.webhooks
+            .emit(
+                "user.muted",
+                serde_json::json!({
+                    "sub": m.sub, "video": m.video, "until": m.until, "reason": m.reason,
+                    "by": m.by, "automatic": automatic,
+                }),
+            )
+            .await;
+    }
+
     /// The mirror of one kind of restraint.
     fn mirror(&self, kind: Restraint) -> &Mirror {
         match kind {
@@ -228,6 +242,9 @@ impl Service {
             .map_err(unavailable("mute"))?;
         self.apply_local(|s| s.mirror(kind).set(m.clone(), now));
         tracing::info!(sub = %m.sub, video = ?m.video, until = m.until, by = %who.sub, "user {verb}");
+        if kind == Restraint::Mute {
+            self.tell_muted(&m, false).await;
+        }
         Ok(m)
     }
 

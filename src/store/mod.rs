@@ -12,6 +12,7 @@ pub mod review;
 pub mod room_rules;
 pub mod schedules;
 pub mod sqlite;
+pub mod webhooks;
 
 use async_trait::async_trait;
 
@@ -45,6 +46,7 @@ pub trait Store:
     + moderation::ModerationStore
     + room_rules::RoomRulesStore
     + review::ReviewStore
+    + webhooks::WebhookStore
     + ScheduleStore
     + Send
     + Sync

@@ -247,6 +247,33 @@ const MIGRATIONS: &[&str] = &[
         by_sub TEXT NOT NULL,
         set_at INTEGER NOT NULL
     ) STRICT, WITHOUT ROWID;",
+    // Outgoing webhooks and their delivery queue (src/store/webhooks.rs).
+    "CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY NOT NULL,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        description TEXT,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        delivered INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        last_status INTEGER,
+        last_error TEXT,
+        last_attempt_at INTEGER
+    ) STRICT;
+    CREATE TABLE webhook_deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        webhook TEXT NOT NULL,
+        event TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (webhook, event_id)
+    ) STRICT;
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at, id);",
 ];
 
 /// Most writes committed in one transaction.

@@ -475,3 +475,124 @@ async fn block_rules_a_shadow_ban_and_a_hold_rule_set_on_node_a_apply_on_node_b_
     println!("review across nodes: applied after {times:?} (block rule, shadow ban, hold rule)");
     cleanup(&svc, &ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_webhook_event_of_a_cluster_is_delivered_once_whichever_node_saw_it() {
+    use crate::moderation::webhooks::{Receiver, SECRET, start};
+    let Some(svc) = requested("webhooks").await else {
+        return;
+    };
+    let ns = unique("webhooks");
+    let tweak = |c: &mut danmaku::config::Config| {
+        c.policy.free.cooldown_ms = 0;
+        c.policy.member.cooldown_ms = 0;
+        c.moderation.webhook_retry_base_ms = 50;
+    };
+    let a = node_with(&svc, &svc.redis, &ns, "a", tweak).await;
+    let b = node_with(&svc, &svc.redis, &ns, "b", tweak).await;
+    let (status, body) = a
+        .admin_put("/api/videos/wh", json!({"title": "wh", "tier": "free"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let receiver = std::sync::Arc::new(Receiver::default());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    start(listener, receiver.clone());
+    let admin = a.token("root", Role::Admin);
+    let (status, created) = send(
+        &a,
+        reqwest::Method::POST,
+        "/api/webhooks",
+        &admin,
+        Some(json!({"url": url, "events": danmaku::webhooks::EVENTS, "secret": SECRET})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    // B learns of the webhook from the store (its mirror syncs every 250 ms): wait until
+    // a comment posted through B is queued.
+    let fan = b.token("fan", Role::Free);
+    let delivered = || {
+        let r = receiver.clone();
+        move |event: &str| {
+            r.attempts
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|a| a.4 && a.0 == event)
+                .count()
+        }
+    };
+    let count = delivered();
+    took("a comment on B to be delivered", || async {
+        post_text(&b, &fan, "wh", "from b").await;
+        count("danmaku.posted") > 0
+    })
+    .await;
+    // One viewer on each node: the room is occupied once and vacated once.
+    let mut on_a = a.ws_as("va", Role::Free).await;
+    on_a.subscribe("video:wh").await;
+    let mut on_b = b.ws_as("vb", Role::Free).await;
+    on_b.subscribe("video:wh").await;
+    a.wait_for("room.occupied", || async { count("room.occupied") == 1 })
+        .await;
+    drop(on_a);
+    drop(on_b);
+    a.wait_for("room.vacated", || async { count("room.vacated") == 1 })
+        .await;
+    // A mute through A and another comment through A.
+    let (status, _) = send(
+        &a,
+        reqwest::Method::PUT,
+        "/api/moderation/mutes",
+        &admin,
+        Some(json!({"sub": "spammer", "video": "wh", "seconds": 60})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let posts_before = count("danmaku.posted");
+    post_text(&a, &a.token("amy", Role::Free), "wh", "from a").await;
+    a.wait_for("the mute and A's comment", || async {
+        count("user.muted") == 1 && count("danmaku.posted") == posts_before + 1
+    })
+    .await;
+    // Let both workers run a few more rounds: nothing arrives twice.
+    let (status, w) = send(
+        &b,
+        reqwest::Method::GET,
+        "/api/webhooks",
+        &b.token("root", Role::Admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let id = w[0]["id"].as_str().unwrap().to_string();
+    b.wait_for("the queue to drain", || async {
+        let (_, w) = send(
+            &b,
+            reqwest::Method::GET,
+            &format!("/api/webhooks/{id}"),
+            &admin,
+            None,
+        )
+        .await;
+        w["pending"] == 0
+    })
+    .await;
+    let attempts = receiver.attempts.lock().unwrap().clone();
+    let ids: Vec<&String> = attempts.iter().filter(|a| a.4).map(|a| &a.1).collect();
+    let unique: std::collections::HashSet<&&String> = ids.iter().collect();
+    assert_eq!(
+        ids.len(),
+        unique.len(),
+        "an event was delivered twice: {attempts:?}"
+    );
+    assert_eq!(
+        (
+            count("room.occupied"),
+            count("room.vacated"),
+            count("user.muted")
+        ),
+        (1, 1, 1)
+    );
+    cleanup(&svc, &ns).await;
+}

@@ -12,6 +12,7 @@ mod moderators;
 mod mutes;
 mod review;
 mod slow_mode;
+pub(crate) mod webhooks;
 
 use serde_json::{Value, json};
 

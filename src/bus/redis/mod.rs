@@ -244,6 +244,10 @@ impl Bus for RedisBus {
         self.swap_told(channel, total).await
     }
 
+    async fn room_state(&self, channel: &str, occupied: bool) -> Result<Option<bool>, BusError> {
+        self.swap_room(channel, occupied).await
+    }
+
     async fn claim_run(
         &self,
         id: &str,

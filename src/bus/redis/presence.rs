@@ -126,6 +126,27 @@ impl RedisBus {
     }
 
     /// Swaps the last told total in Redis; `Some(true)` when it changed.
+    /// Sets a room's shared occupied flag (kept a day), returning whether it changed.
+    pub(super) async fn swap_room(
+        &self,
+        channel: &str,
+        occupied: bool,
+    ) -> Result<Option<bool>, BusError> {
+        let mut conn = self.connection()?;
+        let new = if occupied { "1" } else { "0" };
+        let old: Option<String> = redis::cmd("SET")
+            .arg(self.key("room", channel))
+            .arg(new)
+            .arg("GET")
+            .arg("PX")
+            .arg(86_400_000u64)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        // No record reads as vacated: the first viewer ever occupies the room.
+        Ok(Some(old.as_deref().unwrap_or("0") != new))
+    }
+
     pub(super) async fn swap_told(
         &self,
         channel: &str,

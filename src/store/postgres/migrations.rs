@@ -218,6 +218,33 @@ const MIGRATIONS: &[&str] = &[
         by_sub TEXT NOT NULL,
         set_at BIGINT NOT NULL
     );",
+    // Outgoing webhooks and their delivery queue (src/store/webhooks.rs).
+    "CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        description TEXT,
+        created_by TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        delivered BIGINT NOT NULL DEFAULT 0,
+        failed BIGINT NOT NULL DEFAULT 0,
+        last_status INTEGER,
+        last_error TEXT,
+        last_attempt_at BIGINT
+    );
+    CREATE TABLE webhook_deliveries (
+        id BIGSERIAL PRIMARY KEY,
+        webhook TEXT NOT NULL,
+        event TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_at BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        UNIQUE (webhook, event_id)
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at, id);",
 ];
 
 /// Applies pending migrations in one transaction, serialized across nodes.

@@ -25,6 +25,7 @@ mod moderation;
 mod review;
 mod room_rules;
 mod schedules;
+mod webhooks;
 mod writer;
 
 use std::{str::FromStr, time::Duration};
