@@ -104,6 +104,11 @@ enum Op {
     ReadQueue,
     /// Approve a comment an admin's post left held in [`MOD_VIDEO`].
     Approve,
+    /// Report a comment an admin posted in a video of the tier (free users and members
+    /// who can see it; the threshold is out of reach).
+    Report(Tier),
+    /// Register a webhook (admins only).
+    CreateWebhook,
 }
 
 /// How a grant reaches the caller.
@@ -183,6 +188,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Op::SetHold),
         1 => Just(Op::ReadQueue),
         1 => Just(Op::Approve),
+        1 => tier.clone().prop_map(Op::Report),
+        1 => Just(Op::CreateWebhook),
     ];
     let via = prop_oneof![Just(Via::Claim), Just(Via::Stored)];
     let moderates = prop_oneof![
@@ -990,6 +997,61 @@ async fn run_step(
             check(state == Some(json!(want_state)), || {
                 format!("{s:?}: the comment is {state:?} afterwards, model says {want_state}")
             })?;
+        }
+        Op::Report(tier) => {
+            let (status, posted) = app
+                .admin_post(
+                    &format!("/api/videos/{}/danmaku", video(tier)),
+                    json!({"text": format!("reportable {n}"), "time": 5.0}),
+                )
+                .await;
+            assert_eq!(status, 201, "{posted}");
+            let id = posted["id"].as_i64().expect("id");
+            let (status, body, _) = call(
+                app,
+                reqwest::Method::POST,
+                &format!("/api/danmaku/{id}/report"),
+                token,
+                Some(json!({"reason": "prop"})),
+            )
+            .await;
+            // Guests must sign in; admins moderate instead; a comment the caller cannot
+            // read (a member video for a free user) does not exist for them.
+            let want = match role {
+                Role::Guest => (401, "missing_token"),
+                Role::Admin => (403, "forbidden"),
+                _ if !model_reads_video(tier, role) => (404, "unknown_danmaku"),
+                _ => (200, ""),
+            };
+            check(
+                status == want.0 && (want.0 == 200 || body["code"] == want.1),
+                || format!("{s:?}: report {status} {body}, model says {want:?}"),
+            )?;
+        }
+        Op::CreateWebhook => {
+            let (status, body, _) = call(
+                app,
+                reqwest::Method::POST,
+                "/api/webhooks",
+                token,
+                Some(
+                    json!({"url": "http://127.0.0.1:9/hook", "events": ["user.muted"],
+                    "secret": "a-secret-of-16-chars-at-least"}),
+                ),
+            )
+            .await;
+            check_admin_op(s, status, &body, 201)?;
+            if status == 201 {
+                let id = body["id"].as_str().expect("id");
+                let resp = app
+                    .http
+                    .delete(app.url(&format!("/api/webhooks/{id}")))
+                    .header("X-Api-Key", API_KEY)
+                    .send()
+                    .await
+                    .expect("delete the webhook");
+                assert_eq!(resp.status().as_u16(), 204);
+            }
         }
         Op::Mute => {
             let (status, body, _) = call(
