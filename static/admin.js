@@ -12,6 +12,8 @@
 //   presence.js    the Presence table
 //   moderation.js  one video's comments, room moderators, mutes, audit log
 //   review.js      the same video's review queue, shadow bans, block rules, hold rule
+//   reports.js     the same video's (or every video's) reported comments
+//   webhooks.js    the Webhooks panel (admins only)
 //
 // This file only wires them: the language (static/lib/i18n.js: the markup's keys are
 // filled in first; each panel redraws its own text on a switch), DOM handlers, the
@@ -29,6 +31,8 @@ import { loadChannels, loadVideos, wireCatalog } from './admin/catalog.js';
 import { loadPresence, wirePresence } from './admin/presence.js';
 import { applyModerationRole, loadComments, wireModeration } from './admin/moderation.js';
 import { loadReview, wireReview } from './admin/review.js';
+import { loadReports, wireReports } from './admin/reports.js';
+import { loadWebhooks, wireWebhooks } from './admin/webhooks.js';
 import { $ } from './lib/util.js';
 import { applyTo, wireLocaleSelect } from './lib/i18n.js';
 
@@ -43,6 +47,8 @@ async function refreshAll() {
   applyModerationRole();
   loadComments();
   loadReview();
+  loadReports();
+  loadWebhooks();
 }
 
 function init() {
@@ -63,6 +69,8 @@ function init() {
   }, SCHEDULES_EVERY_MS);
   wireModeration();
   wireReview();
+  wireReports();
+  wireWebhooks();
   refreshAll();
 }
 

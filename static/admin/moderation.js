@@ -1,7 +1,8 @@
 // Admin console: moderation of one video (the picker of the panel, #comments-video). Owns
 //
 //   - the video's stored comments (the 50 newest), deleting one with an optional reason
-//     (DELETE /api/danmaku/{id}?reason=; open pages are told to remove it);
+//     (DELETE /api/danmaku/{id}?reason=; open pages are told to remove it; `deleteDanmaku`
+//     is the call, shared with the Reports list);
 //   - its room moderators (GET, and for admins PUT / DELETE /api/videos/{id}/moderators/{sub});
 //   - the mutes in force there (GET /api/moderation/mutes; admins also see the mutes
 //     everywhere), lifting one (DELETE /api/moderation/mutes/{sub}?video=&reason=), and
@@ -302,6 +303,7 @@ function actionText(action) {
     case 'hold_rule_cleared': return t('admin.audit.action.hold_rule_cleared');
     case 'comment_approved': return t('admin.audit.action.comment_approved');
     case 'comment_rejected': return t('admin.audit.action.comment_rejected');
+    case 'hidden_by_reports': return t('admin.audit.action.hidden_by_reports');
     default: return String(action);
   }
 }
@@ -350,11 +352,19 @@ function renderAll() {
 // ---------------------------------------------------------------------------------------
 // Actions
 
+/**
+ * Deletes a comment with an optional reason (the audit log keeps it); open pages are told
+ * to remove it. Rejects with the server's DanmakuError. Also used by the Reports list.
+ */
+export function deleteDanmaku(id, reason) {
+  return call(`/api/danmaku/${enc(id)}${reason ? `?reason=${enc(reason)}` : ''}`, { method: 'DELETE' });
+}
+
 async function deleteComment(video, d) {
   const status = $('comments-status');
   const reason = $('delete-reason').value.trim();
   try {
-    await call(`/api/danmaku/${d.id}${reason ? `?reason=${enc(reason)}` : ''}`, { method: 'DELETE' });
+    await deleteDanmaku(d.id, reason);
     say(status, 'ok', () => (reason
       ? t('admin.comments.deleted_reason', { id: d.id, reason })
       : t('admin.comments.deleted', { id: d.id })));
@@ -445,8 +455,16 @@ async function mute(ev) {
  * comments (their hidden marks) and the audit log again.
  */
 export async function refreshModeration() {
-  if (!state.token || !current) return;
-  await Promise.all([loadCommentList(current, true), loadAudit()]);
+  if (!state.token) return;
+  await Promise.all([current ? loadCommentList(current, true) : null, current ? loadAudit() : null, ...[...changeHooks].map((fn) => fn())]);
+}
+
+/** Panels that show moderation results too (the Reports list): reloaded by refreshModeration. */
+const changeHooks = new Set();
+
+/** Registers a reload to run after every moderation change (a review, a delete, a rule). */
+export function onModerationChange(fn) {
+  changeHooks.add(fn);
 }
 
 /** After a change in `video`: its lists again (everything, when the panel showed another). */

@@ -151,12 +151,25 @@ function renderQueue() {
   more.hidden = queue.next == null;
 }
 
+/**
+ * Approves or rejects a held comment (`verdict`: 'approve' | 'reject'), the optional reason
+ * in the query (no body); resolves with `{id, state}`. Also used by the Reports list.
+ */
+export function reviewDanmaku(id, verdict, reason) {
+  const query = reason ? `?reason=${enc(reason)}` : '';
+  return call(`/api/danmaku/${enc(id)}/${verdict}${query}`, { method: 'POST' });
+}
+
+/** The queue again, keeping its result line (after a review elsewhere: the Reports list). */
+export function reloadQueue() {
+  return loadQueue(false, true);
+}
+
 async function review(d, verdict) {
   const result = $('queue-result');
   const reason = $('queue-reason').value.trim();
   try {
-    const query = reason ? `?reason=${enc(reason)}` : '';
-    const r = await call(`/api/danmaku/${enc(d.id)}/${verdict}${query}`, { method: 'POST' });
+    const r = await reviewDanmaku(d.id, verdict, reason);
     const id = r && Number.isSafeInteger(r.id) ? r.id : d.id;
     say(result, 'ok', () => (r && r.state === 'rejected' ? t('admin.queue.rejected', { id }) : t('admin.queue.approved', { id })));
   } catch (e) {

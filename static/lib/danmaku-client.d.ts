@@ -102,7 +102,7 @@ export interface UnsubscribeReply {
 
 /** Any channel event, as received (after batch unpacking). */
 export interface ChannelEvent<T = unknown> {
-  /** The event name: `danmaku`, `danmaku_deleted`, `danmaku_likes`, `danmaku_reviewed`, `presence`, a push's event... */
+  /** The event name: `danmaku`, `danmaku_deleted`, `danmaku_likes`, `danmaku_reviewed`, `danmaku_fold`, `presence`, a push's event... */
   type: string;
   channel: string;
   /** Absent only on comment events a node delivers while its bus is down. */
@@ -140,6 +140,27 @@ export interface DanmakuReviewed {
   id: number;
   video: string;
   state: ReviewState;
+}
+
+/**
+ * A spam wave folded into its first comment (`danmaku_fold`): within the server's fold
+ * window, later comments of the room whose text normalises the same (case, width, spaces,
+ * repeated characters: `2333333` = `２３３３`) are stored but not published; instead this
+ * event says that comment `id` now stands for `count` comments, itself included. Sent
+ * again (about every 500 ms) while the count grows, within the first comment's audience.
+ */
+export interface DanmakuFold {
+  id: number;
+  video: string;
+  /** The comments `id` stands for, itself included (2 or more). */
+  count: number;
+}
+
+/** The answer to a report (`POST /api/danmaku/{id}/report`). */
+export interface ReportResult {
+  id: number;
+  /** false when this user had already reported the comment (nothing changed). */
+  new: boolean;
 }
 
 export interface DanmakuLikes {
@@ -241,7 +262,10 @@ export interface EventMeta {
   replayed: boolean;
   /** Read from the history API after a reconnect the server could not replay. */
   refetched: boolean;
-  /** A comment id already delivered: only the 'event' listeners see it. */
+  /**
+   * A comment id already delivered: only the 'event' listeners see it. A comment deleted
+   * (`danmaku_deleted`) and published again (hidden by reports, then approved) is not one.
+   */
   duplicate: boolean;
 }
 
@@ -270,6 +294,8 @@ export interface DanmakuClientEvents {
   danmaku_deleted: (data: DanmakuDeleted, meta: EventMeta) => void;
   danmaku_likes: (data: DanmakuLikes, meta: EventMeta) => void;
   danmaku_reviewed: (data: DanmakuReviewed, meta: EventMeta) => void;
+  /** A spam wave folded into its first comment: that comment now stands for `count`. */
+  danmaku_fold: (data: DanmakuFold, meta: EventMeta) => void;
   presence: (data: Presence, meta: EventMeta) => void;
   /** Pushes (broadcast, role, user, channel), payload unchanged; `meta.type` is the event name. */
   push: (payload: unknown, meta: PushMeta) => void;
@@ -368,6 +394,12 @@ export class DanmakuClient {
   history(video: string, options?: HistoryOptions): Promise<History>;
   like(id: number): Promise<LikeState>;
   unlike(id: number): Promise<LikeState>;
+  /**
+   * Reports someone else's comment (free users and members; `reason` at most 200
+   * characters, blank sent as none). Rejects with `own_comment`, `forbidden` (admins),
+   * `unknown_danmaku`, `invalid_reason`, `report_rate` (429, `retryAfter`), 401 for guests.
+   */
+  report(id: number, options?: { reason?: string }): Promise<ReportResult>;
   heatmap(video: string, options?: { buckets?: number; duration?: number }): Promise<Heatmap>;
   /** The REST helper with this client's origin, fetch and current token. */
   request<T = any>(method: string, path: string, body?: unknown, options?: { raw?: boolean }): Promise<T>;

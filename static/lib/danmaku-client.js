@@ -13,7 +13,8 @@
 // full jitter; resubscribes with `since` so missed events are replayed, and when the
 // server cannot replay them (`recovered: false`) refetches the video's comments over REST
 // after the last id it saw, emitted in id order before the live ones that arrived
-// meanwhile; comments are delivered once (repeated ids are dropped); a token provider is
+// meanwhile; comments are delivered once (repeated ids are dropped, save one published
+// again after its `danmaku_deleted`: hidden by reports, then approved); a token provider is
 // asked again before `exp` and the new token goes to the live socket (`refresh`). Calls
 // are never retried: a call whose socket drops rejects with `network_error`.
 //
@@ -145,6 +146,11 @@ class RecentIds {
     // Sets iterate in insertion order, so the first one is the oldest.
     if (this.set.size > this.cap) this.set.delete(this.set.values().next().value);
     return true;
+  }
+
+  /** Forgets an id (a deleted comment that may be published again). */
+  delete(id) {
+    this.set.delete(id);
   }
 }
 
@@ -541,6 +547,11 @@ export class DanmakuClient {
     if (!push && f.type === 'danmaku' && isObject(data) && Number.isSafeInteger(data.id)) {
       meta.duplicate = !this._seen(f.channel, data.id);
     }
+    // A deleted comment may come back (hidden by reports, then approved): its id is new again.
+    if (!push && f.type === 'danmaku_deleted' && isObject(data) && Number.isSafeInteger(data.id)) {
+      const sub = this._subs.get(f.channel);
+      if (sub) sub.ids.delete(data.id);
+    }
     this._emit('event', f, meta);
     if (meta.duplicate) return;
     if (push) {
@@ -548,7 +559,8 @@ export class DanmakuClient {
       return;
     }
     const typed = {
-      danmaku: 'danmaku', danmaku_deleted: 'danmaku_deleted', danmaku_likes: 'danmaku_likes', danmaku_reviewed: 'danmaku_reviewed', presence: 'presence',
+      danmaku: 'danmaku', danmaku_deleted: 'danmaku_deleted', danmaku_likes: 'danmaku_likes', danmaku_reviewed: 'danmaku_reviewed',
+      danmaku_fold: 'danmaku_fold', presence: 'presence',
     }[f.type];
     if (typed && isObject(data)) this._emit(typed, data, meta);
   }
@@ -869,6 +881,12 @@ export class DanmakuClient {
 
   unlike(id) {
     return this.request('DELETE', `/api/danmaku/${encodeURIComponent(id)}/like`);
+  }
+
+  /** Reports someone else's comment (`{id, new}`; `new: false` when this user already had). */
+  report(id, { reason } = {}) {
+    const body = typeof reason === 'string' && reason.trim() ? { reason: reason.trim() } : {};
+    return this.request('POST', `/api/danmaku/${encodeURIComponent(id)}/report`, body);
   }
 
   heatmap(video, { buckets, duration } = {}) {

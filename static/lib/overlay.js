@@ -75,8 +75,12 @@ function normalize(d) {
     user: d.user && typeof d.user.name === 'string' ? d.user.name : '',
     likes: Number.isSafeInteger(d.likes) && d.likes > 0 ? d.likes : 0,
     liked: d.liked === true,
+    fold: Number.isSafeInteger(d.fold) && d.fold > 1 ? d.fold : 0,
   };
 }
+
+/** The fold badge's words when the page gives none: the count only. */
+const FOLD_LABEL = (count) => ({ text: `\u00d7${count}`, title: '' });
 
 export class DanmakuOverlay {
   /**
@@ -84,17 +88,20 @@ export class DanmakuOverlay {
    * @param {HTMLVideoElement} video the player whose time drives the replay
    * @param {{onStats?: (s: object) => void,
    *   onCommentPointer?: (type: string, ev: PointerEvent, c: {id: number, node: HTMLElement}) => void,
-   *   onLive?: (view: object) => void, bottomReserve?: number}} options
+   *   onLive?: (view: object) => void, bottomReserve?: number,
+   *   foldLabel?: (count: number) => {text: string, title: string}} options
    *   `onCommentPointer` gets pointerenter / pointerleave / pointerdown on stored comments;
    *   `onLive` each live comment that joins the timeline (once per id); `bottomReserve`
-   *   the px kept free at the bottom (controls, and whatever the page draws above them).
+   *   the px kept free at the bottom (controls, and whatever the page draws above them);
+   *   `foldLabel` the words of a folded comment's badge (`×N`: it stands for N comments).
    */
-  constructor(root, video, { onStats, onCommentPointer, onLive, bottomReserve } = {}) {
+  constructor(root, video, { onStats, onCommentPointer, onLive, bottomReserve, foldLabel } = {}) {
     this.root = root;
     this.video = video;
     this.onStats = onStats || (() => {});
     this.onCommentPointer = onCommentPointer || null;
     this.onLive = onLive || (() => {});
+    this.foldLabel = foldLabel || FOLD_LABEL;
     this.bottomReserve = Number.isFinite(bottomReserve) && bottomReserve >= 0 ? bottomReserve : BOTTOM_RESERVE;
     this.settings = { ...DEFAULT_SETTINGS };
     /** Timeline entries {id, time, view, shownEpoch}, sorted by (time, id). */
@@ -179,6 +186,8 @@ export class DanmakuOverlay {
       if (known) {
         if (known.shownEpoch === this.epoch) return false;
         known.shownEpoch = this.epoch;
+        // A count that arrived before (danmaku_fold) stays with it.
+        if (!view.fold) view.fold = known.view.fold;
       } else {
         this.insert({ id: view.id, time: view.time, view, shownEpoch: this.epoch, live: true });
         this.onLive(view);
@@ -234,6 +243,53 @@ export class DanmakuOverlay {
       if (item.id !== id) continue;
       if (Number.isSafeInteger(likes) && likes >= 0) item.node.dataset.likes = String(likes);
       if (typeof liked === 'boolean') item.node.classList.toggle('liked', liked);
+    }
+  }
+
+  /** The author's display name of a stored comment, or null when it is unknown. */
+  authorOf(id) {
+    const entry = this.byId.get(id);
+    return entry ? entry.view.user : null;
+  }
+
+  // ---- Spam-wave folds -----------------------------------------------------------
+
+  /**
+   * A folded wave: the stored comment `id` now stands for `count` comments (itself
+   * included). Kept in the timeline (a replay draws the badge) and shown on screen at once.
+   */
+  setFold(id, count) {
+    if (!Number.isSafeInteger(count) || count < 2) return;
+    const entry = this.byId.get(id);
+    if (entry) entry.view.fold = count;
+    for (const item of this.items) if (item.id === id) this.drawFold(item.node, count);
+  }
+
+  /** The fold count of a stored comment (0 when it stands for itself only). */
+  foldOf(id) {
+    const entry = this.byId.get(id);
+    return entry ? entry.view.fold : 0;
+  }
+
+  /** Puts (or updates) the `×N` badge on a drawn comment. */
+  drawFold(node, count) {
+    let badge = node.querySelector('.danmaku-fold');
+    if (!badge) {
+      badge = document.createElement('span');
+      badge.className = 'danmaku-fold';
+      node.append(badge);
+    }
+    const label = this.foldLabel(count);
+    badge.textContent = label.text;
+    if (label.title) badge.title = label.title;
+    node.dataset.fold = String(count);
+  }
+
+  /** Redraws the fold badges on screen (after a language switch). */
+  relabelFolds() {
+    for (const item of this.items) {
+      const count = Number(item.node.dataset.fold);
+      if (count > 1) this.drawFold(item.node, count);
     }
   }
 
@@ -424,6 +480,7 @@ export class DanmakuOverlay {
     if (view.user) node.title = `${view.user} · ${view.time.toFixed(1)} s`;
     node.dataset.likes = String(view.likes);
     if (view.liked) node.classList.add('liked');
+    if (view.fold > 1) this.drawFold(node, view.fold);
     if (this.onCommentPointer && view.id != null) this.listenPointer(node, view.id);
     this.root.append(node);
     const w = node.offsetWidth;

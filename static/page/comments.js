@@ -15,10 +15,14 @@
 // audience receives it live at that moment); `rejected` takes it away (its author is told
 // with a toast).
 //
+// A spam wave folded by the server (`danmaku_fold {id, count}`: later copies of the same
+// text are stored but not published) shows as `×N` on its first comment here and on its
+// flying copy (static/lib/overlay.js); the copies never reach this page live.
+//
 // SECURITY: text reaches the DOM through `el` (textContent, createElement) only.
 
 import { $, el, isObject, showToast, videoTime } from '../lib/util.js';
-import { onLocaleChange, t } from '../lib/i18n.js';
+import { formatNumber, onLocaleChange, t } from '../lib/i18n.js';
 import { state } from './state.js';
 
 /** Entries kept in the list: the newest ones by id. */
@@ -29,6 +33,30 @@ const HIDDEN = new Set(['held', 'shadow']);
 const entries = new Map();
 /** Ids this page posted (their reply said so): a held one is "pending review" for us. */
 const ownIds = new Set();
+/** id -> how many comments a folded wave's first comment stands for (2 or more). */
+const folds = new Map();
+
+/** Whether this page posted the comment (the reply to its post said so). */
+export function isOwnComment(id) {
+  return ownIds.has(id);
+}
+
+/** The words of a fold badge: `×N`, and a title saying what it means. */
+export function foldLabel(count) {
+  const n = formatNumber(count);
+  return { text: t('comments.fold', { n }), title: t('comments.fold_title', { n }) };
+}
+
+/** A `danmaku_fold` event: comment `id` now stands for `count` comments (itself included). */
+export function setFoldCount(id, count) {
+  if (!Number.isSafeInteger(id) || !Number.isSafeInteger(count) || count < 2) return;
+  if (folds.get(id) === count) return;
+  // Kept even before the comment is listed (a history load may bring it afterwards).
+  folds.delete(id);
+  folds.set(id, count);
+  while (folds.size > CAP * 2) folds.delete(folds.keys().next().value);
+  if (entries.has(id)) renderCommentList();
+}
 
 /** Why a comment is hidden from the audience ('held', 'shadow'), or null when it is not. */
 export function hiddenState(view) {
@@ -114,6 +142,14 @@ function badge(entry) {
   return el('span', { class: 'comment-badge', dataset: { badge: kind }, title: title(), text: text() });
 }
 
+/** The `×N` of a folded wave's first comment; null for the others. */
+function foldBadge(id) {
+  const count = folds.get(id);
+  if (!count) return null;
+  const label = foldLabel(count);
+  return el('span', { class: 'comment-fold', dataset: { fold: String(count) }, title: label.title, text: label.text });
+}
+
 /** Draws the list, newest first (again after a language switch). */
 export function renderCommentList() {
   const list = $('comment-list');
@@ -130,6 +166,7 @@ export function renderCommentList() {
       el('span', { class: 'comment-at', text: videoTime(v.time) }),
       el('span', { class: 'comment-user', text: isObject(v.user) && typeof v.user.name === 'string' ? v.user.name : '' }),
       el('span', { class: 'comment-text', text: v.text }),
+      foldBadge(v.id),
       badge(entry));
   }));
 }

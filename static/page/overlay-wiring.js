@@ -5,7 +5,8 @@
 // hands the like and heatmap modules a REST client for the current token. Comments hidden
 // from the audience (held for review, shadowed: `state` on a view) never reach the
 // overlay while hidden; static/page/comments.js lists them with their mark, and an
-// approval (`danmaku_reviewed`) flies them here.
+// approval (`danmaku_reviewed`) flies them here. A folded spam wave (`danmaku_fold`) puts
+// its count on the first comment, flying and listed.
 
 import { $, api, isObject, readJson } from '../lib/util.js';
 import { DanmakuOverlay, DEFAULT_SETTINGS } from '../lib/overlay.js';
@@ -14,7 +15,9 @@ import { STORAGE, VIDEO_ID, identityKey, state } from './state.js';
 import { setMemberLock } from './player.js';
 import { logSystem } from './log.js';
 import { formatNumber, onLocaleChange, t } from '../lib/i18n.js';
-import { hiddenState, listComment, listHistory, onReviewed, unlist } from './comments.js';
+import {
+  foldLabel, hiddenState, listComment, listHistory, onReviewed, setFoldCount, unlist,
+} from './comments.js';
 
 /** The page's DanmakuOverlay (a live binding: set by `createOverlay`). */
 export let overlay;
@@ -37,13 +40,17 @@ function renderStats() {
  */
 export function createOverlay(video, hooks = {}) {
   overlay = new DanmakuOverlay($('overlay'), video, {
+    foldLabel,
     ...hooks,
     onStats: (s) => {
       lastStats = s;
       renderStats();
     },
   });
-  onLocaleChange(renderStats);
+  onLocaleChange(() => {
+    renderStats();
+    overlay.relabelFolds();
+  });
   return overlay;
 }
 
@@ -108,6 +115,14 @@ export function drawRoomEvent(f, replayed, push) {
     if (isObject(data) && Number.isSafeInteger(data.id)) {
       overlay.remove(data.id);
       unlist(data.id);
+    }
+    return true;
+  }
+  if (f.type === 'danmaku_fold') {
+    // Later copies of the first comment's text were folded into it: `×count` on it.
+    if (isObject(data) && Number.isSafeInteger(data.id) && Number.isSafeInteger(data.count)) {
+      overlay.setFold(data.id, data.count);
+      setFoldCount(data.id, data.count);
     }
     return true;
   }

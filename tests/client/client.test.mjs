@@ -39,7 +39,9 @@ const clients = [];
 /** Starts the server and resolves with its base URL, read from its "listening" log line. */
 function startServer(bind = '127.0.0.1:0') {
   const log = createWriteStream(logPath, { flags: 'a' });
-  const child = spawn(BIN, ['serve', '--demo', '--bind', bind, '--data-dir', dataDir, '--token-grace-s', String(GRACE_S), '--jwt-leeway-s', '0'], {
+  const child = spawn(BIN, ['serve', '--demo', '--bind', bind, '--data-dir', dataDir, '--token-grace-s', String(GRACE_S), '--jwt-leeway-s', '0',
+    // Spam-wave folding on, as in production (the default; said here so the fold test does not hang on it).
+    '--fold-window-ms', '5000'], {
     env: { ...process.env, NO_COLOR: '1', DANMAKU_LOG: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -140,7 +142,7 @@ function recordingSocket(rec) {
 function makeClient(options = {}) {
   const rec = { sockets: [], raw: [], sent: [], intercept: null };
   const client = new DanmakuClient({ url: wsUrl, WebSocket: recordingSocket(rec), reconnect: { minMs: 50, maxMs: 400 }, ...options });
-  const seen = { states: [], danmaku: [], welcomes: [], errors: [], closes: [], subscribed: [], pushes: [], unsubscribed: [], likes: [], expired: [], refreshed: [], reviewed: [] };
+  const seen = { states: [], danmaku: [], welcomes: [], errors: [], closes: [], subscribed: [], pushes: [], unsubscribed: [], likes: [], expired: [], refreshed: [], reviewed: [], folds: [] };
   client.on('state', (s) => seen.states.push(s));
   client.on('danmaku', (view, meta) => seen.danmaku.push({ view, meta }));
   client.on('welcome', (w) => seen.welcomes.push(w));
@@ -153,6 +155,7 @@ function makeClient(options = {}) {
   client.on('token_expired', (f) => seen.expired.push(f));
   client.on('refreshed', (r) => seen.refreshed.push(r));
   client.on('danmaku_reviewed', (data, meta) => seen.reviewed.push({ data, meta }));
+  client.on('danmaku_fold', (data, meta) => seen.folds.push({ data, meta }));
   clients.push(client);
   return { client, rec, seen };
 }
@@ -629,7 +632,7 @@ describe('review (held comments)', () => {
     await waitFor(() => admin.seen.danmaku.some((d) => d.view.id === view.id), 'the admin\'s marked copy');
     assert.equal(admin.seen.danmaku.find((d) => d.view.id === view.id).view.state, 'held');
 
-    const r = await rest(`/api/danmaku/${view.id}/approve`, { method: 'POST', token: tokens.admin, body: {} });
+    const r = await rest(`/api/danmaku/${view.id}/approve`, { method: 'POST', token: tokens.admin });
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(r.json, { id: view.id, state: 'visible' });
     await waitFor(() => viewer.seen.danmaku.some((d) => d.view.id === view.id), 'the approved comment for the audience');
@@ -641,5 +644,68 @@ describe('review (held comments)', () => {
     }
     assert.deepEqual(viewer.seen.reviewed, [], 'the audience is not told about the review');
     assert.ok(!author.seen.danmaku.some((d) => d.view.id === view.id), 'the author got its own comment again');
+  });
+});
+
+describe('spam waves and reports', () => {
+  test('a wave of the same text from free users: one danmaku, then danmaku_fold with the count on the first; the copies are not published', async () => {
+    const video = `fold-${RUN}`;
+    const watcher = makeClient({ token: await mint(`wes-fold-${RUN}`, 'member') });
+    const posters = await Promise.all(['a', 'b', 'c'].map(async (n) => makeClient({ token: await mint(`${n}-fold-${RUN}`, 'free') })));
+    await Promise.all([watcher, ...posters].map((c) => c.client.connect()));
+    await watcher.client.subscribe(`video:${video}`);
+    const waves = ['2333', '23333', '\uff12\uff13\uff13\uff13\uff13'];
+    const views = [];
+    for (const [i, p] of posters.entries()) views.push(await p.client.post(video, { text: waves[i], time: 1 + i }));
+    const first = views[0];
+    assert.ok(views.every((v) => Number.isSafeInteger(v.id)), 'every copy is stored and acknowledged');
+    await waitFor(() => watcher.seen.folds.some((f) => f.data.count >= 3), 'danmaku_fold with a count of 3');
+    const fold = watcher.seen.folds.at(-1);
+    assert.deepEqual(fold.data, { id: first.id, video, count: 3 });
+    assert.equal(fold.meta.channel, `video:${video}`);
+    // A control comment after the wave proves the copies would have arrived by now.
+    await seed(video, `control ${RUN}`, 9);
+    await waitFor(() => texts(watcher.seen).includes(`control ${RUN}`), 'the control comment');
+    assert.deepEqual(watcher.seen.danmaku.map((d) => d.view.id), [first.id, watcher.seen.danmaku.at(-1).view.id], 'only the first of the wave was published');
+  });
+
+  test('report(): {id, new}, new false the second time; typed refusals (own comment, unknown, guest)', async () => {
+    const video = `report-${RUN}`;
+    const c = await seed(video, `report me ${RUN}`, 2);
+    const reporter = makeClient({ token: await mint(`rita-report-${RUN}`, 'free') });
+    assert.deepEqual(await reporter.client.report(c.id, { reason: 'spam' }), { id: c.id, new: true });
+    assert.deepEqual(await reporter.client.report(c.id), { id: c.id, new: false });
+    const own = await reporter.client.post(video, { text: `mine ${RUN}`, time: 3 });
+    const refused = await reporter.client.report(own.id).then(() => null, (e) => e);
+    assert.equal(refused.status, 403);
+    assert.equal(refused.code, 'own_comment');
+    const unknown = await reporter.client.report(987654321).then(() => null, (e) => e);
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.code, 'unknown_danmaku');
+    const guest = await makeClient().client.report(c.id).then(() => null, (e) => e);
+    assert.equal(guest.status, 401);
+  });
+
+  test('a comment hidden by reports goes out as danmaku_deleted; approved, it arrives again as danmaku (its id is not a duplicate)', async () => {
+    const video = `reported-${RUN}`;
+    const watcher = makeClient({ token: await mint(`wil-reported-${RUN}`, 'member') });
+    const deleted = [];
+    watcher.client.on('danmaku_deleted', (data) => deleted.push(data));
+    await watcher.client.connect();
+    await watcher.client.subscribe(`video:${video}`);
+    const author = makeClient({ token: await mint(`amy-reported-${RUN}`, 'free') });
+    const c = await author.client.post(video, { text: `reported ${RUN}`, time: 1 });
+    await waitFor(() => watcher.seen.danmaku.some((d) => d.view.id === c.id), 'the comment');
+    for (const n of ['a', 'b', 'c']) {
+      const reporter = makeClient({ token: await mint(`${n}-reporter-${RUN}`, 'free') });
+      assert.deepEqual(await reporter.client.report(c.id, { reason: `no ${n}` }), { id: c.id, new: true });
+    }
+    await waitFor(() => deleted.some((d) => d.id === c.id), 'danmaku_deleted at the threshold');
+    const r = await rest(`/api/danmaku/${c.id}/approve`, { method: 'POST', token: tokens.admin });
+    assert.equal(r.status, 200, r.text);
+    await waitFor(() => watcher.seen.danmaku.filter((d) => d.view.id === c.id).length === 2, 'the approved comment again');
+    const again = watcher.seen.danmaku.filter((d) => d.view.id === c.id)[1];
+    assert.equal(again.meta.duplicate, false);
+    assert.equal(again.view.state, undefined);
   });
 });

@@ -48,9 +48,9 @@ function rest(path, opts) {
  * outside data and code: ids and names from the server, JSON editors, API paths.
  */
 function leftoverEnglish() {
-  // Protocol and brand names, the demo user, role ids shown as typing hints, event and
+  // Protocol and brand names (Webhook is the usual word in Chinese too), the demo user, role ids shown as typing hints, event and
   // video ids, the English option of the language select.
-  const allowed = new Set(['danmaku', 'API', 'Swagger', 'JWT', 'REST', 'JSON', 'cron', 'Cron', 'GET', 'UTC', 'ID',
+  const allowed = new Set(['danmaku', 'API', 'Swagger', 'JWT', 'REST', 'JSON', 'cron', 'Cron', 'GET', 'POST', 'URL', 'Webhook', 'UTC', 'ID',
     'admin', 'bob', 'alice', 'demo', 'zh', 'video', 'news', 'guest', 'free', 'member', 'push', 'notice', 'English']);
   const skip = (n) => n.closest('code, textarea, datalist, [translate="no"], .mono, .comment-text, #toasts, option[lang]');
   const found = [];

@@ -19,12 +19,13 @@ export const STATIC = process.env.DANMAKU_STATIC_DIR || join(ROOT, 'static');
 /**
  * Starts `danmaku serve --demo` on a fresh data directory, logging to
  * target/e2e/server-<name>.log; resolves with {child, base, dataDir} once it listens.
+ * `args`: more flags for `serve` (e.g. ['--fold-window-ms', '0']).
  */
-export function launchServer(name) {
+export function launchServer(name, { args = [] } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), `danmaku-e2e-${name}-data-`));
   mkdirSync(SHOTS, { recursive: true });
   const log = createWriteStream(join(SHOTS, `server-${name}.log`), { flags: 'a' });
-  const child = spawn(BIN, ['serve', '--demo', '--bind', '127.0.0.1:0', '--data-dir', dataDir], {
+  const child = spawn(BIN, ['serve', '--demo', '--bind', '127.0.0.1:0', '--data-dir', dataDir, ...args], {
     env: { ...process.env, NO_COLOR: '1', DANMAKU_LOG: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -45,7 +45,7 @@ status=0
 (cd tests/e2e && node --test --test-concurrency=1 --test-timeout=300000 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$tap" \
-  admin-zh.test.mjs artplayer.test.mjs e2e.test.mjs engagement.test.mjs i18n-keys.test.mjs i18n.test.mjs moderation.test.mjs review.test.mjs) || status=$?
+  admin-zh.test.mjs artplayer.test.mjs e2e.test.mjs engagement.test.mjs i18n-keys.test.mjs i18n.test.mjs moderation.test.mjs reports.test.mjs review.test.mjs) || status=$?
 
 count() { grep -E "^# $1 [0-9]+" "$tap" | tail -1 | awk '{print $3}'; }
 passed=$(count pass); passed=${passed:-0}
