@@ -87,6 +87,9 @@ pub trait WebhookStore: Send + Sync {
     async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError>;
     /// Every webhook with its stats, by creation.
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+    /// The events each webhook subscribes (the cheap read a cluster node repeats every
+    /// 250 ms: no stats, no count of the queue).
+    async fn webhook_events(&self) -> Result<Vec<Vec<String>>, StoreError>;
     /// Queues event `event_id` for every webhook that subscribes `event`, due at `at`; an
     /// event already queued for a webhook is kept once. Returns how many rows were
     /// queued.
@@ -195,6 +198,19 @@ impl WebhookStore for SqliteStore {
                         },
                     })
                 })
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn webhook_events(&self) -> Result<Vec<Vec<String>>, StoreError> {
+        self.with(|c| {
+            let mut st = c
+                .prepare_cached("SELECT events FROM webhooks")
+                .map_err(unavailable)?;
+            let rows = st
+                .query_map([], |r| Ok(parse_events(&r.get::<_, String>(0)?)))
                 .map_err(unavailable)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
         })

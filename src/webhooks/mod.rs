@@ -183,8 +183,8 @@ impl Service {
     /// Re-reads which events are subscribed (startup, after each change, and with
     /// moderation's sync on a cluster).
     pub async fn sync(&self) -> Result<(), StoreError> {
-        let hooks = self.store.list_webhooks().await?;
-        let mut wanted: Vec<String> = hooks.into_iter().flat_map(|w| w.events).collect();
+        let hooks = self.store.webhook_events().await?;
+        let mut wanted: Vec<String> = hooks.into_iter().flatten().collect();
         wanted.sort();
         wanted.dedup();
         self.wanted.store(Arc::new(wanted));

@@ -83,6 +83,14 @@ impl WebhookStore for PgStore {
         rows.iter().map(webhook_row).collect()
     }
 
+    async fn webhook_events(&self) -> Result<Vec<Vec<String>>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT events FROM webhooks")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(rows.iter().map(|e| parse_events(e)).collect())
+    }
+
     async fn enqueue_deliveries(
         &self,
         event: &str,
