@@ -88,29 +88,17 @@ async fn receiver() -> (String, Arc<Seen>) {
     (format!("http://{addr}/screen"), seen)
 }
 
-/// A server whose hook is `url`, signing with `secret`, failing as `failure`.
+/// A server (videos `ma` and `mb`) whose hook is `url`, signing with `secret`, failing
+/// as `failure`.
 async fn app_with_hook(url: &str, secret: &str, failure: HookFailure, budget_ms: u64) -> TestApp {
-    let app = TestApp::builder()
-        .config(|c| {
-            c.policy.free.cooldown_ms = 0;
-            c.policy.member.cooldown_ms = 0;
-            c.moderation.hook_url = Some(url.to_string());
-            c.moderation.hook_secret = Some(secret.to_string());
-            c.moderation.hook_failure = failure;
-            c.moderation.hook_budget_ms = budget_ms;
-        })
-        .start()
-        .await;
-    for v in ["ha", "hb"] {
-        let (status, body) = app
-            .admin_put(
-                &format!("/api/videos/{v}"),
-                json!({"title": v, "tier": "free"}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
-    app
+    let (url, secret) = (url.to_string(), secret.to_string());
+    super::app_with(move |c| {
+        c.moderation.hook_url = Some(url);
+        c.moderation.hook_secret = Some(secret);
+        c.moderation.hook_failure = failure;
+        c.moderation.hook_budget_ms = budget_ms;
+    })
+    .await
 }
 
 /// The history row of `text` as an admin sees it (with its state), if stored.
@@ -146,23 +134,23 @@ async fn each_decision_of_a_signed_hook_applies_and_failures_follow_the_policy()
     let app = app_with_hook(&url, SECRET, HookFailure::Hold, 150).await;
     let fan = app.token("fan", Role::Free);
 
-    let (status, r) = post_comment(&app, &fan, "ha", "plain allow").await;
+    let (status, r) = post_comment(&app, &fan, "ma", "plain allow").await;
     assert!(status == 201 && r.get("state").is_none(), "{status} {r}");
     refused(
-        post_comment(&app, &fan, "ha", "please deny").await,
+        post_comment(&app, &fan, "ma", "please deny").await,
         422,
         "blocked",
     );
     assert!(
-        stored(&app, "ha", "please deny").await.is_none(),
+        stored(&app, "ma", "please deny").await.is_none(),
         "a denied comment is not stored"
     );
-    let (_, r) = post_comment(&app, &fan, "ha", "please hold").await;
+    let (_, r) = post_comment(&app, &fan, "ma", "please hold").await;
     assert_eq!(r["state"], "held", "{r}");
-    let (_, r) = post_comment(&app, &fan, "ha", "please shadow").await;
+    let (_, r) = post_comment(&app, &fan, "ma", "please shadow").await;
     assert!(r.get("state").is_none(), "the poster never learns: {r}");
     assert_eq!(
-        stored(&app, "ha", "please shadow").await.unwrap()["state"],
+        stored(&app, "ma", "please shadow").await.unwrap()["state"],
         "shadow"
     );
 
@@ -176,7 +164,7 @@ async fn each_decision_of_a_signed_hook_applies_and_failures_follow_the_policy()
         );
         let (first, _) = &calls[0];
         assert_eq!(first["kind"], "danmaku.screen");
-        assert_eq!(first["video"], "ha");
+        assert_eq!(first["video"], "ma");
         assert_eq!(first["text"], "plain allow");
         assert_eq!(
             first["user"],
@@ -186,7 +174,7 @@ async fn each_decision_of_a_signed_hook_applies_and_failures_follow_the_policy()
     // Admins are never sent.
     let (status, _) = app
         .admin_post(
-            "/api/videos/ha/danmaku",
+            "/api/videos/ma/danmaku",
             json!({"text": "admin deny", "time": 1.0}),
         )
         .await;
@@ -194,15 +182,15 @@ async fn each_decision_of_a_signed_hook_applies_and_failures_follow_the_policy()
     assert_eq!(seen.calls.lock().unwrap().len(), 4);
 
     // A hook that answers garbage, or a decision it does not know: held (the policy).
-    let (_, r) = post_comment(&app, &fan, "ha", "garbage please").await;
+    let (_, r) = post_comment(&app, &fan, "ma", "garbage please").await;
     assert_eq!(r["state"], "held", "{r}");
-    let (_, r) = post_comment(&app, &fan, "ha", "maybe").await;
+    let (_, r) = post_comment(&app, &fan, "ma", "maybe").await;
     assert_eq!(r["state"], "held", "{r}");
 
     // A hook slower than the budget: the post is held once the budget passes, and a post
     // in another room meanwhile is answered while the slow call is still unanswered.
     let slow = {
-        let (app_url, fan) = (app.url("/api/videos/ha/danmaku"), fan.clone());
+        let (app_url, fan) = (app.url("/api/videos/ma/danmaku"), fan.clone());
         tokio::spawn(async move {
             let resp = reqwest::Client::new()
                 .post(app_url)
@@ -215,7 +203,7 @@ async fn each_decision_of_a_signed_hook_applies_and_failures_follow_the_policy()
         })
     };
     seen.slow_arrived.notified().await;
-    let (status, r) = post_comment(&app, &fan, "hb", "other room").await;
+    let (status, r) = post_comment(&app, &fan, "mb", "other room").await;
     assert!(status == 201 && r.get("state").is_none(), "{status} {r}");
     let r = slow.await.unwrap();
     assert_eq!(r["state"], "held", "past the budget: the policy: {r}");
@@ -241,9 +229,9 @@ async fn a_hook_that_is_down_or_rejects_our_signature_lets_posts_through_by_poli
     drop(free);
     let app = app_with_hook(&down, SECRET, HookFailure::Allow, 150).await;
     let fan = app.token("fan", Role::Free);
-    let (status, r) = post_comment(&app, &fan, "ha", "hello while down").await;
+    let (status, r) = post_comment(&app, &fan, "ma", "hello while down").await;
     assert!(status == 201 && r.get("state").is_none(), "{status} {r}");
-    assert!(stored(&app, "ha", "hello while down").await.is_some());
+    assert!(stored(&app, "ma", "hello while down").await.is_some());
     assert_eq!(outcome(&app, "error").await, 1.0);
 
     // A server signing with the wrong key: the receiver sees a bad signature and
@@ -251,7 +239,7 @@ async fn a_hook_that_is_down_or_rejects_our_signature_lets_posts_through_by_poli
     let (url, seen) = receiver().await;
     let app = app_with_hook(&url, "not-the-receivers-key", HookFailure::Allow, 150).await;
     let fan = app.token("fan", Role::Free);
-    let (status, r) = post_comment(&app, &fan, "ha", "please deny").await;
+    let (status, r) = post_comment(&app, &fan, "ma", "please deny").await;
     assert!(status == 201 && r.get("state").is_none(), "{status} {r}");
     let calls = seen.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 1);

@@ -20,11 +20,17 @@ use crate::common::{TestApp, status_json};
 
 /// A server with two catalog videos, `ma` and `mb`, and no posting cooldowns.
 async fn app() -> TestApp {
+    app_with(|_| {}).await
+}
+
+/// [`app`], with `tweak` applied to the configuration too.
+async fn app_with(tweak: impl FnOnce(&mut danmaku::config::Config)) -> TestApp {
     let app = TestApp::builder()
         .config(|c| {
             c.policy.free.cooldown_ms = 0;
             c.policy.member.cooldown_ms = 0;
         })
+        .config(tweak)
         .start()
         .await;
     for v in ["ma", "mb"] {

@@ -7,7 +7,7 @@ use danmaku::model::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{app, call, post, posted, refused};
+use super::{app, app_with, call, post, posted, refused};
 use crate::common::{TestApp, WsClient};
 
 /// GETs `path` as `token` (`None`: a guest) and returns the body as text.
@@ -571,23 +571,7 @@ async fn held_comments_wait_for_review_then_go_live_at_their_time_or_vanish() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_rules_refuse_hold_or_shadow_at_runtime_and_bad_ones_change_nothing() {
-    let app = TestApp::builder()
-        .config(|c| {
-            c.policy.free.cooldown_ms = 0;
-            c.policy.member.cooldown_ms = 0;
-            c.danmaku.block_words = vec!["spoiler".into()];
-        })
-        .start()
-        .await;
-    for v in ["ma", "mb"] {
-        let (status, body) = app
-            .admin_put(
-                &format!("/api/videos/{v}"),
-                json!({"title": v, "tier": "free"}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
+    let app = app_with(|c| c.danmaku.block_words = vec!["spoiler".into()]).await;
     let (status, body) = app
         .admin_put("/api/videos/ma/moderators/mo", json!({}))
         .await;
@@ -809,19 +793,11 @@ async fn block_rules_refuse_hold_or_shadow_at_runtime_and_bad_ones_change_nothin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enough_viewer_reports_hide_a_comment_pending_review_once_per_user_and_rate_limited() {
-    let app = TestApp::builder()
-        .config(|c| {
-            c.policy.free.cooldown_ms = 0;
-            c.policy.member.cooldown_ms = 0;
-            c.moderation.report_threshold = 3;
-            c.moderation.report_rate_per_min = 4;
-        })
-        .start()
-        .await;
-    let (status, body) = app
-        .admin_put("/api/videos/ma", json!({"title": "ma", "tier": "free"}))
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let app = app_with(|c| {
+        c.moderation.report_threshold = 3;
+        c.moderation.report_rate_per_min = 4;
+    })
+    .await;
     let (status, body) = app
         .admin_put("/api/videos/ma/moderators/mo", json!({}))
         .await;
@@ -1024,18 +1000,10 @@ async fn enough_viewer_reports_hide_a_comment_pending_review_once_per_user_and_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spam_wave_folds_into_a_count_on_its_first_comment_within_each_audience() {
-    let app = TestApp::builder()
-        .config(|c| {
-            c.policy.free.cooldown_ms = 0;
-            c.policy.member.cooldown_ms = 0;
-            c.danmaku.fold_window_ms = 60_000;
-        })
-        .start()
-        .await;
-    let (status, body) = app
-        .admin_put("/api/videos/ma", json!({"title": "ma", "tier": "free"}))
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let app = app_with(|c| {
+        c.danmaku.fold_window_ms = 60_000;
+    })
+    .await;
     let mut free_ws = watcher(&app, "watcher", Role::Free, "ma").await;
     let mut member_ws = watcher(&app, "mem-watcher", Role::Member, "ma").await;
 

@@ -18,7 +18,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{call, post as post_comment, posted, refused};
-use crate::common::TestApp;
 
 /// The receiver's key for the webhook.
 pub(crate) const SECRET: &str = "a-webhook-secret-of-32-characters";
@@ -83,19 +82,11 @@ pub(crate) fn start(listener: std::net::TcpListener, r: Arc<Receiver>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_reaches_a_receiver_that_was_down_failing_and_slow_once_per_id() {
-    let app = TestApp::builder()
-        .config(|c| {
-            c.policy.free.cooldown_ms = 0;
-            c.policy.member.cooldown_ms = 0;
-            c.moderation.webhook_retry_base_ms = 50;
-            c.ws.presence_interval_ms = 100;
-        })
-        .start()
-        .await;
-    let (status, body) = app
-        .admin_put("/api/videos/wv", json!({"title": "wv", "tier": "free"}))
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let app = super::app_with(|c| {
+        c.moderation.webhook_retry_base_ms = 50;
+        c.ws.presence_interval_ms = 100;
+    })
+    .await;
     // Down: the port is reserved but nothing accepts until later.
     let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = reserved.local_addr().unwrap();
@@ -139,7 +130,7 @@ async fn every_event_reaches_a_receiver_that_was_down_failing_and_slow_once_per_
     let id = created["id"].as_str().unwrap().to_string();
 
     // Events while the receiver is down.
-    let posted_id = posted(&app, &fan, "wv", "hello hooks").await;
+    let posted_id = posted(&app, &fan, "ma", "hello hooks").await;
     let (status, _) = call(
         &app,
         Method::DELETE,
@@ -152,26 +143,26 @@ async fn every_event_reaches_a_receiver_that_was_down_failing_and_slow_once_per_
     let (status, _) = call(
         &app,
         Method::PUT,
-        "/api/videos/wv/hold",
+        "/api/videos/ma/hold",
         Some("key"),
         Some(json!({})),
     )
     .await;
     assert_eq!(status, 200);
-    let (_, held) = post_comment(&app, &fan, "wv", "hold me").await;
+    let (_, held) = post_comment(&app, &fan, "ma", "hold me").await;
     assert_eq!(held["state"], "held");
     let (status, _) = call(
         &app,
         Method::PUT,
         "/api/moderation/mutes",
         Some("key"),
-        Some(json!({"sub": "fan", "video": "wv", "seconds": 60, "reason": "test"})),
+        Some(json!({"sub": "fan", "video": "ma", "seconds": 60, "reason": "test"})),
     )
     .await;
     assert_eq!(status, 200);
     // A viewer opens the room and leaves it.
     let mut ws = app.ws_as("viewer", Role::Free).await;
-    ws.subscribe("video:wv").await;
+    ws.subscribe("video:ma").await;
     // Queued so far: delivered or waiting.
     let queued = || async {
         let (_, w) = call(
@@ -281,7 +272,7 @@ async fn every_event_reaches_a_receiver_that_was_down_failing_and_slow_once_per_
     assert_eq!(body_of("danmaku.deleted")["id"], posted_id);
     assert_eq!(body_of("danmaku.held")["danmaku"]["state"], "held");
     assert_eq!(body_of("user.muted")["sub"], "fan");
-    assert_eq!(body_of("room.occupied")["video"], "wv");
+    assert_eq!(body_of("room.occupied")["video"], "ma");
     assert_eq!(body_of("room.vacated")["total"], 0);
 
     // Removed: nothing more is queued for it.
