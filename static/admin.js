@@ -13,6 +13,7 @@
 //   moderation.js  one video's comments, room moderators, mutes, audit log
 //   review.js      the same video's review queue, shadow bans, block rules, hold rule
 //   reports.js     the same video's (or every video's) reported comments
+//   room-rules.js  the same video's slow mode and flood rule
 //   webhooks.js    the Webhooks panel (admins only)
 //
 // This file only wires them: the language (static/lib/i18n.js: the markup's keys are
@@ -32,6 +33,7 @@ import { loadPresence, wirePresence } from './admin/presence.js';
 import { applyModerationRole, loadComments, wireModeration } from './admin/moderation.js';
 import { loadReview, wireReview } from './admin/review.js';
 import { loadReports, wireReports } from './admin/reports.js';
+import { loadRoomRules, wireRoomRules } from './admin/room-rules.js';
 import { loadWebhooks, wireWebhooks } from './admin/webhooks.js';
 import { $ } from './lib/util.js';
 import { applyTo, wireLocaleSelect } from './lib/i18n.js';
@@ -48,6 +50,7 @@ async function refreshAll() {
   loadComments();
   loadReview();
   loadReports();
+  loadRoomRules();
   loadWebhooks();
 }
 
@@ -70,6 +73,7 @@ function init() {
   wireModeration();
   wireReview();
   wireReports();
+  wireRoomRules();
   wireWebhooks();
   refreshAll();
 }

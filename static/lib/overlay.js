@@ -262,7 +262,11 @@ export class DanmakuOverlay {
     if (!Number.isSafeInteger(count) || count < 2) return;
     const entry = this.byId.get(id);
     if (entry) entry.view.fold = count;
-    for (const item of this.items) if (item.id === id) this.drawFold(item.node, count);
+    for (const item of this.items) {
+      if (item.id !== id) continue;
+      this.drawFold(item.node, count);
+      this.refit(item);
+    }
   }
 
   /** The fold count of a stored comment (0 when it stands for itself only). */
@@ -289,8 +293,26 @@ export class DanmakuOverlay {
   relabelFolds() {
     for (const item of this.items) {
       const count = Number(item.node.dataset.fold);
-      if (count > 1) this.drawFold(item.node, count);
+      if (count > 1) {
+        this.drawFold(item.node, count);
+        this.refit(item);
+      }
     }
+  }
+
+  /**
+   * After a flying comment changed width (a fold badge added or relabelled): a scrolling
+   * one travels on to its new width's end, at the same speed from the same start, so it
+   * is where it was now and leaves the screen whole. Lane checks use the new width.
+   */
+  refit(item) {
+    const w = item.node.offsetWidth;
+    if (w === item.w) return;
+    item.w = w;
+    if (item.mode !== 'scroll' || !(item.v > 0)) return;
+    const effect = item.anim.effect;
+    effect.setKeyframes([{ transform: `translateX(${item.x0}px)` }, { transform: `translateX(${-w}px)` }]);
+    effect.updateTiming({ duration: ((item.x0 + w) / item.v) * 1000 });
   }
 
   /** The on-screen item drawn for this node, if any. */

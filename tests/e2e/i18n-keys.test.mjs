@@ -38,7 +38,7 @@ const CHECKED = [
 const EXCLUDED = ['i18n/', 'lib/danmaku-client.js', 'lib/i18n.js', 'examples/'];
 
 /** Prefixes of keys completed at run time with a server value: every key under one counts as used. */
-const DYNAMIC_PREFIXES = ['common.role.', 'common.tier.', 'common.audience.', 'common.mode.', 'common.size.', 'conn.close.', 'player.media_error.', 'admin.rules.kind.', 'admin.rules.action.'];
+const DYNAMIC_PREFIXES = ['common.role.', 'common.tier.', 'common.audience.', 'common.mode.', 'common.size.', 'conn.close.', 'player.media_error.', 'admin.rules.kind.', 'admin.rules.action.', 'admin.flood.source.'];
 
 /** Text that may stand in markup untranslated: the brand, the logo letter. */
 const TEXT_ALLOW = new Set(['danmaku', 'd']);

@@ -4,8 +4,11 @@
 // deletes a comment with a reason, and reads the audit log (this video's, then every
 // video's, paged with "Older"); then the room moderator signs in to the console with a
 // pasted token and sees only their video's mutes and log, the admin-only controls
-// disabled, moderates there, and is refused (not_moderator) on another video. Saves
-// target/e2e/admin-moderation.png (the admin) and admin-moderation-moderator.png.
+// disabled, moderates there, and is refused (not_moderator) on another video. Last, the
+// room moderator sets slow mode (30 s for free users: a free user's second post within
+// 30 s is a 429 cooldown) and a flood rule from the panel, and clears both (REST agrees
+// at each step). Saves target/e2e/admin-moderation.png (the admin),
+// admin-moderation-moderator.png and admin-room-rules.png.
 //
 // Like the other files it starts `danmaku serve --demo` on a fresh data directory, mints
 // demo tokens, and waits for DOM conditions, never for fixed times.
@@ -320,6 +323,112 @@ describe('the Moderation panel of the admin console', () => {
     await waitText(page, '#mute-result', /^Mute refused: not_moderator: /);
     const stillFine = await post('carol', OTHER, `never muted on mod-b ${RUN}`);
     assert.equal(stillFine.status, 201, stillFine.text);
+    assert.deepEqual(problems, []);
+    await page.close();
+  });
+
+  test('3. the room moderator sets slow mode and a flood rule from the console, and clears them', async () => {
+    tokens.fay = await mint('fay', 'free');
+    tokens.mia = await mint('mia', 'member');
+    const page = await consolePage('bob-rules');
+    await page.click('details.paste > summary');
+    await page.fill('#token-input', tokens.bob);
+    await page.click('#token-apply');
+    await page.waitForFunction(() => document.querySelector('#role-badge').dataset.role === 'free');
+    assert.equal(await page.inputValue('#comments-video'), VIDEO);
+    // Nothing of the video's own yet: no slow mode, the server's default flood rule.
+    await page.waitForFunction(() => document.querySelector('#slow-state').dataset.seconds === '0');
+    assert.equal(await page.textContent('#slow-state'), `${VIDEO} has no slow mode.`);
+    await page.waitForFunction(() => document.querySelector('#flood-state').dataset.source === 'default');
+    assert.match(await page.textContent('#flood-state'), /^mod-a: more than 10 comments in 20 s mutes for 300 s \(the server’s default\)\./);
+    assert.equal(await page.isDisabled('#slow-clear'), true, 'nothing to clear');
+    assert.equal(await page.isDisabled('#flood-clear'), true, 'already the default');
+    assert.equal(await page.isChecked('#slow-free'), true);
+    assert.equal(await page.isChecked('#slow-member'), true);
+    assert.equal(await page.isChecked('#slow-guest'), false);
+
+    // Slow mode: 30 s for free users only, until cleared.
+    await page.fill('#slow-seconds', '30');
+    await page.uncheck('#slow-member');
+    await page.click('#slow-save');
+    await waitText(page, '#slow-result', /^Saved the slow mode of mod-a\.$/);
+    await page.waitForFunction(() => document.querySelector('#slow-state').dataset.seconds === '30');
+    assert.match(await page.textContent('#slow-state'), /^mod-a: slow mode of 30 s for free, until cleared \(set by bob at .+\)\.$/);
+    const slow = await rest(`/api/videos/${VIDEO}/slow-mode`, { token: tokens.fay });
+    assert.equal(slow.status, 200, slow.text);
+    assert.deepEqual([slow.json.seconds, slow.json.roles, slow.json.until, slow.json.by], [30, ['free'], null, 'bob']);
+
+    // A free user's first post says the interval; the second within 30 s is refused.
+    const first = await rest(`/api/videos/${VIDEO}/danmaku`, { method: 'POST', token: tokens.fay, body: { text: `slow one ${RUN}`, time: 2 } });
+    assert.equal(first.status, 201, first.text);
+    assert.equal(first.json.slow_mode_s, 30, first.text);
+    const second = await rest(`/api/videos/${VIDEO}/danmaku`, { method: 'POST', token: tokens.fay, body: { text: `slow two ${RUN}`, time: 3 } });
+    assert.equal(second.status, 429, second.text);
+    assert.equal(second.json.code, 'cooldown');
+    assert.match(second.json.message, /slow mode \(30 s in this video\)/);
+    assert.ok(second.retryAfter > 20, `Retry-After ${second.retryAfter} s is the slow mode's, not the free cooldown's`);
+    // Members are not slowed by this one.
+    const member = await rest(`/api/videos/${VIDEO}/danmaku`, { method: 'POST', token: tokens.mia, body: { text: `not slowed ${RUN}`, time: 3 } });
+    assert.equal(member.status, 201, member.text);
+    assert.equal(member.json.slow_mode_s, undefined, member.text);
+
+    // A refusal shows the server's code and message.
+    await page.fill('#slow-seconds', '0');
+    await page.click('#slow-save');
+    await waitText(page, '#slow-result', /^Slow mode refused: invalid_seconds: \S/);
+    assert.equal(await page.$eval('#slow-result', (n) => n.dataset.tone), 'error');
+
+    // Cleared from the panel: the next post goes through (at most the free cooldown to wait).
+    await page.click('#slow-clear');
+    await waitText(page, '#slow-result', /^mod-a has no slow mode any more\.$/);
+    await page.waitForFunction(() => document.querySelector('#slow-state').dataset.seconds === '0');
+    assert.equal((await rest(`/api/videos/${VIDEO}/slow-mode`, { token: tokens.fay })).json.code, 'no_slow_mode');
+    let after = await rest(`/api/videos/${VIDEO}/danmaku`, { method: 'POST', token: tokens.fay, body: { text: `slow three ${RUN}`, time: 4 } });
+    if (after.status === 429) {
+      assert.doesNotMatch(after.json.message, /slow mode/, after.text);
+      assert.ok(after.retryAfter <= 3, `Retry-After ${after.retryAfter} s after the slow mode was cleared`);
+      await new Promise((done) => setTimeout(done, after.retryAfter * 1000));
+      after = await rest(`/api/videos/${VIDEO}/danmaku`, { method: 'POST', token: tokens.fay, body: { text: `slow three ${RUN}`, time: 4 } });
+    }
+    assert.equal(after.status, 201, after.text);
+    assert.equal(after.json.slow_mode_s, undefined, after.text);
+
+    // The flood rule: more than 2 in 10 s mutes for 60 s, the video's own.
+    await page.fill('#flood-max', '2');
+    await page.fill('#flood-window', '10');
+    await page.fill('#flood-mute', '60');
+    await page.fill('#flood-escalation', '');
+    await page.click('#flood-save');
+    await waitText(page, '#flood-result', /^Saved the flood rule of mod-a\.$/);
+    await page.waitForFunction(() => document.querySelector('#flood-state').dataset.source === 'video');
+    assert.match(await page.textContent('#flood-state'), /^mod-a: more than 2 comments in 10 s mutes for 60 s \(this video’s own rule\)\. Set by bob at .+\.$/);
+    await page.mouse.move(0, 0);
+    await page.locator('#room-rules').screenshot({ path: join(SHOTS, 'admin-room-rules.png') });
+    const own = await rest(`/api/videos/${VIDEO}/flood-rule`, { token: tokens.bob });
+    assert.equal(own.status, 200, own.text);
+    assert.deepEqual([own.json.source, own.json.max_comments, own.json.window_s, own.json.mute_s, own.json.by], ['video', 2, 10, 60, 'bob']);
+
+    // A broken escalation is the server's 422, shown as it says; the rule stays.
+    await page.fill('#flood-escalation', '0');
+    await page.click('#flood-save');
+    await waitText(page, '#flood-result', /^Flood rule refused: invalid_escalation: \S/);
+    assert.equal((await rest(`/api/videos/${VIDEO}/flood-rule`, { token: tokens.bob })).json.max_comments, 2);
+
+    // "Use the default": the server's default rule is in force again.
+    await page.click('#flood-clear');
+    await waitText(page, '#flood-result', /^mod-a follows the default flood rule again\.$/);
+    await page.waitForFunction(() => document.querySelector('#flood-state').dataset.source === 'default');
+    const back = await rest(`/api/videos/${VIDEO}/flood-rule`, { token: tokens.bob });
+    assert.equal(back.status, 200, back.text);
+    assert.deepEqual([back.json.source, back.json.by, back.json.set_at], ['default', null, null]);
+    assert.equal(await page.isDisabled('#flood-clear'), true);
+
+    // On a video bob does not moderate the panel says so and offers nothing.
+    await loadVideo(page, OTHER);
+    await waitText(page, '#flood-state', /^You do not moderate mod-b/);
+    assert.equal(await page.isDisabled('#slow-save'), true);
+    assert.equal(await page.isDisabled('#flood-save'), true);
+    await page.mouse.move(0, 0);
     assert.deepEqual(problems, []);
     await page.close();
   });

@@ -229,6 +229,14 @@ describe('spam waves, reports and webhooks', () => {
     assert.equal(await viewer.textContent(`#comment-list li[data-id="${first.id}"] .comment-fold`), `×${wave.length}`);
     await viewer.waitForSelector(`#overlay .danmaku[data-id="${first.id}"][data-fold="${wave.length}"] .danmaku-fold`, { state: 'attached' });
     assert.equal(await viewer.textContent(`#overlay .danmaku[data-id="${first.id}"] .danmaku-fold`), `×${wave.length}`);
+    // The badge came after the comment was placed: its flight now ends one whole width
+    // (badge included) past the left edge, so no part of it vanishes early.
+    const flight = await viewer.$eval(`#overlay .danmaku[data-id="${first.id}"]`, (n) => {
+      const anim = n.getAnimations()[0];
+      const frames = anim.effect.getKeyframes();
+      return { width: n.offsetWidth, end: frames[frames.length - 1].transform };
+    });
+    assert.equal(flight.end, `translateX(${-flight.width}px)`);
     assert.match(await viewer.getAttribute(`#comment-list li[data-id="${first.id}"] .comment-fold`, 'title'), /stands for 4 comments/);
     await viewer.screenshot({ path: join(SHOTS, 'fold-wave.png') });
 
