@@ -88,14 +88,6 @@ impl Metrics {
         }
     }
 
-    /// The count of one hook outcome (tests and logs).
-    pub fn hook_count(&self, outcome: &str) -> u64 {
-        HOOK_OUTCOMES
-            .iter()
-            .position(|o| *o == outcome)
-            .map_or(0, |i| self.hook_outcomes[i].load(Relaxed))
-    }
-
     /// Counts a rejected token or API key.
     pub fn auth_failure(&self, err: AuthError) {
         if let Some(i) = AUTH_CODES.iter().position(|c| *c == err) {

@@ -17,6 +17,7 @@ pub mod moderation;
 pub mod push;
 pub mod review;
 pub mod room_rules;
+pub mod rules;
 pub mod schedules;
 pub mod videos;
 pub mod webhooks;
@@ -49,6 +50,7 @@ pub type Api = (
     engagement::EngagementApi,
     moderation::ModerationApi,
     room_rules::RoomRulesApi,
+    rules::RulesApi,
     review::ReviewApi,
     schedules::SchedulesApi,
     webhooks::WebhooksApi,
@@ -65,6 +67,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             engagement::EngagementApi,
             moderation::ModerationApi,
             room_rules::RoomRulesApi,
+            rules::RulesApi,
             review::ReviewApi,
             schedules::SchedulesApi,
             webhooks::WebhooksApi,

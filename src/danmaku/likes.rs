@@ -140,8 +140,7 @@ impl Service {
             .ok_or_else(not_found)?;
         let tier = dir.video_tier(&stored.d.video).ok_or_else(not_found)?;
         let hidden = stored.d.state != Visibility::Visible;
-        let visible = tier.admits(who.role)
-            && (stored.d.audience != Audience::Members || who.role.is_member_or_admin())
+        let visible = super::audience_reads(tier, stored.d.audience, who.role)
             && (!hidden
                 || *stored.d.sub == *who.sub
                 || self.moderation.authority(who, &stored.d.video).is_some());

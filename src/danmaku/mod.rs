@@ -180,6 +180,12 @@ impl std::fmt::Debug for Service {
     }
 }
 
+/// Whether a reader of `role` may read a visible comment for `audience` in a video of
+/// `tier` (the rule likes and reports share with history's store filter).
+pub(crate) fn audience_reads(tier: Tier, audience: Audience, role: Role) -> bool {
+    tier.admits(role) && (audience != Audience::Members || role.is_member_or_admin())
+}
+
 /// The channel of a video's room.
 pub fn room(video: &str) -> Arc<str> {
     Arc::from(format!("video:{video}"))

@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     access::Directory,
-    model::{Audience, Identity, Refusal, Role, Visibility, time::now_millis},
+    model::{Identity, Refusal, Role, Visibility, time::now_millis},
     store::{
         danmaku::Deferred,
         moderation::{Action, NewAudit},
@@ -151,9 +151,7 @@ impl Service {
             .filter(|s| s.deleted_at.is_none() && s.d.state == Visibility::Visible)
             .ok_or_else(not_found)?;
         let tier = dir.video_tier(&stored.d.video).ok_or_else(not_found)?;
-        let sees = tier.admits(who.role)
-            && (stored.d.audience != Audience::Members || who.role.is_member_or_admin());
-        if !sees {
+        if !super::audience_reads(tier, stored.d.audience, who.role) {
             return Err(not_found());
         }
         if *stored.d.sub == *who.sub {

@@ -6,10 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use danmaku::{config::HookFailure, model::Role, moderation::hook::signature};
-use poem::{
-    EndpointExt, Request, Response, Route, handler, http::StatusCode, listener::TcpAcceptor, post,
-    web::Data,
-};
+use poem::{EndpointExt, Request, Response, Route, handler, http::StatusCode, post, web::Data};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -75,16 +72,11 @@ async fn receive(req: &Request, body: poem::Body, seen: Data<&Arc<Seen>>) -> Res
 async fn receiver() -> (String, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    let acceptor = TcpAcceptor::from_std(listener).expect("acceptor");
-    let app = Route::new().at("/screen", post(receive)).data(seen.clone());
-    tokio::spawn(async move {
-        poem::Server::new_with_acceptor(acceptor)
-            .run(app)
-            .await
-            .ok();
-    });
+    super::serve_on(
+        listener,
+        Route::new().at("/screen", post(receive)).data(seen.clone()),
+    );
     (format!("http://{addr}/screen"), seen)
 }
 

@@ -18,6 +18,19 @@ use serde_json::{Value, json};
 
 use crate::common::{TestApp, status_json};
 
+/// Serves `app` on `listener` in the background: a real HTTP server standing for an
+/// outside program (the classifier hook, a webhook receiver).
+fn serve_on(listener: std::net::TcpListener, app: impl poem::Endpoint + 'static) {
+    listener.set_nonblocking(true).expect("nonblocking");
+    let acceptor = poem::listener::TcpAcceptor::from_std(listener).expect("acceptor");
+    tokio::spawn(async move {
+        poem::Server::new_with_acceptor(acceptor)
+            .run(app)
+            .await
+            .ok();
+    });
+}
+
 /// A server with two catalog videos, `ma` and `mb`, and no posting cooldowns.
 async fn app() -> TestApp {
     app_with(|_| {}).await

@@ -10,10 +10,7 @@ use std::{
 };
 
 use danmaku::{model::Role, webhooks::signature};
-use poem::{
-    EndpointExt, Request, Response, Route, handler, http::StatusCode, listener::TcpAcceptor, post,
-    web::Data,
-};
+use poem::{EndpointExt, Request, Response, Route, handler, http::StatusCode, post, web::Data};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -69,15 +66,7 @@ async fn receive(req: &Request, body: poem::Body, r: Data<&Arc<Receiver>>) -> Re
 
 /// Starts the receiver on `listener`.
 pub(crate) fn start(listener: std::net::TcpListener, r: Arc<Receiver>) {
-    listener.set_nonblocking(true).unwrap();
-    let acceptor = TcpAcceptor::from_std(listener).expect("acceptor");
-    let app = Route::new().at("/hook", post(receive)).data(r);
-    tokio::spawn(async move {
-        poem::Server::new_with_acceptor(acceptor)
-            .run(app)
-            .await
-            .ok();
-    });
+    super::serve_on(listener, Route::new().at("/hook", post(receive)).data(r));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
