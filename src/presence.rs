@@ -100,6 +100,10 @@ impl Rooms<'_> {
     }
 
     /// Rooms this node saw that left its hub: vacated when no node has viewers there.
+    /// A room still watched elsewhere stays open here and is looked at again each tick:
+    /// each node reads the others' counts as of their last heartbeat, so when the last
+    /// viewers leave two nodes at once, each may still see the other's, and a node that
+    /// forgot the room then would leave its vacancy told by nobody.
     async fn vacated(&mut self, bus: &dyn Bus, seen: &HashMap<Arc<str>, usize>) {
         let gone: Vec<Arc<str>> = self
             .open
@@ -112,11 +116,11 @@ impl Rooms<'_> {
                 Ok(counts) => counts.iter().sum(),
                 Err(_) => continue,
             };
+            if total > 0 {
+                continue;
+            }
             self.open.remove(&channel);
-            if total == 0
-                && self.webhooks.wants("room.vacated")
-                && changed(bus, &channel, false).await
-            {
+            if self.webhooks.wants("room.vacated") && changed(bus, &channel, false).await {
                 self.tell("room.vacated", &channel, 0).await;
             }
         }
