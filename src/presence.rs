@@ -82,6 +82,7 @@ async fn tick(
 /// `room.vacated` webhook events. A room is occupied when it gets its first viewer on any
 /// node and vacated when its last one leaves every node; on a cluster the bus's shared
 /// record of each room's state ([`Bus::room_state`]) lets one node tell each change.
+/// The record is kept only while some webhook subscribes a room event.
 struct Rooms<'a> {
     webhooks: &'a webhooks::Service,
     /// Video channels this node saw with viewers (on any node).
@@ -89,12 +90,25 @@ struct Rooms<'a> {
 }
 
 impl Rooms<'_> {
-    /// Notes a room seen with `total` viewers; tells `room.occupied` if it had none.
+    /// Whether some webhook subscribes a room event, so the rooms' state is recorded.
+    fn watched(&self) -> bool {
+        self.webhooks.wants("room.occupied") || self.webhooks.wants("room.vacated")
+    }
+
+    /// Notes a room this node has viewers in (`total` on every node); tells
+    /// `room.occupied` if it had none. On a cluster every node with viewers sets the
+    /// shared record each tick, not only when the room is new to it: another node may
+    /// have told a vacancy it saw in a heartbeat taken while this node's viewers were
+    /// between a leave and a join, and the room must then be told occupied again.
     async fn occupied(&mut self, bus: &dyn Bus, channel: &Arc<str>, total: usize) {
-        if total == 0 || !self.open.insert(channel.clone()) {
+        if total == 0 {
             return;
         }
-        if self.webhooks.wants("room.occupied") && changed(bus, channel, true).await {
+        let new_here = self.open.insert(channel.clone());
+        if !self.watched() {
+            return;
+        }
+        if recorded(bus, channel, true, new_here).await && self.webhooks.wants("room.occupied") {
             self.tell("room.occupied", channel, total).await;
         }
     }
@@ -120,7 +134,10 @@ impl Rooms<'_> {
                 continue;
             }
             self.open.remove(&channel);
-            if self.webhooks.wants("room.vacated") && changed(bus, &channel, false).await {
+            if !self.watched() {
+                continue;
+            }
+            if recorded(bus, &channel, false, true).await && self.webhooks.wants("room.vacated") {
                 self.tell("room.vacated", &channel, 0).await;
             }
         }
@@ -135,12 +152,13 @@ impl Rooms<'_> {
     }
 }
 
-/// Whether a room's recorded state changes to `occupied` (so this node tells it): the
-/// bus's shared record on a cluster, this node's own view on one node.
-async fn changed(bus: &dyn Bus, channel: &str, occupied: bool) -> bool {
+/// Records a room's state and says whether it changed, so this node tells the change:
+/// the bus's shared record on a cluster; on one node (no shared record), `alone`, what
+/// this node's own view says.
+async fn recorded(bus: &dyn Bus, channel: &str, occupied: bool, alone: bool) -> bool {
     match bus.room_state(channel, occupied).await {
         Ok(Some(changed)) => changed,
-        Ok(None) => true,
+        Ok(None) => alone,
         Err(e) => {
             tracing::warn!(channel, error = %e, "room state not recorded: its webhook event is skipped");
             false

@@ -2,7 +2,8 @@
 //! rules, a shadow ban and a hold rule made through node A apply on node B within a
 //! second (each node re-reads them from the
 //! shared store every 250 ms), and so does lifting them; an automatic mute made on B
-//! applies on A.
+//! applies on A. Webhook events are delivered once per cluster, and the rooms' shared
+//! occupied record holds whichever room event is subscribed.
 
 use std::time::{Duration, Instant};
 
@@ -601,5 +602,93 @@ async fn each_webhook_event_of_a_cluster_is_delivered_once_whichever_node_saw_it
         ),
         (ROUNDS, ROUNDS, 1)
     );
+    cleanup(&svc, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_events_keep_the_shared_record_whichever_of_them_is_subscribed() {
+    use crate::moderation::webhooks::{Receiver, SECRET, start};
+    let Some(svc) = requested("room events").await else {
+        return;
+    };
+    let ns = unique("rooms");
+    let a = node_with(&svc, &svc.redis, &ns, "a", |_| {}).await;
+    let (status, body) = a
+        .admin_put("/api/videos/r", json!({"title": "r", "tier": "free"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let admin = a.token("root", Role::Admin);
+    let subscribe = |events: &'static [&'static str]| {
+        let a = &a;
+        let admin = admin.clone();
+        async move {
+            let receiver = std::sync::Arc::new(Receiver::default());
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}/hook", listener.local_addr().unwrap());
+            start(listener, receiver.clone());
+            let (status, created) = send(
+                a,
+                reqwest::Method::POST,
+                "/api/webhooks",
+                &admin,
+                Some(json!({"url": url, "events": events, "secret": SECRET})),
+            )
+            .await;
+            assert_eq!(status, 201, "{created}");
+            move |event: &str| {
+                receiver
+                    .attempts
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|a| a.4 && a.0 == event)
+                    .count()
+            }
+        }
+    };
+    // Only room.vacated subscribed: the record must still learn that the room filled,
+    // or its emptying is never a change.
+    let vacated = subscribe(&["room.vacated"]).await;
+    let mut viewer = a.ws_as("v1", Role::Free).await;
+    viewer.subscribe("video:r").await;
+    let room_key = format!("{ns}:room:video:r");
+    let client = redis::Client::open(svc.redis.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    a.wait_for("the room recorded occupied", || {
+        let mut conn = conn.clone();
+        let key = room_key.clone();
+        async move {
+            let v: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            v.as_deref() == Some("1")
+        }
+    })
+    .await;
+    drop(viewer);
+    a.wait_for("room.vacated", || async { vacated("room.vacated") == 1 })
+        .await;
+    // Both subscribed, and another node tells a vacancy it read in a heartbeat taken
+    // while this room was between a leave and a join (played by writing the record as
+    // that node would): the node with viewers tells the room occupied again.
+    let occupied = subscribe(&["room.occupied"]).await;
+    let mut viewer = a.ws_as("v2", Role::Free).await;
+    viewer.subscribe("video:r").await;
+    a.wait_for("room.occupied", || async { occupied("room.occupied") == 1 })
+        .await;
+    let _: () = redis::cmd("SET")
+        .arg(&room_key)
+        .arg("0")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    a.wait_for("room.occupied again", || async {
+        occupied("room.occupied") == 2
+    })
+    .await;
+    assert_eq!(vacated("room.vacated"), 1);
+    drop(viewer);
     cleanup(&svc, &ns).await;
 }
