@@ -1,4 +1,5 @@
-//! Startup, routing and the explicit shutdown sequence.
+//! Startup and the explicit shutdown sequence; the route table is in [`routes`], the
+//! background loops over the shared state in `tasks`.
 //!
 //! [`build`] is the one place where engines are chosen from config, by matching on
 //! [`StoreEngine`] and [`BusEngine`]. [`Server::run`] starts
@@ -6,18 +7,17 @@
 //! stops accepting, closes every socket with 1001, lets in-flight requests finish, waits
 //! for the background tasks to stop, and flushes the store.
 
+mod routes;
+mod tasks;
+
+pub use routes::routes;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use poem::{
-    EndpointExt, Route, get, handler,
-    http::StatusCode,
-    listener::{Acceptor, Listener, TcpListener},
-    web::Data,
-};
+use poem::listener::{Acceptor, Listener, TcpListener};
 
 use crate::{
     access::Directory,
-    api,
     auth::Keys,
     bus::{
         Bus,
@@ -25,7 +25,6 @@ use crate::{
         redis::{RedisBus, RedisSettings},
     },
     config::{BusEngine, Config, StoreEngine},
-    danmaku::catchup,
     hub::{
         self, Hub,
         clock::Deadlines,
@@ -35,8 +34,7 @@ use crate::{
     metrics::Metrics,
     model::time::now_millis,
     net::Listener as NetListener,
-    pages::{self, Pages},
-    presence, push,
+    pages, presence, push,
     schedule::{Runner, Schedules},
     shutdown::{Shutdown, Trigger},
     state::State,
@@ -221,224 +219,6 @@ fn local_bus(cfg: &Config, hub: &Arc<Hub>) -> Arc<dyn Bus> {
     local
 }
 
-/// How often a cluster node re-reads what other nodes may have written to the store.
-const MIRROR_SYNC: Duration = Duration::from_secs(1);
-
-/// Cluster mode (a shared store): keeps this node's in-memory mirrors (channel tiers,
-/// video tiers, schedules) in line with writes made through other nodes, every
-/// [`MIRROR_SYNC`]. With the embedded store this node is the only writer: it returns.
-/// Moderation (mutes, moderators) has its own faster loop: [`sync_moderation`].
-async fn sync_mirrors(state: Arc<State>) {
-    if matches!(state.cfg.store.engine, StoreEngine::Sqlite) {
-        return;
-    }
-    let mut shutdown = state.shutdown.clone();
-    let mut tick = tokio::time::interval(MIRROR_SYNC);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.started() => break,
-        }
-        if let Err(e) = sync_once(&state).await {
-            tracing::warn!(error = %e, "cannot refresh mirrors from the store");
-        }
-    }
-}
-
-/// Cluster mode: re-reads room moderators, mutes, slow modes and flood rules in force
-/// every [`crate::moderation::SYNC_EVERY`], so that a change made through another node
-/// applies here within a second (the general mirror loop's one second would not leave
-/// room for the read itself). With the embedded store this node is the only writer.
-async fn sync_moderation(state: Arc<State>) {
-    if matches!(state.cfg.store.engine, StoreEngine::Sqlite) {
-        return;
-    }
-    let mut shutdown = state.shutdown.clone();
-    let mut tick = tokio::time::interval(crate::moderation::SYNC_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.started() => break,
-        }
-        if let Err(e) = state.moderation.sync().await {
-            tracing::warn!(error = %e, "cannot refresh moderation state from the store");
-        }
-        if let Err(e) = state.webhooks.sync().await {
-            tracing::warn!(error = %e, "cannot refresh webhooks from the store");
-        }
-    }
-}
-
-/// Publishes the changes recorded while the bus was away, once it is back
-/// ([`crate::danmaku::catchup`]). The in-process bus is never away: nothing to do.
-async fn catch_up(state: Arc<State>) {
-    if matches!(state.cfg.bus.engine, BusEngine::Local) {
-        return;
-    }
-    let mut shutdown = state.shutdown.clone();
-    let mut pacer = catchup::Pacer::default();
-    let mut tick = tokio::time::interval(catchup::TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.started() => break,
-        }
-        state.danmaku.record_unconfirmed(state.bus.as_ref()).await;
-        let due = pacer.due(
-            std::time::Instant::now(),
-            state.bus.is_ready(),
-            state.danmaku.catch_up_due(),
-        );
-        if !due {
-            continue;
-        }
-        match state
-            .danmaku
-            .catch_up(state.bus.as_ref(), &state.directory)
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                published = n,
-                "caught up: changes recorded during the bus outage published"
-            ),
-            Err(e) => tracing::warn!(error = %e, "catch-up stopped; retrying"),
-        }
-    }
-}
-
-/// Sends the like counts changed lately as `danmaku_likes` events, and the fold counts
-/// as `danmaku_fold` events, at most one per comment per
-/// [`crate::danmaku::likes::FLUSH_EVERY`].
-async fn flush_likes(state: Arc<State>) {
-    let mut shutdown = state.shutdown.clone();
-    let mut tick = tokio::time::interval(crate::danmaku::likes::FLUSH_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.started() => break,
-        }
-        state.danmaku.flush_likes(state.bus.as_ref()).await;
-        state.danmaku.flush_folds(state.bus.as_ref()).await;
-    }
-}
-
-/// One refresh of the mirrors from the shared store.
-async fn sync_once(state: &State) -> Result<(), crate::store::StoreError> {
-    let read_at = now_millis();
-    let decls = state.store.list_channels().await?;
-    state
-        .directory
-        .load(decls.into_iter().map(|d| (d.name, d.tier)));
-    for v in state.store.list_videos().await? {
-        state.directory.set_video(&v.id, v.tier);
-    }
-    let schedules = state.store.list_schedules().await?;
-    state.schedules.reconcile(schedules, read_at).await;
-    Ok(())
-}
-
-/// `GET /healthz`: the process is up.
-#[handler]
-fn healthz() -> &'static str {
-    "ok"
-}
-
-/// `GET /readyz`: the store is open and the bus can carry events.
-#[handler]
-fn readyz(state: Data<&Arc<State>>) -> (StatusCode, String) {
-    if state.shutdown.is_started() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down".into())
-    } else if !state.bus.is_ready() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("bus {} not ready", state.bus.name()),
-        )
-    } else {
-        (StatusCode::OK, "ready".into())
-    }
-}
-
-/// `GET /metrics`: Prometheus text format.
-#[handler]
-fn metrics_text(state: Data<&Arc<State>>) -> poem::Response {
-    poem::Response::builder()
-        .content_type("text/plain; version=0.0.4")
-        .body(format!(
-            "{}# HELP danmaku_outbox_queued_bytes Bytes queued in socket outboxes, not yet written.\n\
-             # TYPE danmaku_outbox_queued_bytes gauge\ndanmaku_outbox_queued_bytes {}\n\
-             # HELP danmaku_fanout_duty Cores' worth of time spent in room passes (last quarter second).\n\
-             # TYPE danmaku_fanout_duty gauge\ndanmaku_fanout_duty {:.3}\n\
-             # HELP danmaku_fanout_window_floor_seconds The node-wide floor of every room's batching window.\n\
-             # TYPE danmaku_fanout_window_floor_seconds gauge\ndanmaku_fanout_window_floor_seconds {:.4}\n",
-            state.metrics.render(),
-            state.hub.queued_bytes(),
-            state.hub.fanout_duty(),
-            state.hub.window_floor().as_secs_f64(),
-        ))
-}
-
-/// The full route table: pages, API, docs, WebSocket and probes, behind the body cap
-/// and (when configured) CORS.
-pub fn routes(state: Arc<State>, pages: Arc<pages::Source>) -> impl poem::Endpoint {
-    let api_service = api::service();
-    let allow = Arc::new(api::allow::AllowTable::from_spec(
-        &api_service.spec(),
-        "/api",
-    ));
-    let ui = api_service.swagger_ui();
-    let spec = api_service.spec_endpoint();
-    let caps = api::body::BodyCaps {
-        default: state.cfg.limits.rest_max_body,
-        import: state.cfg.limits.import_max_body,
-    };
-    let cors = (!state.cfg.server.cors_origins.is_empty()).then(|| {
-        let cors = poem::middleware::Cors::new().allow_credentials(false);
-        if state.cfg.server.cors_origins.iter().any(|o| o == "*") {
-            cors
-        } else {
-            cors.allow_origins(state.cfg.server.cors_origins.iter().map(String::as_str))
-        }
-    });
-    let trusted: Arc<[crate::config::Cidr]> = state.cfg.server.trusted_proxies.clone().into();
-    Route::new()
-        .nest("/api", api_service)
-        .nest("/docs", ui)
-        .at("/openapi.json", spec)
-        .at("/ws", get(ws::upgrade))
-        .at(
-            "/dplayer/v3/",
-            get(api::dplayer::list).post(api::dplayer::post),
-        )
-        .at(
-            "/dplayer/v3",
-            get(api::dplayer::list).post(api::dplayer::post),
-        )
-        .at("/healthz", get(healthz))
-        .at("/readyz", get(readyz))
-        .at("/metrics", get(metrics_text))
-        // Pages: the video page also answers at /watch/{video}; the admin console at /admin.
-        // Their assets use absolute paths, so any of these URLs loads them from `/`.
-        .at("/watch/:video", Pages::file(pages.clone(), "index.html"))
-        .at("/admin", Pages::file(pages.clone(), "admin.html"))
-        .nest("/", Pages::tree(pages))
-        .around(move |ep, req| api::body::limit_body(ep, caps, req))
-        .with_if(
-            cors.is_some(),
-            cors.unwrap_or_else(poem::middleware::Cors::new),
-        )
-        .catch_all_error(api::error::render_error)
-        // Outside the error renderer, so every 405 arrives here as a response.
-        .around(move |ep, req| api::allow::add_allow(ep, allow.clone(), req))
-        // Outermost: the error renderer's and every handler's logs name the client.
-        .around(move |ep, req| api::client::in_client_span(ep, trusted.clone(), req))
-        .data(state)
-}
-
 /// A bound, not yet running server. Tests bind `127.0.0.1:0` and read [`Server::addr`].
 pub struct Server {
     state: Arc<State>,
@@ -502,7 +282,7 @@ impl Server {
         let pages = Arc::new(pages::Source::from_env());
         tracing::info!(%addr, demo = state.cfg.auth.demo, pages = %pages.describe(), "listening");
 
-        let app = routes(state.clone(), pages);
+        let app = routes::routes(state.clone(), pages);
         // Both tasks watch `state.shutdown` (and stop too if its sender is dropped).
         let tasks = [
             tokio::spawn(
@@ -527,10 +307,10 @@ impl Server {
                 state.webhooks.clone(),
                 state.shutdown.clone(),
             )),
-            tokio::spawn(sync_mirrors(state.clone())),
-            tokio::spawn(sync_moderation(state.clone())),
-            tokio::spawn(catch_up(state.clone())),
-            tokio::spawn(flush_likes(state.clone())),
+            tokio::spawn(tasks::sync_mirrors(state.clone())),
+            tokio::spawn(tasks::sync_moderation(state.clone())),
+            tokio::spawn(tasks::catch_up(state.clone())),
+            tokio::spawn(tasks::flush_likes(state.clone())),
             tokio::spawn(state.hub.clone().run_clock(state.shutdown.clone())),
         ];
         let hub = state.hub.clone();
