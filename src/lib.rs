@@ -30,7 +30,7 @@
 //! - [`auth`] verifies and mints JWTs; the accepted algorithm comes from config only.
 //! - [`fuzz_checks`] holds the input-decoder properties that the fuzz targets and the
 //!   property tests share.
-//! - [`bench`] is `danmaku bench`, the load generator (a client of the server).
+//! - [`mod@bench`] is `danmaku bench`, the load generator (a client of the server).
 //! - [`limits`] caps connections (total, per user, per IP), op rates, handshake time and
 //!   REST body sizes.
 //! - [`config`], [`metrics`] and [`server`] wire it together; `server` owns startup and

@@ -7,10 +7,10 @@
 //!
 //! - this file: the flags, the scenarios and the run that ties them together;
 //! - [`client`]: the lean WebSocket client viewers use (permessage-deflate, wire bytes);
-//! - [`viewer`]: viewers and their checks; [`poster`]: posters and tokens;
+//! - [`mod@viewer`]: viewers and their checks; [`poster`]: posters and tokens;
 //! - [`resume`]: subscribing, resuming with `since`, backoff, history refetch;
 //! - [`nodes`]: several nodes (`--url a,b,c`) and each node's CPU and RSS;
-//! - [`tally`]: viewers' results folded; [`report`]: histograms, the report, its table.
+//! - `tally`: viewers' results folded; [`report`]: histograms, the report, its table.
 
 pub mod client;
 pub mod nodes;

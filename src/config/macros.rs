@@ -89,7 +89,7 @@ macro_rules! group {
             }
         }
 
-        /// Every field, with secrets (see [`SECRET_KEYS`]) shown as `***`.
+        /// Every field, with secrets (see [`crate::config::SECRET_KEYS`]) shown as `***`.
         impl ::std::fmt::Debug for $Cfg {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 let mut d = f.debug_struct(stringify!($Cfg));

@@ -4,7 +4,7 @@
 //!
 //! A held or shadowed comment has no public event: nobody but its author (who has the
 //! acknowledgement), the video's moderators and admins may learn it exists. Those get
-//! marked copies ([`marked_events`]: the comment with its `state`), published best
+//! marked copies (`marked_events`: the comment with its `state`), published best
 //! effort with no catch-up record (their history and the review queue hold the same).
 
 use std::sync::{Arc, atomic::Ordering::Relaxed};
@@ -31,7 +31,7 @@ pub struct Announcement {
     /// The comment changed.
     pub id: i64,
     /// Copies for the video's moderators, admins and sometimes the author (see
-    /// [`marked_events`]), published after `event`, best effort.
+    /// `marked_events`), published after `event`, best effort.
     pub marked: Vec<Publish>,
     /// The webhook event of the change (`crate::webhooks`), queued after the publish.
     pub webhook: Option<(&'static str, serde_json::Value)>,

@@ -2,9 +2,10 @@
 //! live as a throttled `danmaku_likes` event and kept on the comment's stored row.
 //!
 //! A like is stored first and answered with the stored count; the live event is left to
-//! [`Likes::flush`], which the server runs every [`FLUSH_EVERY`]: however fast a comment
-//! is liked, its room gets at most one event per flush with the latest count. Likes also
-//! feed the poster's weight in the free-feed sampler ([`Likes::weight`]).
+//! [`super::Service::flush_likes`], which the server runs every [`FLUSH_EVERY`]: however
+//! fast a comment is liked, its room gets at most one event per flush with the latest
+//! count. Likes also feed the poster's weight in the free-feed sampler
+//! ([`Likes::weight`]).
 
 use std::{collections::HashMap, sync::Mutex, time::Duration};
 

@@ -136,7 +136,7 @@ pub struct Conn {
 /// Bit of [`Conn::token`] set once the `token_expired` notice went out.
 const NOTICED: u64 = 1 << 63;
 
-/// The hasher behind [`Conn::sub_hash`]; fixed keys are fine, it is never exposed.
+/// The hasher behind `Conn::sub_hash`; fixed keys are fine, it is never exposed.
 pub fn hash_sub(sub: &str) -> u64 {
     let mut h =
         std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()

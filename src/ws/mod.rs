@@ -9,7 +9,7 @@
 //!
 //! - [`session`]: the task of one socket;
 //! - [`reader`]: client frames into messages;
-//! - [`ops`]: one handler per client op;
+//! - `session::ops`: one handler per client op;
 //! - [`protocol`]: the JSON messages of protocol v1 (`openapi/asyncapi.yaml`);
 //! - [`close`]: exits and the closing handshake.
 

@@ -6,7 +6,7 @@
 //! only when the client sent something, when a write must wait for the socket to drain,
 //! when a close is asked, or when an op it waits on finishes. Deadlines (heartbeat,
 //! idle, token expiry) are the hub clock's ([`crate::hub::clock`]). Ops run one at a
-//! time, in order ([`ops`], the session's own handlers); comment posts run beside the
+//! time, in order (`ops`, the session's own handlers); comment posts run beside the
 //! session, bounded per socket, so a poster keeps reading while its post waits on the
 //! store.
 
