@@ -28,7 +28,7 @@ group! {
         /// never hide; moderators still see them queued).
         report_threshold: u32 = 3
             => (long = "report-threshold", env = "DANMAKU_REPORT_THRESHOLD");
-        /// Reports one user may file per minute (1 to 1000).
+        /// Reports one user may file in any 60 s (1 to 1000).
         report_rate_per_min: u32 = 10
             => (long = "report-rate-per-min", env = "DANMAKU_REPORT_RATE_PER_MIN");
         /// The wait before a failed webhook delivery's first retry, in milliseconds; it

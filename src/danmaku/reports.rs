@@ -46,11 +46,15 @@ pub struct ReportSettings {
     pub per_min: u32,
 }
 
-/// Per-user report counts of the current minute.
+/// How long a report counts against its author's allowance.
+const RATE_WINDOW_MS: u64 = 60_000;
+
+/// Each user's recent reports, for the per-user rate limit.
 pub(super) struct Reports {
     settings: ReportSettings,
-    /// (sub) → (minute, count in it).
-    recent: Cache<Arc<str>, (u64, u32)>,
+    /// (sub) → the times of their reports within the last minute, oldest first (at most
+    /// `per_min` of them).
+    recent: Cache<Arc<str>, Arc<[u64]>>,
 }
 
 impl Reports {
@@ -60,29 +64,40 @@ impl Reports {
             settings,
             recent: Cache::builder()
                 .max_capacity(1_000_000)
-                .time_to_live(std::time::Duration::from_secs(120))
+                .time_to_live(std::time::Duration::from_millis(2 * RATE_WINDOW_MS))
                 .build(),
         }
     }
 
-    /// Takes one report from `sub`'s allowance of this minute, or refuses.
+    /// Takes one report from `sub`'s allowance, or refuses. The window slides: at most
+    /// `per_min` reports in any 60 s, so no burst at the turn of a clock minute.
     async fn take(&self, sub: &Arc<str>, now: u64) -> Result<(), Refusal> {
-        let minute = now / 60_000;
-        let limit = self.settings.per_min;
-        let result = self
-            .recent
+        let limit = self.settings.per_min as usize;
+        let since = now.saturating_sub(RATE_WINDOW_MS);
+        let mut oldest = None;
+        self.recent
             .entry(sub.clone())
             .and_compute_with(|e| {
-                let op = match e.map(|e| e.into_value()) {
-                    Some((m, n)) if m == minute && n >= limit => Op::Nop,
-                    Some((m, n)) if m == minute => Op::Put((m, n + 1)),
-                    _ => Op::Put((minute, 1)),
+                let kept: Vec<u64> = e
+                    .map(|e| {
+                        e.into_value()
+                            .iter()
+                            .copied()
+                            .filter(|t| *t > since)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let op = if kept.len() >= limit {
+                    oldest = kept.first().copied();
+                    Op::Put(kept.into())
+                } else {
+                    Op::Put(kept.into_iter().chain([now]).collect())
                 };
                 std::future::ready(op)
             })
             .await;
-        if matches!(result, moka::ops::compute::CompResult::Unchanged(_)) {
-            let wait = 60_000 - now % 60_000;
+        if limit == 0 || oldest.is_some() {
+            let wait = oldest.map_or(RATE_WINDOW_MS, |t| t + RATE_WINDOW_MS - now);
             return Err(Refusal::rate_limited(
                 "report_rate",
                 format!(
@@ -255,5 +270,37 @@ impl Service {
             tracing::error!(error = %e, "reports read failed");
             Refusal::unavailable("store_unavailable", "reports are unavailable; retry")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_report_limit_slides_so_a_clock_minute_turning_gives_no_burst() {
+        let reports = Reports::new(ReportSettings {
+            threshold: 3,
+            per_min: 4,
+        });
+        let (ann, bob): (Arc<str>, Arc<str>) = ("ann".into(), "bob".into());
+        // Four reports just before a clock minute turns.
+        for t in [58_000, 59_000, 59_500, 59_900] {
+            reports.take(&ann, t).await.unwrap();
+        }
+        // After the turn the four still count: refused, told when the oldest expires.
+        let refused = reports.take(&ann, 61_000).await.unwrap_err();
+        assert_eq!(refused.code, "report_rate");
+        assert_eq!(refused.retry_after_ms, Some(58_000 + 60_000 - 61_000));
+        // Another user is not affected.
+        reports.take(&bob, 61_000).await.unwrap();
+        // Once the oldest is a minute old, one more is allowed, then refused again.
+        reports.take(&ann, 118_001).await.unwrap();
+        let refused = reports.take(&ann, 118_500).await.unwrap_err();
+        assert_eq!(refused.retry_after_ms, Some(59_000 + 60_000 - 118_500));
+        // A refused report took nothing: a minute after the last, all four are back.
+        for t in [178_002, 178_003, 178_004, 178_005] {
+            reports.take(&ann, t).await.unwrap();
+        }
     }
 }
