@@ -9,7 +9,8 @@
 //! shadow bans, block rules (a video's and the global set), hold rules, the review queue
 //! and approvals. Each video also carries a shadowed and a held comment from the start:
 //! only that video's moderators and admins ever read them (marked with their state) in
-//! history; no export and no heatmap count carries them, whoever reads.
+//! history; no export and no heatmap count carries them, whoever reads. Live, the same
+//! holds for fresh hidden comments in a watched room, for moderators by either way.
 //!
 //! proptest drives a synchronous closure, so the test owns its tokio runtime and blocks
 //! on each case; the server runs on that runtime's worker threads meanwhile.
@@ -60,6 +61,10 @@ enum Op {
     Post(Tier, Style),
     /// Read a video's history.
     History(Tier),
+    /// Watch a video's room live while a shadow-banned member posts there, an admin's
+    /// post is held by the global rule, then a visible sentinel: the hidden two arrive,
+    /// marked, exactly for that video's moderators and admins.
+    WatchHidden(Tier),
     /// Export a video's comments as XML.
     Export(Tier),
     /// Push to a free channel over REST with the caller's own credentials.
@@ -166,6 +171,7 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (tier.clone(), audience).prop_map(|(t, a)| Op::Subscribe(t, a)),
         1 => (tier.clone(), style).prop_map(|(t, s)| Op::Post(t, s)),
         1 => tier.clone().prop_map(Op::History),
+        1 => tier.clone().prop_map(Op::WatchHidden),
         1 => tier.clone().prop_map(Op::Export),
         1 => Just(Op::Push),
         1 => Just(Op::Delete),
@@ -655,6 +661,74 @@ async fn run_step(
                     format!("{s:?}: {members_only} members-only items leaked")
                 })?;
             }
+        }
+        Op::WatchHidden(tier) => {
+            let v = video(tier);
+            let url = match token {
+                Some(t) => format!("{}?access_token={t}", app.ws_base),
+                None => app.ws_base.clone(),
+            };
+            let mut c = WsClient::connect(&url).await;
+            let reply = c.subscribe(&format!("video:{v}")).await;
+            let joined = reply["ok"] == true;
+            check(joined == model_reads_video(tier, role), || {
+                format!("{s:?}: subscribe to video:{v}: {reply}")
+            })?;
+            if !joined {
+                return Ok(());
+            }
+            let tag = format!("watch-{n}-{sub}");
+            let poster = format!("{tag}-shadowy");
+            let (status, body) = app
+                .admin_put(
+                    "/api/moderation/shadow-bans",
+                    json!({"sub": poster, "seconds": 600}),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let shadowy = app.token(&poster, Role::Member);
+            let path = format!("/api/videos/{v}/danmaku");
+            let shadow_text = format!("{tag} shadow");
+            let (status, body, _) = call(
+                app,
+                reqwest::Method::POST,
+                &path,
+                Some(&shadowy),
+                Some(json!({"text": shadow_text, "time": 4.0})),
+            )
+            .await;
+            assert_eq!(status, 201, "{body}");
+            let held_text = format!("{tag} {HELD_TEXT}");
+            let (status, body) = app
+                .admin_post(&path, json!({"text": held_text, "time": 5.0}))
+                .await;
+            assert!(status == 201 && body["state"] == "held", "{status} {body}");
+            let sentinel = format!("{tag} sentinel");
+            let (status, body) = app
+                .admin_post(&path, json!({"text": sentinel, "time": 6.0}))
+                .await;
+            assert_eq!(status, 201, "{body}");
+            let (before, _) = c
+                .until(|e| e["type"] == "danmaku" && e["data"]["text"] == sentinel.as_str())
+                .await;
+            let got: Vec<(String, String)> = before
+                .iter()
+                .filter(|e| e.to_string().contains(&tag))
+                .map(|e| {
+                    (
+                        e["data"]["text"].as_str().unwrap_or_default().to_string(),
+                        e["data"]["state"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            let want: Vec<(String, String)> = if model_moderates_video(role, s.moderates, v) {
+                vec![(shadow_text, "shadow".into()), (held_text, "held".into())]
+            } else {
+                Vec::new()
+            };
+            check(got == want, || {
+                format!("{s:?}: live hidden comments {got:?}, model says {want:?}")
+            })?;
         }
         Op::LikeSeed(tier) => {
             let admin = app.token("root", Role::Admin);

@@ -249,10 +249,9 @@ impl LocalBus {
                 }
             }
         };
-        let sub = join.conn.sub.clone();
         let mut replay = Vec::with_capacity(missed.len());
         for e in missed {
-            if e.target.admits(join.role, &sub) {
+            if e.target.admits(join.role, join.conn, join.channel) {
                 replay.push(e.text.clone());
             }
         }

@@ -86,10 +86,11 @@ pub(super) fn deletion_data(stored: &StoredDanmaku) -> serde_json::Value {
 }
 
 /// Events for the people who see what the audience does not: admins (by role) and the
-/// stored moderators of the video (by user; moderators by `mod` claim only find hidden
-/// comments in history), within the comment's audience and the video's tier, and the
-/// author too when `author` is set (a review's outcome). Never the same socket twice: the
-/// user-listed copy skips the admin group, which has its own.
+/// video's moderators (the stored ones by user, those of a token's `mod` claim by their
+/// socket: [`Target::claim_moderators`]), within the comment's audience and the video's
+/// tier, and the author too when `author` is set (a review's outcome). Never the same
+/// socket twice: the moderators' copy skips the admin group, which has its own, and a
+/// socket passes it once whether it is listed, claims the video, or both.
 pub(super) fn marked_events(
     stored: &StoredDanmaku,
     tier: Tier,
@@ -111,6 +112,7 @@ pub(super) fn marked_events(
                 mask: admin,
                 users: None,
                 except: except.clone(),
+                claim_moderators: false,
             },
         });
     }
@@ -121,10 +123,13 @@ pub(super) fn marked_events(
     if author {
         users.push(stored.d.sub.clone());
     }
-    if !users.is_empty() && reach & !admin != 0 {
+    // Sent even with no stored moderator: moderators by `mod` claim are known only to
+    // their sockets, on whichever node they are.
+    if reach & !admin != 0 {
         let mut target = Target::audience(stored.d.audience).only_users(users);
         target.mask = reach & !admin;
         target.except = except;
+        target.claim_moderators = true;
         out.push(Publish {
             channel: room(&stored.d.video),
             event: event.into(),

@@ -88,9 +88,13 @@ impl<'a> Frames<'a> {
 enum Filter<'a> {
     /// Skip the events in `bits` for the sockets of this user.
     Except { hash: u64, sub: &'a str, bits: u64 },
-    /// The event `bit` reaches only these users.
+    /// The events in `bits` reach only these users (and, by their token's `mod` claim,
+    /// the moderators of the room's video when `ev`, the first of them, says so). Events
+    /// with the same list and flag share one filter: a room's marked copies all name its
+    /// moderators, so a batch of many costs each socket one check.
     Only {
-        bit: u64,
+        bits: u64,
+        ev: &'a Encoded,
         users: &'a HashSet<Arc<str>>,
     },
 }
@@ -115,7 +119,23 @@ fn filters(events: &[Encoded]) -> Vec<Filter<'_>> {
             }
         }
         if let Some(users) = ev.target.users.as_deref() {
-            out.push(Filter::Only { bit, users });
+            let claim = ev.target.claim_moderators;
+            let existing = out.iter_mut().find_map(|f| match f {
+                Filter::Only {
+                    bits,
+                    ev: first,
+                    users: listed,
+                } if first.target.claim_moderators == claim && *listed == users => Some(bits),
+                _ => None,
+            });
+            match existing {
+                Some(bits) => *bits |= bit,
+                None => out.push(Filter::Only {
+                    bits: bit,
+                    ev,
+                    users,
+                }),
+            }
         }
     }
     out
@@ -131,9 +151,9 @@ fn narrow(sel: u64, conn: &Conn, filters: &[Filter<'_>]) -> u64 {
                     sel &= !bits;
                 }
             }
-            Filter::Only { bit, users } => {
-                if sel & bit != 0 && !users.contains(&conn.sub) {
-                    sel &= !bit;
+            Filter::Only { bits, ev, users } => {
+                if sel & bits != 0 && !ev.target.listed(users, conn, &ev.channel) {
+                    sel &= !bits;
                 }
             }
         }

@@ -23,6 +23,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use arc_swap::ArcSwapOption;
 use bytes::{Buf, Bytes};
 use futures_util::task::AtomicWaker;
 use tokio::net::TcpStream;
@@ -129,6 +130,9 @@ pub struct Conn {
     token: AtomicU64,
     /// Comment posts of this socket waiting on the store.
     posts: AtomicU8,
+    /// The video ids its token's `mod` claim names (none for nearly every socket), so
+    /// the moderators' marked copies reach claim moderators live; replaced on refresh.
+    moderates: ArcSwapOption<Box<[Arc<str>]>>,
     /// The socket's slot under the connection caps, given back when the handle goes.
     _permit: Permit,
 }
@@ -173,6 +177,7 @@ impl Conn {
             last_ping: AtomicU32::new(now),
             token: AtomicU64::new(0),
             posts: AtomicU8::new(0),
+            moderates: ArcSwapOption::const_empty(),
             _permit: permit,
         })
     }
@@ -190,6 +195,25 @@ impl Conn {
     /// Records a new role after a refresh (the session moves the channel groups).
     pub fn set_role(&self, role: Role) {
         self.role.store(role.index() as u8, Ordering::Release);
+    }
+
+    /// Records the video ids the socket's token moderates by its `mod` claim (at
+    /// upgrade and on each refresh).
+    pub fn set_moderates(&self, videos: &[Arc<str>]) {
+        self.moderates
+            .store((!videos.is_empty()).then(|| Arc::new(videos.into())));
+    }
+
+    /// Whether the socket's token moderates the video of `channel` (`video:{id}`) by
+    /// its `mod` claim.
+    pub fn moderates(&self, channel: &str) -> bool {
+        let Some(video) = channel.strip_prefix(crate::model::channel::VIDEO_PREFIX) else {
+            return false;
+        };
+        self.moderates
+            .load()
+            .as_deref()
+            .is_some_and(|list| list.iter().any(|v| &**v == video))
     }
 
     /// The TCP stream, for the session's reads.

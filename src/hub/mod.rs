@@ -210,8 +210,9 @@ impl Hub {
                 flush: None,
             };
         };
-        let target = ev.target.clone();
-        let (count, next) = room.enqueue(ev, Instant::now(), |m| count_admitted(m, &target));
+        let (target, channel) = (ev.target.clone(), ev.channel.clone());
+        let (count, next) =
+            room.enqueue(ev, Instant::now(), |m| count_admitted(m, &target, &channel));
         match next {
             Next::Nothing => Delivery { count, flush: None },
             Next::FlushNow => Delivery {
@@ -235,7 +236,7 @@ impl Hub {
         let mut deflated = None;
         let mut count = 0;
         for conn in list.iter() {
-            if !ev.target.admits(conn.role(), &conn.sub) {
+            if !ev.target.admits(conn.role(), conn, &ev.channel) {
                 continue;
             }
             let plain = frame.get_or_insert_with(|| frame::text(&ev.text));
@@ -399,7 +400,7 @@ impl Hub {
 
 /// How many of a room's members an event is for: the groups its mask admits, narrowed
 /// per socket when it names users or skips one.
-fn count_admitted(members: &Members, target: &event::Target) -> usize {
+fn count_admitted(members: &Members, target: &event::Target, channel: &str) -> usize {
     let mut n = 0;
     for role in Role::ALL {
         if target.mask & role_bit(role) == 0 {
@@ -415,7 +416,10 @@ fn count_admitted(members: &Members, target: &event::Target) -> usize {
             .iter()
             .filter(|c| {
                 except.is_none_or(|(h, e)| !c.is_user(h, e))
-                    && target.users.as_ref().is_none_or(|u| u.contains(&c.sub))
+                    && target
+                        .users
+                        .as_ref()
+                        .is_none_or(|u| target.listed(u, c, channel))
             })
             .count();
     }

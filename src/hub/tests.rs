@@ -193,6 +193,56 @@ async fn a_posters_sockets_get_the_batch_without_their_comment() {
 }
 
 #[tokio::test]
+async fn marked_copies_reach_listed_users_and_claim_moderators_of_the_room_once() {
+    let hub = hub();
+    let room: Arc<str> = Arc::from("video:m");
+    let (listed, mut listed_c) = socket(&hub, "mo", Role::Free, false).await;
+    let (claims, mut claims_c) = socket(&hub, "cm", Role::Free, false).await;
+    claims.set_moderates(&[Arc::from("m")]);
+    let (both, mut both_c) = socket(&hub, "mo2", Role::Free, false).await;
+    both.set_moderates(&[Arc::from("m")]);
+    let (elsewhere, mut elsewhere_c) = socket(&hub, "co", Role::Free, false).await;
+    elsewhere.set_moderates(&[Arc::from("other")]);
+    let (viewer, mut viewer_c) = socket(&hub, "v", Role::Free, false).await;
+    for c in [&listed, &claims, &both, &elsewhere, &viewer] {
+        hub.subscribe(c, &room, Role::Free);
+    }
+    let marked = || {
+        let mut t =
+            Target::audience(Audience::Everyone).only_users(["mo".to_string(), "mo2".to_string()]);
+        t.claim_moderators = true;
+        t
+    };
+    // Listed only, without the claim flag: the claim does not count.
+    let listed_only = Target::audience(Audience::Everyone).only_users(["mo".to_string()]);
+    let counts = deliver_batch(
+        &hub,
+        vec![
+            event("video:m", 1, marked()),
+            event("video:m", 2, Target::audience(Audience::Everyone)),
+            event("video:m", 3, marked()),
+            event("video:m", 4, listed_only),
+        ],
+    );
+    assert_eq!(counts, [3, 5, 3, 1]);
+    assert_eq!(seqs(&read_frame(&mut listed_c).await.1), [1, 2, 3, 4]);
+    assert_eq!(seqs(&read_frame(&mut claims_c).await.1), [1, 2, 3]);
+    assert_eq!(seqs(&read_frame(&mut both_c).await.1), [1, 2, 3]);
+    assert_eq!(seqs(&read_frame(&mut elsewhere_c).await.1), [2]);
+    assert_eq!(seqs(&read_frame(&mut viewer_c).await.1), [2]);
+    // A refresh that drops the claim: the socket is a viewer again.
+    claims.set_moderates(&[]);
+    deliver_batch(
+        &hub,
+        vec![
+            event("video:m", 5, marked()),
+            event("video:m", 6, Target::audience(Audience::Everyone)),
+        ],
+    );
+    assert_eq!(seqs(&read_frame(&mut claims_c).await.1), [6]);
+}
+
+#[tokio::test]
 async fn compressed_and_plain_sockets_share_one_selection() {
     let hub = hub();
     let room: Arc<str> = Arc::from("video:3");

@@ -189,6 +189,7 @@ pub async fn upgrade(req: &Request, state: Data<&Arc<State>>) -> Response {
             now,
             permit,
         );
+        conn.set_moderates(&identity.moderates);
         session::run(state, conn, identity, client, early).await;
     });
     let mut resp = Response::builder()

@@ -205,6 +205,11 @@ impl TestApp {
         WsClient::connect(&url).await
     }
 
+    /// Connects a socket with `token`, waiting for `welcome`.
+    pub async fn ws_token(&self, token: &str) -> WsClient {
+        WsClient::connect(&format!("{}?access_token={token}", self.ws_base)).await
+    }
+
     /// Reads `/metrics` and returns the value of one sample line.
     pub async fn metric(&self, sample: &str) -> f64 {
         let text = self

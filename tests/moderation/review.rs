@@ -314,6 +314,86 @@ async fn a_shadow_banned_users_comments_reach_only_them_across_the_whole_read_su
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mod_claim_moderator_sees_hidden_comments_live_until_a_refresh_drops_the_claim() {
+    let app = app().await;
+    for sub in ["sam", "mel"] {
+        let (status, body) = call(
+            &app,
+            Method::PUT,
+            "/api/moderation/shadow-bans",
+            Some("key"),
+            Some(json!({"sub": sub, "video": "ma", "seconds": 600})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let sam = app.token("sam", Role::Free);
+    let mel = app.token("mel", Role::Member);
+    let cal = app.token("cal", Role::Free);
+    // A moderator of `ma` by claim only (no stored grant), a moderator of another video
+    // by claim, and one whose claim names `ma` but who cannot read members-only.
+    let subscribe = |token: String| {
+        let app = &app;
+        async move {
+            let mut ws = app.ws_token(&token).await;
+            let reply = ws.subscribe("video:ma").await;
+            assert_eq!(reply["ok"], true, "{reply}");
+            ws
+        }
+    };
+    let mut cm = subscribe(app.token_mod("cm", Role::Free, &["ma"])).await;
+    let mut co = subscribe(app.token_mod("co", Role::Member, &["mb"])).await;
+    let mut cv = subscribe(app.token_mod("cv", Role::Member, &["ma"])).await;
+    let (status, reply) = post(&app, &sam, "ma", "shadow by claim").await;
+    assert_eq!(status, 201, "{reply}");
+    let (status, reply) = call(
+        &app,
+        Method::POST,
+        "/api/videos/ma/danmaku",
+        Some(&mel),
+        Some(json!({"text": "members shadow", "time": 1.0, "audience": "members"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{reply}");
+    posted(&app, &cal, "ma", "claim control").await;
+    let (before, got) = until_text(&mut cm, "shadow by claim").await;
+    assert_eq!(got["data"]["state"], "shadow", "{got}");
+    assert!(before.iter().all(|f| f["type"] != "danmaku"), "{before:?}");
+    let (before, _) = until_text(&mut cm, "claim control").await;
+    assert!(
+        !carries(&before, "members shadow"),
+        "a free moderator got a members-only comment: {before:?}"
+    );
+    for text in ["shadow by claim", "members shadow"] {
+        let (_, got) = until_text(&mut cv, text).await;
+        assert_eq!(got["data"]["state"], "shadow", "{got}");
+    }
+    let (before, _) = until_text(&mut co, "claim control").await;
+    assert!(
+        !carries(&before, "shadow"),
+        "leaked to another video's moderator: {before:?}"
+    );
+
+    // A refresh to a token without the claim: no more marked copies on that socket.
+    let reply = cm
+        .request(json!({"op": "refresh", "token": app.token("cm", Role::Free)}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    posted(&app, &sam, "ma", "shadow after refresh").await;
+    posted(&app, &cal, "ma", "control after refresh").await;
+    let (before, _) = until_text(&mut cm, "control after refresh").await;
+    assert!(!carries(&before, "shadow after refresh"), "{before:?}");
+    // And a refresh that grants the claim brings them back.
+    let reply = cm
+        .request(json!({"op": "refresh", "token": app.token_mod("cm", Role::Free, &["ma"])}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    posted(&app, &sam, "ma", "shadow after regrant").await;
+    let (_, got) = until_text(&mut cm, "shadow after regrant").await;
+    assert_eq!(got["data"]["state"], "shadow", "{got}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_comments_wait_for_review_then_go_live_at_their_time_or_vanish() {
     let app = app().await;
     let (status, body) = app

@@ -335,10 +335,9 @@ impl RedisBus {
             let ok = since.epoch == joined.epoch && since.seq <= upto && reaches && whole;
             joined.recovered = Some(ok);
             if ok {
-                let sub = join.conn.sub.clone();
                 replay = events
                     .into_iter()
-                    .filter(|(_, _, target, _)| target.admits(join.role, &sub))
+                    .filter(|(_, _, target, _)| target.admits(join.role, join.conn, join.channel))
                     .map(|(.., frame)| frame)
                     .collect();
             }

@@ -47,6 +47,7 @@ pub fn finish(s: &mut Session, id: Option<Value>, result: Result<Arc<Identity>, 
     let (from, to) = (s.identity.role, new.role);
     s.identity = new;
     s.conn.set_token_expiry(s.identity.exp.unwrap_or(0));
+    s.conn.set_moderates(&s.identity.moderates);
     if from != to {
         s.conn.set_role(to);
         s.state.metrics.conn_role_changed(from, to);
