@@ -419,6 +419,29 @@ async fn block_rules_a_shadow_ban_and_a_hold_rule_set_on_node_a_apply_on_node_b_
     let t = start.elapsed();
     assert!(t < BOUND, "the shadow ban applied on B after {t:?}");
     times.push(t);
+    // A shadowed comment posted through B reaches a moderator by `mod` claim watching
+    // through A, marked, and not a viewer watching through A.
+    let mut cm = a.ws_token(&a.token_mod("cm", Role::Free, &["hv"])).await;
+    let mut viewer = a.ws_as("vv", Role::Free).await;
+    for ws in [&mut cm, &mut viewer] {
+        let reply = ws.subscribe("video:hv").await;
+        assert_eq!(reply["ok"], true, "{reply}");
+    }
+    post_text(&b, &fan, "hv", "shadow across").await;
+    post_text(&b, &b.token("ctl", Role::Free), "hv", "control across").await;
+    let (_, got) = cm
+        .until(|v| v["type"] == "danmaku" && v["data"]["text"] == "shadow across")
+        .await;
+    assert_eq!(got["data"]["state"], "shadow", "{got}");
+    let (before, _) = viewer
+        .until(|v| v["type"] == "danmaku" && v["data"]["text"] == "control across")
+        .await;
+    assert!(
+        !before
+            .iter()
+            .any(|f| f.to_string().contains("shadow across")),
+        "{before:?}"
+    );
 
     // A hold rule set through A holds a free poster on B; the comment approved through
     // B shows in history read through A.
