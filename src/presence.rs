@@ -154,13 +154,19 @@ impl Rooms<'_> {
 
 /// Records a room's state and says whether it changed, so this node tells the change:
 /// the bus's shared record on a cluster; on one node (no shared record), `alone`, what
-/// this node's own view says.
+/// this node's own view says. A failure is logged as a warning when this node saw a
+/// change (`alone`); the every-tick re-assertions of an occupied room only log at debug,
+/// so a bus outage does not log each room every tick.
 async fn recorded(bus: &dyn Bus, channel: &str, occupied: bool, alone: bool) -> bool {
     match bus.room_state(channel, occupied).await {
         Ok(Some(changed)) => changed,
         Ok(None) => alone,
-        Err(e) => {
+        Err(e) if alone => {
             tracing::warn!(channel, error = %e, "room state not recorded: its webhook event is skipped");
+            false
+        }
+        Err(e) => {
+            tracing::debug!(channel, error = %e, "room state not re-asserted");
             false
         }
     }
