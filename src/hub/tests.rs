@@ -198,7 +198,7 @@ async fn marked_copies_reach_listed_users_and_claim_moderators_of_the_room_once(
     let room: Arc<str> = Arc::from("video:m");
     let (listed, mut listed_c) = socket(&hub, "mo", Role::Free, false).await;
     let (claims, mut claims_c) = socket(&hub, "cm", Role::Free, false).await;
-    claims.set_moderates(&[Arc::from("m")]);
+    claims.set_moderates(&[Arc::from("m"), Arc::from("m2")]);
     let (both, mut both_c) = socket(&hub, "mo2", Role::Free, false).await;
     both.set_moderates(&[Arc::from("m")]);
     let (elsewhere, mut elsewhere_c) = socket(&hub, "co", Role::Free, false).await;
@@ -230,13 +230,16 @@ async fn marked_copies_reach_listed_users_and_claim_moderators_of_the_room_once(
     assert_eq!(seqs(&read_frame(&mut both_c).await.1), [1, 2, 3]);
     assert_eq!(seqs(&read_frame(&mut elsewhere_c).await.1), [2]);
     assert_eq!(seqs(&read_frame(&mut viewer_c).await.1), [2]);
-    // A refresh that drops the claim: the socket is a viewer again.
+    // A refresh that drops the claim: the socket is a viewer again (in a second room,
+    // whose first event flushes at once: the first room's window is open after its pass).
+    let second: Arc<str> = Arc::from("video:m2");
+    hub.subscribe(&claims, &second, Role::Free);
     claims.set_moderates(&[]);
     deliver_batch(
         &hub,
         vec![
-            event("video:m", 5, marked()),
-            event("video:m", 6, Target::audience(Audience::Everyone)),
+            event("video:m2", 5, marked()),
+            event("video:m2", 6, Target::audience(Audience::Everyone)),
         ],
     );
     assert_eq!(seqs(&read_frame(&mut claims_c).await.1), [6]);
