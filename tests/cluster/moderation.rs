@@ -535,18 +535,7 @@ async fn each_webhook_event_of_a_cluster_is_delivered_once_whichever_node_saw_it
     // B learns of the webhook from the store (its mirror syncs every 250 ms): wait until
     // a comment posted through B is queued.
     let fan = b.token("fan", Role::Free);
-    let delivered = || {
-        let r = receiver.clone();
-        move |event: &str| {
-            r.attempts
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|a| a.4 && a.0 == event)
-                .count()
-        }
-    };
-    let count = delivered();
+    let count = |event: &str| receiver.delivered(event);
     took("a comment on B to be delivered", || async {
         post_text(&b, &fan, "wh", "from b").await;
         count("danmaku.posted") > 0
@@ -658,15 +647,7 @@ async fn room_events_keep_the_shared_record_whichever_of_them_is_subscribed() {
             )
             .await;
             assert_eq!(status, 201, "{created}");
-            move |event: &str| {
-                receiver
-                    .attempts
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .filter(|a| a.4 && a.0 == event)
-                    .count()
-            }
+            move |event: &str| receiver.delivered(event)
         }
     };
     // Only room.vacated subscribed: the record must still learn that the room filled,
